@@ -1,0 +1,75 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// SIMD8<Float> only becomes AVX2/FMA code when the compiler may target such a CPU; the baseline x86-64 target
+// turns every fused multiply-add into a libm call (0.7 GFLOP/s instead of ~100). See DESIGN.md §4.
+#if arch(x86_64)
+let fastSIMD: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let fastSIMD: [SwiftSetting] = []
+#endif
+
+let package = Package(
+    name: "pgan",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "ParallelTensor", targets: ["ParallelTensor"]),
+        .library(name: "DCGANParallel", targets: ["DCGANParallel"]),
+        .executable(name: "pgan", targets: ["pgan"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CHwloc",
+            pkgConfig: "hwloc",
+            providers: [.apt(["libhwloc-dev"]), .brew(["hwloc"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
+        .target(
+            name: "ParallelTensor",
+            dependencies: ["CHwloc", .product(name: "Atomics", package: "swift-atomics")],
+            swiftSettings: fastSIMD
+        ),
+        .target(
+            name: "DCGANParallel",
+            dependencies: ["ParallelTensor", "CZlib"],
+            resources: [.copy("Resources/mnist-train-zeros.idx3-ubyte.gz")],
+            swiftSettings: fastSIMD
+        ),
+        .executableTarget(
+            name: "pgan",
+            dependencies: ["DCGANParallel", "ParallelTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: fastSIMD
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["ParallelTensor"],
+            path: "Tests/TestSupport",
+            swiftSettings: fastSIMD
+        ),
+        .testTarget(
+            name: "ParallelTensorTests",
+            dependencies: ["ParallelTensor", "TestSupport"],
+            swiftSettings: fastSIMD
+        ),
+        .testTarget(
+            name: "DCGANParallelTests",
+            dependencies: ["DCGANParallel", "ParallelTensor", "TestSupport"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: fastSIMD
+        ),
+        .testTarget(
+            name: "pganTests",
+            dependencies: ["pgan", "TestSupport"],
+            swiftSettings: fastSIMD
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

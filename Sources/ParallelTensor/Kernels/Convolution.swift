@@ -1,0 +1,291 @@
+/// The geometry of a 2-D convolution over NHWC images: sizes, stride and the zero padding before the first row and
+/// column. Padding after is implied by the output size.
+///
+/// Weights are Keras Conv2D kernels, (kernelHeight, kernelWidth, inputChannels, outputChannels) row-major, which is
+/// exactly the K×N right-hand matrix of the im2col GEMM (K = kernelHeight·kernelWidth·inputChannels).
+public struct ConvolutionGeometry: Hashable, Sendable {
+    public var inputHeight: Int
+    public var inputWidth: Int
+    public var inputChannels: Int
+    public var outputChannels: Int
+    public var kernelHeight: Int
+    public var kernelWidth: Int
+    public var strideY: Int
+    public var strideX: Int
+    public var padTop: Int
+    public var padLeft: Int
+    public var outputHeight: Int
+    public var outputWidth: Int
+
+    public init(inputHeight: Int, inputWidth: Int, inputChannels: Int, outputChannels: Int,
+                kernelHeight: Int, kernelWidth: Int, strideY: Int, strideX: Int,
+                padTop: Int, padLeft: Int, outputHeight: Int, outputWidth: Int) {
+        self.inputHeight = inputHeight
+        self.inputWidth = inputWidth
+        self.inputChannels = inputChannels
+        self.outputChannels = outputChannels
+        self.kernelHeight = kernelHeight
+        self.kernelWidth = kernelWidth
+        self.strideY = strideY
+        self.strideX = strideX
+        self.padTop = padTop
+        self.padLeft = padLeft
+        self.outputHeight = outputHeight
+        self.outputWidth = outputWidth
+    }
+
+    /// Keras/TensorFlow "same" padding: ceil(n/s) outputs; total padding max((out−1)·s + k − n, 0), half of it
+    /// (rounded down) before and the rest after — asymmetric for 5×5 stride 2 on even sizes (1 before, 2 after).
+    public static func same(inputHeight: Int, inputWidth: Int, inputChannels: Int, outputChannels: Int,
+                            kernelSize: Int, stride: Int) -> ConvolutionGeometry {
+        func along(_ n: Int) -> (output: Int, before: Int) {
+            let output = (n + stride - 1) / stride
+            let total = max((output - 1) * stride + kernelSize - n, 0)
+            return (output, total / 2)
+        }
+        let vertical = along(inputHeight), horizontal = along(inputWidth)
+        return ConvolutionGeometry(inputHeight: inputHeight, inputWidth: inputWidth, inputChannels: inputChannels,
+                                   outputChannels: outputChannels, kernelHeight: kernelSize, kernelWidth: kernelSize,
+                                   strideY: stride, strideX: stride, padTop: vertical.before, padLeft: horizontal.before,
+                                   outputHeight: vertical.output, outputWidth: horizontal.output)
+    }
+
+    /// "valid" padding: no padding, floor((n − k)/s) + 1 outputs.
+    public static func valid(inputHeight: Int, inputWidth: Int, inputChannels: Int, outputChannels: Int,
+                             kernelSize: Int, stride: Int) -> ConvolutionGeometry {
+        ConvolutionGeometry(inputHeight: inputHeight, inputWidth: inputWidth, inputChannels: inputChannels,
+                            outputChannels: outputChannels, kernelHeight: kernelSize, kernelWidth: kernelSize,
+                            strideY: stride, strideX: stride, padTop: 0, padLeft: 0,
+                            outputHeight: (inputHeight - kernelSize) / stride + 1,
+                            outputWidth: (inputWidth - kernelSize) / stride + 1)
+    }
+
+    /// Depth of one im2col row: kernelHeight · kernelWidth · inputChannels.
+    public var patchSize: Int { kernelHeight * kernelWidth * inputChannels }
+    public var inputElementsPerImage: Int { inputHeight * inputWidth * inputChannels }
+    public var outputPixelsPerImage: Int { outputHeight * outputWidth }
+    public var outputElementsPerImage: Int { outputHeight * outputWidth * outputChannels }
+    public var weightCount: Int { patchSize * outputChannels }
+    /// Multiply-adds of one image's forward pass (padding taps included, as frameworks count them).
+    public var multiplyAddsPerImage: Int { outputPixelsPerImage * patchSize * outputChannels }
+}
+
+/// Conv2D on NHWC batches by im2col + GEMM. Images are processed in chunks whose im2col matrix fits the workspace
+/// scratch area, so memory stays bounded for any batch.
+public enum Convolution {
+    /// How many images' im2col rows fit into `budget` floats (at least one).
+    static func imagesPerChunk(_ geometry: ConvolutionGeometry, budget: Int) -> Int {
+        max(1, budget / (geometry.outputPixelsPerImage * geometry.patchSize))
+    }
+
+    static let scratchBudget = 1 << 18
+
+    /// Writes the im2col matrix of `images` images: one row per output pixel (n, oy, ox), row-major, each row the
+    /// patch (ky, kx, c) with zeros where it reaches into the padding.
+    public static func im2col(_ geometry: ConvolutionGeometry, images: Int, input: UnsafePointer<Float>,
+                              columns: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        let channels = g.inputChannels
+        var row = columns
+        for n in 0..<images {
+            let image = input + n * g.inputElementsPerImage
+            for oy in 0..<g.outputHeight {
+                for ox in 0..<g.outputWidth {
+                    for ky in 0..<g.kernelHeight {
+                        let iy = oy * g.strideY + ky - g.padTop
+                        let destination = row + ky * g.kernelWidth * channels
+                        if iy < 0 || iy >= g.inputHeight {
+                            destination.update(repeating: 0, count: g.kernelWidth * channels)
+                            continue
+                        }
+                        for kx in 0..<g.kernelWidth {
+                            let ix = ox * g.strideX + kx - g.padLeft
+                            if ix < 0 || ix >= g.inputWidth {
+                                (destination + kx * channels).update(repeating: 0, count: channels)
+                            } else {
+                                (destination + kx * channels).update(
+                                    from: image + (iy * g.inputWidth + ix) * channels, count: channels)
+                            }
+                        }
+                    }
+                    row += g.patchSize
+                }
+            }
+        }
+    }
+
+    /// Adds each im2col row back onto the image pixels it was read from (the adjoint of `im2col`).
+    public static func col2imAdd(_ geometry: ConvolutionGeometry, images: Int, columns: UnsafePointer<Float>,
+                                 input: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        let channels = g.inputChannels
+        var row = columns
+        for n in 0..<images {
+            let image = input + n * g.inputElementsPerImage
+            for oy in 0..<g.outputHeight {
+                for ox in 0..<g.outputWidth {
+                    for ky in 0..<g.kernelHeight {
+                        let iy = oy * g.strideY + ky - g.padTop
+                        if iy < 0 || iy >= g.inputHeight { continue }
+                        for kx in 0..<g.kernelWidth {
+                            let ix = ox * g.strideX + kx - g.padLeft
+                            if ix < 0 || ix >= g.inputWidth { continue }
+                            Elementwise.add(row + (ky * g.kernelWidth + kx) * channels,
+                                            into: image + (iy * g.inputWidth + ix) * channels, count: channels)
+                        }
+                    }
+                    row += g.patchSize
+                }
+            }
+        }
+    }
+
+    /// output (n, OH, OW, Cout) = conv(input (n, H, W, Cin), weights (kh, kw, Cin, Cout)); no bias.
+    public static func forward(_ geometry: ConvolutionGeometry, batch: Int, input: UnsafePointer<Float>,
+                               weights: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                               workspace: KernelWorkspace) {
+        let g = geometry
+        let chunk = imagesPerChunk(g, budget: scratchBudget)
+        let columns = workspace.scratch(atLeast: min(chunk, batch) * g.outputPixelsPerImage * g.patchSize)
+        var first = 0
+        while first < batch {
+            let images = min(chunk, batch - first)
+            im2col(g, images: images, input: input + first * g.inputElementsPerImage, columns: columns)
+            GEMM.multiply(rows: images * g.outputPixelsPerImage, columns: g.outputChannels, depth: g.patchSize,
+                          a: .rowMajor(columns, columns: g.patchSize), b: .rowMajor(weights, columns: g.outputChannels),
+                          c: output + first * g.outputElementsPerImage, ldc: g.outputChannels,
+                          accumulate: false, workspace: workspace)
+            first += images
+        }
+    }
+
+    /// inputGradient (n, H, W, Cin) = ∂loss/∂input given outputGradient (n, OH, OW, Cout). Overwrites.
+    public static func backwardData(_ geometry: ConvolutionGeometry, batch: Int, outputGradient: UnsafePointer<Float>,
+                                    weights: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>,
+                                    workspace: KernelWorkspace) {
+        let g = geometry
+        inputGradient.update(repeating: 0, count: batch * g.inputElementsPerImage)
+        let chunk = imagesPerChunk(g, budget: scratchBudget)
+        let columns = workspace.scratch(atLeast: min(chunk, batch) * g.outputPixelsPerImage * g.patchSize)
+        var first = 0
+        while first < batch {
+            let images = min(chunk, batch - first)
+            GEMM.multiply(rows: images * g.outputPixelsPerImage, columns: g.patchSize, depth: g.outputChannels,
+                          a: .rowMajor(outputGradient + first * g.outputElementsPerImage, columns: g.outputChannels),
+                          b: .transposed(weights, columns: g.outputChannels),
+                          c: columns, ldc: g.patchSize, accumulate: false, workspace: workspace)
+            col2imAdd(g, images: images, columns: columns, input: inputGradient + first * g.inputElementsPerImage)
+            first += images
+        }
+    }
+
+    /// weightGradient (kh, kw, Cin, Cout) = (or +=) ∂loss/∂weights.
+    public static func backwardWeights(_ geometry: ConvolutionGeometry, batch: Int, input: UnsafePointer<Float>,
+                                       outputGradient: UnsafePointer<Float>,
+                                       weightGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
+                                       workspace: KernelWorkspace) {
+        let g = geometry
+        if batch == 0 {
+            if !accumulate { weightGradient.update(repeating: 0, count: g.weightCount) }
+            return
+        }
+        let chunk = imagesPerChunk(g, budget: scratchBudget)
+        let columns = workspace.scratch(atLeast: min(chunk, batch) * g.outputPixelsPerImage * g.patchSize)
+        var first = 0
+        while first < batch {
+            let images = min(chunk, batch - first)
+            im2col(g, images: images, input: input + first * g.inputElementsPerImage, columns: columns)
+            GEMM.multiply(rows: g.patchSize, columns: g.outputChannels, depth: images * g.outputPixelsPerImage,
+                          a: .transposed(columns, columns: g.patchSize),
+                          b: .rowMajor(outputGradient + first * g.outputElementsPerImage, columns: g.outputChannels),
+                          c: weightGradient, ldc: g.outputChannels, accumulate: accumulate || first > 0,
+                          workspace: workspace)
+            first += images
+        }
+    }
+}
+
+/// Conv2DTranspose with Keras "same" semantics: output = input × stride, computed as the exact adjoint (gradient
+/// with respect to its input) of a "same" Conv2D that maps the output size back to the input size.
+///
+/// Weights are Keras Conv2DTranspose kernels, (kh, kw, outputChannels, inputChannels) row-major: the same memory as
+/// the adjoint Conv2D's (kh, kw, Cin_conv, Cout_conv) kernel, so no transposition is needed.
+public struct TransposedConvolutionGeometry: Hashable, Sendable {
+    /// The Conv2D whose input gradient this layer computes: its input is our output and its output our input.
+    public let adjoint: ConvolutionGeometry
+
+    public init(adjoint: ConvolutionGeometry) { self.adjoint = adjoint }
+
+    public static func same(inputHeight: Int, inputWidth: Int, inputChannels: Int, outputChannels: Int,
+                            kernelSize: Int, stride: Int) -> TransposedConvolutionGeometry {
+        TransposedConvolutionGeometry(adjoint: .same(
+            inputHeight: inputHeight * stride, inputWidth: inputWidth * stride, inputChannels: outputChannels,
+            outputChannels: inputChannels, kernelSize: kernelSize, stride: stride))
+    }
+
+    public var inputHeight: Int { adjoint.outputHeight }
+    public var inputWidth: Int { adjoint.outputWidth }
+    public var inputChannels: Int { adjoint.outputChannels }
+    public var outputHeight: Int { adjoint.inputHeight }
+    public var outputWidth: Int { adjoint.inputWidth }
+    public var outputChannels: Int { adjoint.inputChannels }
+    public var inputElementsPerImage: Int { adjoint.outputElementsPerImage }
+    public var outputElementsPerImage: Int { adjoint.inputElementsPerImage }
+    public var weightCount: Int { adjoint.weightCount }
+    public var multiplyAddsPerImage: Int { adjoint.multiplyAddsPerImage }
+}
+
+public enum TransposedConvolution {
+    /// output (n, H·s, W·s, Cout) from input (n, H, W, Cin); no bias. Overwrites output.
+    public static func forward(_ geometry: TransposedConvolutionGeometry, batch: Int, input: UnsafePointer<Float>,
+                               weights: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                               workspace: KernelWorkspace) {
+        Convolution.backwardData(geometry.adjoint, batch: batch, outputGradient: input, weights: weights,
+                                 inputGradient: output, workspace: workspace)
+    }
+
+    public static func backwardData(_ geometry: TransposedConvolutionGeometry, batch: Int,
+                                    outputGradient: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                                    inputGradient: UnsafeMutablePointer<Float>, workspace: KernelWorkspace) {
+        Convolution.forward(geometry.adjoint, batch: batch, input: outputGradient, weights: weights,
+                            output: inputGradient, workspace: workspace)
+    }
+
+    public static func backwardWeights(_ geometry: TransposedConvolutionGeometry, batch: Int,
+                                       input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                                       weightGradient: UnsafeMutablePointer<Float>, accumulate: Bool,
+                                       workspace: KernelWorkspace) {
+        Convolution.backwardWeights(geometry.adjoint, batch: batch, input: outputGradient, outputGradient: input,
+                                    weightGradient: weightGradient, accumulate: accumulate, workspace: workspace)
+    }
+}
+
+/// Fully connected layer on row-major batches: output (n, out) = input (n, in) · weights (in, out) — the Keras Dense
+/// kernel layout.
+public enum Dense {
+    public static func forward(batch: Int, inputSize: Int, outputSize: Int, input: UnsafePointer<Float>,
+                               weights: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                               workspace: KernelWorkspace) {
+        GEMM.multiply(rows: batch, columns: outputSize, depth: inputSize, a: .rowMajor(input, columns: inputSize),
+                      b: .rowMajor(weights, columns: outputSize), c: output, ldc: outputSize, accumulate: false,
+                      workspace: workspace)
+    }
+
+    /// inputGradient (n, in) = outputGradient (n, out) · weightsᵀ. Overwrites.
+    public static func backwardData(batch: Int, inputSize: Int, outputSize: Int, outputGradient: UnsafePointer<Float>,
+                                    weights: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>,
+                                    workspace: KernelWorkspace) {
+        GEMM.multiply(rows: batch, columns: inputSize, depth: outputSize,
+                      a: .rowMajor(outputGradient, columns: outputSize), b: .transposed(weights, columns: outputSize),
+                      c: inputGradient, ldc: inputSize, accumulate: false, workspace: workspace)
+    }
+
+    /// weightGradient (in, out) = (or +=) inputᵀ · outputGradient.
+    public static func backwardWeights(batch: Int, inputSize: Int, outputSize: Int, input: UnsafePointer<Float>,
+                                       outputGradient: UnsafePointer<Float>, weightGradient: UnsafeMutablePointer<Float>,
+                                       accumulate: Bool, workspace: KernelWorkspace) {
+        GEMM.multiply(rows: inputSize, columns: outputSize, depth: batch, a: .transposed(input, columns: inputSize),
+                      b: .rowMajor(outputGradient, columns: outputSize), c: weightGradient, ldc: outputSize,
+                      accumulate: accumulate, workspace: workspace)
+    }
+}

@@ -1,0 +1,247 @@
+/// A read-only matrix seen through strides: element (row, column) is `base[row * rowStride + column * columnStride]`.
+/// A row-major M×K matrix has strides (K, 1); its transpose, read as K×M, has strides (1, K). Transposes therefore
+/// cost nothing: GEMM's packing step reads any stride pattern into its contiguous panels.
+public struct MatrixOperand {
+    public let base: UnsafePointer<Float>
+    public let rowStride: Int
+    public let columnStride: Int
+
+    @inlinable
+    public init(base: UnsafePointer<Float>, rowStride: Int, columnStride: Int) {
+        self.base = base
+        self.rowStride = rowStride
+        self.columnStride = columnStride
+    }
+
+    /// A row-major matrix with `columns` columns.
+    @inlinable
+    public static func rowMajor(_ base: UnsafePointer<Float>, columns: Int) -> MatrixOperand {
+        MatrixOperand(base: base, rowStride: columns, columnStride: 1)
+    }
+
+    /// The transpose of a row-major matrix that has `columns` columns (so the view has `columns` rows).
+    @inlinable
+    public static func transposed(_ base: UnsafePointer<Float>, columns: Int) -> MatrixOperand {
+        MatrixOperand(base: base, rowStride: 1, columnStride: columns)
+    }
+
+    @inlinable
+    public subscript(row: Int, column: Int) -> Float { base[row * rowStride + column * columnStride] }
+}
+
+/// Packing buffers for one thread's GEMMs, plus a scratch area for im2col. Owned per shard and reused across steps
+/// so that no step allocates; the scratch area grows (once) when a larger layer first asks for more.
+public final class KernelWorkspace: @unchecked Sendable {
+    let packedA: UnsafeMutablePointer<Float>
+    let packedB: UnsafeMutablePointer<Float>
+    public private(set) var scratch: AlignedBuffer
+
+    public init(scratchCount: Int = 1 << 16) {
+        packedA = Self.allocate(GEMM.blockM * GEMM.blockK)
+        packedB = Self.allocate(GEMM.blockN * GEMM.blockK)
+        scratch = AlignedBuffer(count: scratchCount)
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(packedA).deallocate()
+        UnsafeMutableRawPointer(packedB).deallocate()
+    }
+
+    /// Returns a scratch area of at least `count` floats (its contents are undefined).
+    public func scratch(atLeast count: Int) -> UnsafeMutablePointer<Float> {
+        if scratch.count < count { scratch = AlignedBuffer(count: count) }
+        return scratch.pointer
+    }
+
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: AlignedBuffer.alignment)
+            .bindMemory(to: Float.self, capacity: count)
+    }
+}
+
+/// Single-threaded SGEMM: `C = A·B` or `C += A·B`, with A M×K and B K×N given as strided views and C row-major with
+/// leading dimension `ldc`.
+///
+/// The Goto/BLIS scheme: B is packed into K-blocks of 16-column panels, A into 6-row panels, and a 6×16 micro-kernel
+/// keeps its tile in 12 `SIMD8<Float>` registers, issuing two FMAs per loaded A value. Edges are handled by packing
+/// zeros and writing the valid part of the tile. The summation order of each C element depends only on (M, N, K),
+/// never on which thread runs it: the parity contract relies on that.
+public enum GEMM {
+    public static let microRows = 6
+    public static let microColumns = 16
+    static let blockK = 256
+    static let blockM = 96
+    static let blockN = 1024
+
+    public static func multiply(
+        rows m: Int, columns n: Int, depth k: Int,
+        a: MatrixOperand, b: MatrixOperand,
+        c: UnsafeMutablePointer<Float>, ldc: Int,
+        accumulate: Bool, workspace: KernelWorkspace
+    ) {
+        guard m > 0, n > 0 else { return }
+        guard k > 0 else {
+            if !accumulate { for row in 0..<m { (c + row * ldc).update(repeating: 0, count: n) } }
+            return
+        }
+        var jc = 0
+        while jc < n {
+            let nb = min(blockN, n - jc)
+            var pc = 0
+            while pc < k {
+                let kb = min(blockK, k - pc)
+                packB(b, rowOffset: pc, columnOffset: jc, depth: kb, columns: nb, into: workspace.packedB)
+                let addToC = accumulate || pc > 0
+                var ic = 0
+                while ic < m {
+                    let mb = min(blockM, m - ic)
+                    packA(a, rowOffset: ic, columnOffset: pc, rows: mb, depth: kb, into: workspace.packedA)
+                    var jr = 0
+                    while jr < nb {
+                        let panelColumns = min(microColumns, nb - jr)
+                        let bPanel = workspace.packedB + jr * kb
+                        var ir = 0
+                        while ir < mb {
+                            let panelRows = min(microRows, mb - ir)
+                            let cTile = c + (ic + ir) * ldc + jc + jr
+                            microKernel(depth: kb, a: workspace.packedA + ir * kb, b: bPanel, c: cTile, ldc: ldc,
+                                        rows: panelRows, columns: panelColumns, accumulate: addToC)
+                            ir += microRows
+                        }
+                        jr += microColumns
+                    }
+                    ic += blockM
+                }
+                pc += blockK
+            }
+            jc += blockN
+        }
+    }
+
+    /// Packs rows [rowOffset, rowOffset+rows) × depth [columnOffset, +depth) of A into 6-row panels, each stored
+    /// depth-major (6 consecutive floats per k), rows past the end padded with zeros.
+    @inline(__always)
+    static func packA(_ a: MatrixOperand, rowOffset: Int, columnOffset: Int, rows: Int, depth: Int,
+                      into packed: UnsafeMutablePointer<Float>) {
+        var destination = packed
+        var panelStart = 0
+        while panelStart < rows {
+            let valid = min(microRows, rows - panelStart)
+            let origin = a.base + (rowOffset + panelStart) * a.rowStride + columnOffset * a.columnStride
+            if valid == microRows && a.rowStride == 1 {
+                for p in 0..<depth {
+                    let source = origin + p * a.columnStride
+                    for r in 0..<microRows { destination[r] = source[r] }
+                    destination += microRows
+                }
+            } else {
+                for p in 0..<depth {
+                    let source = origin + p * a.columnStride
+                    for r in 0..<valid { destination[r] = source[r * a.rowStride] }
+                    for r in valid..<microRows { destination[r] = 0 }
+                    destination += microRows
+                }
+            }
+            panelStart += microRows
+        }
+    }
+
+    /// Packs depth [rowOffset, +depth) × columns [columnOffset, +columns) of B into 16-column panels, each stored
+    /// depth-major (16 consecutive floats per k), columns past the end padded with zeros.
+    @inline(__always)
+    static func packB(_ b: MatrixOperand, rowOffset: Int, columnOffset: Int, depth: Int, columns: Int,
+                      into packed: UnsafeMutablePointer<Float>) {
+        var destination = packed
+        var panelStart = 0
+        while panelStart < columns {
+            let valid = min(microColumns, columns - panelStart)
+            let origin = b.base + rowOffset * b.rowStride + (columnOffset + panelStart) * b.columnStride
+            if valid == microColumns && b.columnStride == 1 {
+                for p in 0..<depth {
+                    let source = UnsafeRawPointer(origin + p * b.rowStride)
+                    let raw = UnsafeMutableRawPointer(destination)
+                    raw.storeBytes(of: source.loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+                    raw.storeBytes(of: source.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self),
+                                   toByteOffset: 32, as: SIMD8<Float>.self)
+                    destination += microColumns
+                }
+            } else {
+                for p in 0..<depth {
+                    let source = origin + p * b.rowStride
+                    for j in 0..<valid { destination[j] = source[j * b.columnStride] }
+                    for j in valid..<microColumns { destination[j] = 0 }
+                    destination += microColumns
+                }
+            }
+            panelStart += microColumns
+        }
+    }
+
+    /// The 6×16 register tile: for each k, two SIMD8 loads of B, six broadcasts of A and twelve FMAs.
+    @inline(__always)
+    static func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                            c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, accumulate: Bool) {
+        var c00 = SIMD8<Float>(), c01 = SIMD8<Float>()
+        var c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
+        var c20 = SIMD8<Float>(), c21 = SIMD8<Float>()
+        var c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
+        var c40 = SIMD8<Float>(), c41 = SIMD8<Float>()
+        var c50 = SIMD8<Float>(), c51 = SIMD8<Float>()
+        var ap = a
+        var bp = UnsafeRawPointer(b)
+        for _ in 0..<depth {
+            let b0 = bp.loadUnaligned(as: SIMD8<Float>.self)
+            let b1 = bp.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+            var broadcast = SIMD8<Float>(repeating: ap[0])
+            c00 = c00.addingProduct(broadcast, b0); c01 = c01.addingProduct(broadcast, b1)
+            broadcast = SIMD8<Float>(repeating: ap[1])
+            c10 = c10.addingProduct(broadcast, b0); c11 = c11.addingProduct(broadcast, b1)
+            broadcast = SIMD8<Float>(repeating: ap[2])
+            c20 = c20.addingProduct(broadcast, b0); c21 = c21.addingProduct(broadcast, b1)
+            broadcast = SIMD8<Float>(repeating: ap[3])
+            c30 = c30.addingProduct(broadcast, b0); c31 = c31.addingProduct(broadcast, b1)
+            broadcast = SIMD8<Float>(repeating: ap[4])
+            c40 = c40.addingProduct(broadcast, b0); c41 = c41.addingProduct(broadcast, b1)
+            broadcast = SIMD8<Float>(repeating: ap[5])
+            c50 = c50.addingProduct(broadcast, b0); c51 = c51.addingProduct(broadcast, b1)
+            ap += microRows
+            bp += microColumns * 4
+        }
+        if rows == microRows && columns == microColumns {
+            store(c00, c01, to: c, accumulate: accumulate)
+            store(c10, c11, to: c + ldc, accumulate: accumulate)
+            store(c20, c21, to: c + 2 * ldc, accumulate: accumulate)
+            store(c30, c31, to: c + 3 * ldc, accumulate: accumulate)
+            store(c40, c41, to: c + 4 * ldc, accumulate: accumulate)
+            store(c50, c51, to: c + 5 * ldc, accumulate: accumulate)
+            return
+        }
+        // Edge tile: spill the registers to the stack and write only the valid part.
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * microRows) { tile in
+            tile[0] = c00; tile[1] = c01; tile[2] = c10; tile[3] = c11; tile[4] = c20; tile[5] = c21
+            tile[6] = c30; tile[7] = c31; tile[8] = c40; tile[9] = c41; tile[10] = c50; tile[11] = c51
+            let values = UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self)
+            for r in 0..<rows {
+                let row = c + r * ldc
+                let source = values + r * microColumns
+                for j in 0..<columns { row[j] = accumulate ? row[j] + source[j] : source[j] }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func store(_ low: SIMD8<Float>, _ high: SIMD8<Float>, to c: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let raw = UnsafeMutableRawPointer(c)
+        if accumulate {
+            raw.storeBytes(of: raw.loadUnaligned(as: SIMD8<Float>.self) + low, as: SIMD8<Float>.self)
+            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self) + high,
+                           toByteOffset: 32, as: SIMD8<Float>.self)
+        } else {
+            raw.storeBytes(of: low, as: SIMD8<Float>.self)
+            raw.storeBytes(of: high, toByteOffset: 32, as: SIMD8<Float>.self)
+        }
+    }
+
+    /// Multiply-adds performed by one call (for GFLOP/s reporting: FLOPs = 2 × this).
+    public static func multiplyAdds(rows: Int, columns: Int, depth: Int) -> Int { rows * columns * depth }
+}

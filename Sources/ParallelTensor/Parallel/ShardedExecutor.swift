@@ -1,0 +1,121 @@
+import Atomics
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs per-shard work on `threadCount` worker threads with `DispatchQueue.concurrentPerform`, each worker pinned
+/// (once, on its first iteration) to a core chosen by `Topology.pinningOrder`.
+///
+/// Work is handed out dynamically (an atomic cursor), so which thread runs which shard changes from call to call:
+/// callers must make every result a function of the shard index alone. That is the whole parity contract: shards,
+/// not threads, are the unit of work and of summation.
+public final class ShardedExecutor: @unchecked Sendable {
+    public let threadCount: Int
+    public let topology: Topology
+    public let pinsThreads: Bool
+
+    private let cursor = ManagedAtomic<Int>(0)
+    private let nextSlot = ManagedAtomic<Int>(0)
+    private var pinnedKey = pthread_key_t()
+    private let bindingsLock = PThreadMutex()
+    private var bindings: [Int: Int] = [:]
+    private let callerBinding: [Int]?
+
+    nonisolated(unsafe) private static var warnedAboutBinding = false
+    private static let warningLock = PThreadMutex()
+
+    public init(threadCount: Int, topology: Topology = .shared, pinsThreads: Bool = true) {
+        precondition(threadCount >= 1, "threadCount must be at least 1")
+        self.threadCount = threadCount
+        self.topology = topology
+        self.pinsThreads = pinsThreads
+        callerBinding = pinsThreads ? topology.currentThreadBinding() : nil
+        pthread_key_create(&pinnedKey, nil)
+    }
+
+    deinit {
+        pthread_key_delete(pinnedKey)
+    }
+
+    /// The PU each worker slot is pinned to (slot k → `pinningMap[k]`), as prescribed by the topology.
+    public var pinningMap: [Int] { topology.pinningMap(threads: threadCount) }
+
+    /// Slots that have actually been bound so far, slot → PU, for display and tests.
+    public var observedBindings: [Int: Int] {
+        bindingsLock.lock()
+        defer { bindingsLock.unlock() }
+        return bindings
+    }
+
+    /// Calls `body(i)` for every i in 0..<iterations, spread over the worker threads; returns when all are done.
+    public func run(iterations: Int, _ body: (Int) -> Void) {
+        guard iterations > 0 else { return }
+        let workers = min(threadCount, iterations)
+        if workers == 1 {
+            pinCurrentThreadOnce()
+            for i in 0..<iterations { body(i) }
+            return
+        }
+        cursor.store(0, ordering: .relaxed)
+        withoutActuallyEscaping(body) { escapable in
+            nonisolated(unsafe) let work = escapable
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                self.pinCurrentThreadOnce()
+                while true {
+                    let i = self.cursor.loadThenWrappingIncrement(ordering: .relaxed)
+                    if i >= iterations { break }
+                    work(i)
+                }
+            }
+        }
+    }
+
+    /// Calls `body(range)` over slices of 0..<count of `sliceLength` elements, in parallel.
+    public func runSlices(count: Int, sliceLength: Int, _ body: (Range<Int>) -> Void) {
+        let slices = (count + sliceLength - 1) / sliceLength
+        run(iterations: slices) { slice in
+            let start = slice * sliceLength
+            body(start..<min(start + sliceLength, count))
+        }
+    }
+
+    /// Puts the calling thread back on the PUs it had when the executor was made (the caller's thread is also a
+    /// worker of concurrentPerform and so gets pinned).
+    public func restoreCallerBinding() {
+        if let callerBinding { topology.bindCurrentThread(toProcessingUnits: callerBinding) }
+    }
+
+    private func pinCurrentThreadOnce() {
+        guard pinsThreads, pthread_getspecific(pinnedKey) == nil else { return }
+        pthread_setspecific(pinnedKey, UnsafeRawPointer(bitPattern: 1))
+        let slot = nextSlot.loadThenWrappingIncrement(ordering: .relaxed) % threadCount
+        let unit = topology.processingUnit(forSlot: slot)
+        if topology.bindCurrentThread(toProcessingUnit: unit) {
+            bindingsLock.lock()
+            bindings[slot] = unit
+            bindingsLock.unlock()
+        } else {
+            Self.warnOnce("warning: could not pin worker threads to cores (\(topology.unavailableReason ?? "hwloc_set_cpubind failed")); running unpinned")
+        }
+    }
+
+    static func warnOnce(_ message: String) {
+        warningLock.lock()
+        defer { warningLock.unlock() }
+        guard !warnedAboutBinding else { return }
+        warnedAboutBinding = true
+        writeToStandardError(message + "\n")
+    }
+}
+
+/// Writes text to file descriptor 2 (the C `stderr` global is not concurrency-safe in Swift 6).
+public func writeToStandardError(_ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+        if written <= 0 { return }
+        offset += written
+    }
+}

@@ -1,0 +1,64 @@
+import ParallelTensor
+import TestSupport
+import XCTest
+
+final class GEMMTests: XCTestCase {
+    /// Random shapes around the 6×16 register tile and the 256-deep K block, every transpose combination, with and
+    /// without accumulation. Tolerance: float rounding grows like √K·ε relative to Σ|a·b|; 1e-5·|c| + 2e-6·√K covers it.
+    func testMatchesReferenceOnRandomShapes() {
+        var random = SeededRandom(seed: 1)
+        let workspace = KernelWorkspace()
+        for trial in 0..<60 {
+            let m = random.int(in: 1...40), n = random.int(in: 1...50)
+            let k = trial % 10 == 0 ? random.int(in: 250...300) : random.int(in: 1...40)
+            let transposeA = random.int(in: 0...1) == 1, transposeB = random.int(in: 0...1) == 1
+            let accumulate = random.int(in: 0...1) == 1
+            let a = random.floats(m * k), b = random.floats(k * n), c = random.floats(m * n)
+            Run.withBuffers([a, b, c, c]) { p in
+                let aView: MatrixOperand = transposeA ? .transposed(p[0], columns: m) : .rowMajor(p[0], columns: k)
+                let bView: MatrixOperand = transposeB ? .transposed(p[1], columns: k) : .rowMajor(p[1], columns: n)
+                GEMM.multiply(rows: m, columns: n, depth: k, a: aView, b: bView, c: p[2], ldc: n,
+                              accumulate: accumulate, workspace: workspace)
+                Reference.gemm(rows: m, columns: n, depth: k, a: aView, b: bView, c: p[3], ldc: n,
+                               accumulate: accumulate)
+                assertAllClose(Run.array(p[2], m * n), Run.array(p[3], m * n), relativeTolerance: 1e-5,
+                               absoluteTolerance: 2e-6 * Float(k).squareRoot(),
+                               "m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB) acc=\(accumulate)")
+            }
+        }
+    }
+
+    func testLeadingDimensionLargerThanColumnsLeavesOtherColumnsAlone() {
+        var random = SeededRandom(seed: 2)
+        let workspace = KernelWorkspace()
+        let m = 7, n = 5, k = 9, ldc = 11
+        let a = random.floats(m * k), b = random.floats(k * n)
+        Run.withBuffers([a, b, [Float](repeating: 42, count: m * ldc)]) { p in
+            GEMM.multiply(rows: m, columns: n, depth: k, a: .rowMajor(p[0], columns: k), b: .rowMajor(p[1], columns: n),
+                          c: p[2], ldc: ldc, accumulate: false, workspace: workspace)
+            for row in 0..<m {
+                for column in 0..<ldc {
+                    if column >= n {
+                        XCTAssertEqual(p[2][row * ldc + column], 42)
+                    } else {
+                        var expected = 0.0
+                        for p2 in 0..<k { expected += Double(a[row * k + p2]) * Double(b[p2 * n + column]) }
+                        XCTAssertEqual(Double(p[2][row * ldc + column]), expected, accuracy: 1e-5)
+                    }
+                }
+            }
+        }
+    }
+
+    func testZeroDepthClearsOrKeeps() {
+        let workspace = KernelWorkspace()
+        Run.withBuffers([[1], [1], [5, 5, 5, 5]]) { p in
+            GEMM.multiply(rows: 2, columns: 2, depth: 0, a: .rowMajor(p[0], columns: 0), b: .rowMajor(p[1], columns: 2),
+                          c: p[2], ldc: 2, accumulate: true, workspace: workspace)
+            XCTAssertEqual(Run.array(p[2], 4), [5, 5, 5, 5])
+            GEMM.multiply(rows: 2, columns: 2, depth: 0, a: .rowMajor(p[0], columns: 0), b: .rowMajor(p[1], columns: 2),
+                          c: p[2], ldc: 2, accumulate: false, workspace: workspace)
+            XCTAssertEqual(Run.array(p[2], 4), [0, 0, 0, 0])
+        }
+    }
+}

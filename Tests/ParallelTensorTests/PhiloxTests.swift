@@ -1,0 +1,52 @@
+import ParallelTensor
+import TestSupport
+import XCTest
+
+final class PhiloxTests: XCTestCase {
+    /// Known-answer vectors of Philox4x32-10 from Random123's kat_vectors.
+    func testKnownAnswers() {
+        let zero = Philox4x32(key: (0, 0)).block((0, 0, 0, 0))
+        XCTAssertEqual([zero.0, zero.1, zero.2, zero.3], [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8])
+        let ones = Philox4x32(key: (0xffff_ffff, 0xffff_ffff)).block((0xffff_ffff, 0xffff_ffff, 0xffff_ffff, 0xffff_ffff))
+        XCTAssertEqual([ones.0, ones.1, ones.2, ones.3], [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd])
+        let pi = Philox4x32(key: (0xa409_3822, 0x299f_31d0)).block((0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344))
+        XCTAssertEqual([pi.0, pi.1, pi.2, pi.3], [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1])
+    }
+
+    func testDrawsAreAddressedNotSequential() {
+        let random = CounterRandom(seed: 42)
+        var a = [Float](repeating: 0, count: 10), b = a, c = a
+        random.normal(step: 3, stream: .generatorNoise, index: 7, count: 10, into: &a)
+        random.normal(step: 3, stream: .generatorNoise, index: 7, count: 10, into: &b)
+        random.normal(step: 3, stream: .generatorNoise, index: 8, count: 10, into: &c)
+        XCTAssertEqual(a, b)
+        XCTAssertNotEqual(a, c)
+        // A prefix of a longer draw is the shorter draw.
+        var long = [Float](repeating: 0, count: 13)
+        random.normal(step: 3, stream: .generatorNoise, index: 7, count: 13, into: &long)
+        XCTAssertEqual(Array(long.prefix(10)), a)
+    }
+
+    func testDistributions() {
+        let random = CounterRandom(seed: 7)
+        var normals = [Float](repeating: 0, count: 40_000), uniforms = normals
+        random.normal(step: 0, stream: .sampleNoise, index: 0, count: normals.count, into: &normals)
+        random.uniform(step: 0, stream: .dropout, index: 0, count: uniforms.count, into: &uniforms)
+        let mean = normals.reduce(0, +) / Float(normals.count)
+        let variance = normals.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(normals.count)
+        XCTAssertEqual(mean, 0, accuracy: 0.02)
+        XCTAssertEqual(variance, 1, accuracy: 0.03)
+        XCTAssertTrue(uniforms.allSatisfy { $0 >= 0 && $0 < 1 })
+        XCTAssertEqual(uniforms.reduce(0, +) / Float(uniforms.count), 0.5, accuracy: 0.01)
+        let below = uniforms.filter { $0 < 0.3 }.count
+        XCTAssertEqual(Double(below) / Double(uniforms.count), 0.3, accuracy: 0.01)
+    }
+
+    func testPermutationIsAPermutationAndDependsOnEpoch() {
+        let random = CounterRandom(seed: 1)
+        let first = random.permutation(count: 1000, epoch: 0), second = random.permutation(count: 1000, epoch: 1)
+        XCTAssertEqual(first.sorted(), Array(0..<1000))
+        XCTAssertNotEqual(first, second)
+        XCTAssertEqual(first, random.permutation(count: 1000, epoch: 0))
+    }
+}
