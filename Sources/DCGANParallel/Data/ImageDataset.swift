@@ -1,0 +1,78 @@
+import Foundation
+
+/// Grey-scale training images scaled to [−1, 1] (x / 127.5 − 1), row-major, one image after another.
+public struct ImageDataset: Sendable {
+    public let count: Int
+    public let height: Int
+    public let width: Int
+    public let pixels: [Float]
+    /// Where the images came from, for messages and the checkpoint's metadata.
+    public let source: String
+    /// CRC-32 of the raw image bytes, so a checkpoint can tell whether it is resumed on the same data.
+    public let checksum: UInt32
+
+    public var elementsPerImage: Int { height * width }
+
+    public init(rawImages: [UInt8], count: Int, height: Int, width: Int, source: String) {
+        self.count = count
+        self.height = height
+        self.width = width
+        self.source = source
+        pixels = rawImages.map { Float($0) / 127.5 - 1 }
+        checksum = Gzip.crc32(rawImages)
+    }
+
+    /// Loads an IDX image file and, when `digit` is given, keeps only the images whose label (from `labelsPath`) is
+    /// that digit.
+    public static func load(imagesPath: String, labelsPath: String?, digit: Int?) throws -> ImageDataset {
+        let images = try IDXFile.read(path: imagesPath)
+        guard images.dimensions.count == 3 else {
+            throw DataError(path: imagesPath, problem: "expected an image file (3 dimensions: count × rows × columns), found \(images.dimensions.count) dimension(s)")
+        }
+        let (count, height, width) = (images.dimensions[0], images.dimensions[1], images.dimensions[2])
+        guard count > 0 else { throw DataError(path: imagesPath, problem: "holds no images") }
+        guard let digit else {
+            return ImageDataset(rawImages: images.bytes, count: count, height: height, width: width, source: imagesPath)
+        }
+        guard let labelsPath else {
+            throw DataError(path: imagesPath, problem: "--digit \(digit) needs a labels file (--labels)")
+        }
+        let labels = try IDXFile.read(path: labelsPath)
+        guard labels.dimensions.count == 1 else {
+            throw DataError(path: labelsPath, problem: "expected a label file (1 dimension), found \(labels.dimensions.count) dimensions")
+        }
+        guard labels.dimensions[0] == count else {
+            throw DataError(path: labelsPath, problem: "holds \(labels.dimensions[0]) labels but \(imagesPath) holds \(count) images")
+        }
+        let size = height * width
+        var kept: [UInt8] = []
+        var keptCount = 0
+        for i in 0..<count where Int(labels.bytes[i]) == digit {
+            kept.append(contentsOf: images.bytes[i * size..<(i + 1) * size])
+            keptCount += 1
+        }
+        guard keptCount > 0 else {
+            let present = Set(labels.bytes).sorted().map(String.init).joined(separator: ", ")
+            throw DataError(path: labelsPath, problem: "no image has label \(digit) (labels present: \(present))")
+        }
+        return ImageDataset(rawImages: kept, count: keptCount, height: height, width: width,
+                            source: "\(imagesPath) (digit \(digit))")
+    }
+
+    /// The data set shipped with pgan: the 5 923 MNIST training images of digit 0.
+    public static func defaultZeros() throws -> ImageDataset {
+        guard let url = Bundle.module.url(forResource: "mnist-train-zeros.idx3-ubyte", withExtension: "gz") else {
+            throw DataError(path: "mnist-train-zeros.idx3-ubyte.gz", problem: "the built-in data set is missing from the installation")
+        }
+        let images = try IDXFile.read(path: url.path)
+        return ImageDataset(rawImages: images.bytes, count: images.dimensions[0], height: images.dimensions[1],
+                            width: images.dimensions[2], source: "built-in MNIST training zeros")
+    }
+
+    /// A subset (first `limit` images), for quick runs and tests.
+    public func prefix(_ limit: Int) -> ImageDataset {
+        let n = min(limit, count)
+        let raw = pixels[0..<(n * elementsPerImage)].map { UInt8((($0 + 1) * 127.5).rounded()) }
+        return ImageDataset(rawImages: raw, count: n, height: height, width: width, source: source)
+    }
+}

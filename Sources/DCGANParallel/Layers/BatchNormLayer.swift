@@ -1,0 +1,138 @@
+import ParallelTensor
+
+/// Keras BatchNormalization over the channel (last) axis, synchronised across shards: every statistic is a sum
+/// per shard, reduced over shard index in a fixed order and divided by the whole minibatch's row count, so sharding
+/// changes nothing but rounding. Keras defaults: momentum 0.99 (running = 0.99·running + 0.01·batch, with the
+/// biased batch variance), epsilon 1e-3, gamma 1, beta 0.
+public struct BatchNormLayer: Sendable {
+    public let channels: Int
+    public let gamma: ParameterSlot
+    public let beta: ParameterSlot
+    public let movingMean: ParameterSlot
+    public let movingVariance: ParameterSlot
+    public let momentum: Float = 0.99
+    public let epsilon: Double = 1e-3
+
+    public init(name: String, channels: Int, layout: ParameterLayout, stateLayout: ParameterLayout) {
+        self.channels = channels
+        gamma = layout.add("\(name).gamma", shape: [channels])
+        beta = layout.add("\(name).beta", shape: [channels])
+        movingMean = stateLayout.add("\(name).moving_mean", shape: [channels])
+        movingVariance = stateLayout.add("\(name).moving_variance", shape: [channels])
+    }
+
+    public func initialize(parameters: UnsafeMutablePointer<Float>, state: UnsafeMutablePointer<Float>) {
+        (parameters + gamma.offset).update(repeating: 1, count: channels)
+        (parameters + beta.offset).update(repeating: 0, count: channels)
+        (state + movingMean.offset).update(repeating: 0, count: channels)
+        (state + movingVariance.offset).update(repeating: 1, count: channels)
+    }
+
+    /// Inference mode: normalise with the running statistics.
+    public func prepareInference(parameters: UnsafePointer<Float>, state: UnsafePointer<Float>,
+                                 batch: BatchNormBatch) {
+        for c in 0..<channels {
+            let inverse = 1 / (Double(state[movingVariance.offset + c]) + epsilon).squareRoot()
+            let scale = Double(parameters[gamma.offset + c]) * inverse
+            batch.scale[c] = Float(scale)
+            batch.shift[c] = Float(Double(parameters[beta.offset + c]) - Double(state[movingMean.offset + c]) * scale)
+        }
+    }
+
+    /// Training mode, per shard: the channel sums of this shard's rows.
+    public func accumulateStatistics(shard: Int, rows: Int, input: UnsafePointer<Float>, batch: BatchNormBatch) {
+        BatchNormalization.channelSums(input, rows: rows, channels: channels, sums: batch.shardSums[shard].pointer,
+                                       squares: batch.shardSquares[shard].pointer)
+    }
+
+    /// Training mode, once per minibatch: reduce the shard sums, fold mean/variance/gamma/beta into scale and shift,
+    /// and move the running statistics.
+    public func finishStatistics(totalRows: Int, parameters: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>,
+                                 batch: BatchNormBatch) {
+        AllReduce.sum(batch.shardSums.map(\.pointer), count: channels)
+        AllReduce.sum(batch.shardSquares.map(\.pointer), count: channels)
+        let rows = Double(totalRows)
+        for c in 0..<channels {
+            let mean = batch.shardSums[0][c] / rows
+            let variance = max(batch.shardSquares[0][c] / rows - mean * mean, 0)
+            let inverse = 1 / (variance + epsilon).squareRoot()
+            let scale = Double(parameters[gamma.offset + c]) * inverse
+            batch.mean[c] = Float(mean)
+            batch.inverseStandardDeviation[c] = Float(inverse)
+            batch.scale[c] = Float(scale)
+            batch.shift[c] = Float(Double(parameters[beta.offset + c]) - mean * scale)
+            state[movingMean.offset + c] = state[movingMean.offset + c] * momentum + Float(mean) * (1 - momentum)
+            state[movingVariance.offset + c] = state[movingVariance.offset + c] * momentum
+                + Float(variance) * (1 - momentum)
+        }
+    }
+
+    /// y = gamma·x̂ + beta with the prepared scale and shift (inference or training). y may alias x.
+    public func forward(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                        batch: BatchNormBatch) {
+        BatchNormalization.applyAffine(input, output, rows: rows, channels: channels, scale: batch.scale.pointer,
+                                       shift: batch.shift.pointer)
+    }
+
+    /// Backward, per shard: Σdy and Σdy·x̂ of this shard's rows.
+    public func accumulateGradientSums(shard: Int, rows: Int, input: UnsafePointer<Float>,
+                                       outputGradient: UnsafePointer<Float>, batch: BatchNormBatch) {
+        BatchNormalization.backwardSums(input: input, outputGradient: outputGradient, rows: rows, channels: channels,
+                                        mean: batch.mean.pointer,
+                                        inverseStandardDeviation: batch.inverseStandardDeviation.pointer,
+                                        sumGradient: batch.shardSums[shard].pointer,
+                                        sumGradientTimesNormalized: batch.shardSquares[shard].pointer)
+    }
+
+    /// Backward, once per minibatch: reduce the sums into the means every shard needs, and keep the gamma and beta
+    /// gradients (Σdy·x̂ and Σdy) for the model's gradient vector.
+    public func finishGradientSums(totalRows: Int, batch: BatchNormBatch) {
+        AllReduce.sum(batch.shardSums.map(\.pointer), count: channels)
+        AllReduce.sum(batch.shardSquares.map(\.pointer), count: channels)
+        for c in 0..<channels {
+            batch.meanGradient[c] = Float(batch.shardSums[0][c] / Double(totalRows))
+            batch.meanGradientTimesNormalized[c] = Float(batch.shardSquares[0][c] / Double(totalRows))
+            batch.betaGradient[c] = Float(batch.shardSums[0][c])
+            batch.gammaGradient[c] = Float(batch.shardSquares[0][c])
+        }
+    }
+
+    /// Backward, per shard: dx from dy with the minibatch means. dx may alias dy.
+    public func backward(rows: Int, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                         inputGradient: UnsafeMutablePointer<Float>, parameters: UnsafePointer<Float>,
+                         batch: BatchNormBatch) {
+        BatchNormalization.backwardInput(input: input, outputGradient: outputGradient, inputGradient: inputGradient,
+                                         rows: rows, channels: channels, mean: batch.mean.pointer,
+                                         inverseStandardDeviation: batch.inverseStandardDeviation.pointer,
+                                         gamma: parameters + gamma.offset, meanGradient: batch.meanGradient.pointer,
+                                         meanGradientTimesNormalized: batch.meanGradientTimesNormalized.pointer)
+    }
+
+    /// Writes the reduced gamma/beta gradients into a model gradient vector.
+    public func writeParameterGradients(into gradients: UnsafeMutablePointer<Float>, batch: BatchNormBatch) {
+        (gradients + gamma.offset).update(from: batch.gammaGradient.pointer, count: channels)
+        (gradients + beta.offset).update(from: batch.betaGradient.pointer, count: channels)
+    }
+}
+
+/// The per-minibatch state one BatchNorm layer shares between its shards: shard partial sums (forward: Σx, Σx²;
+/// backward: Σdy, Σdy·x̂) and the reduced per-channel values.
+public final class BatchNormBatch: @unchecked Sendable {
+    public let shardSums: [DoubleBuffer]
+    public let shardSquares: [DoubleBuffer]
+    public let mean, inverseStandardDeviation, scale, shift: AlignedBuffer
+    public let meanGradient, meanGradientTimesNormalized, gammaGradient, betaGradient: AlignedBuffer
+
+    public init(channels: Int, shards: Int) {
+        shardSums = (0..<shards).map { _ in DoubleBuffer(count: channels) }
+        shardSquares = (0..<shards).map { _ in DoubleBuffer(count: channels) }
+        mean = AlignedBuffer(count: channels)
+        inverseStandardDeviation = AlignedBuffer(count: channels)
+        scale = AlignedBuffer(count: channels)
+        shift = AlignedBuffer(count: channels)
+        meanGradient = AlignedBuffer(count: channels)
+        meanGradientTimesNormalized = AlignedBuffer(count: channels)
+        gammaGradient = AlignedBuffer(count: channels)
+        betaGradient = AlignedBuffer(count: channels)
+    }
+}

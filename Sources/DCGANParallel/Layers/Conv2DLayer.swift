@@ -1,0 +1,44 @@
+import ParallelTensor
+
+/// Keras Conv2D on NHWC: kernel (kh, kw, in, out), bias (out), "same" padding.
+public struct Conv2DLayer: Sendable {
+    public let geometry: ConvolutionGeometry
+    public let kernel: ParameterSlot
+    public let bias: ParameterSlot
+
+    public init(name: String, geometry: ConvolutionGeometry, layout: ParameterLayout) {
+        self.geometry = geometry
+        kernel = layout.add("\(name).kernel", shape: [geometry.kernelHeight, geometry.kernelWidth,
+                                                      geometry.inputChannels, geometry.outputChannels])
+        bias = layout.add("\(name).bias", shape: [geometry.outputChannels])
+    }
+
+    public var inputElements: Int { geometry.inputElementsPerImage }
+    public var outputElements: Int { geometry.outputElementsPerImage }
+
+    public func forward(batch: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                        parameters: UnsafePointer<Float>, workspace: KernelWorkspace) {
+        Convolution.forward(geometry, batch: batch, input: input, weights: parameters + kernel.offset, output: output,
+                            workspace: workspace)
+        Elementwise.addBias(parameters + bias.offset, to: output, rows: batch * geometry.outputPixelsPerImage,
+                            channels: geometry.outputChannels)
+    }
+
+    public func backward(batch: Int, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                         inputGradient: UnsafeMutablePointer<Float>?, parameters: UnsafePointer<Float>,
+                         gradients: UnsafeMutablePointer<Float>?, workspace: KernelWorkspace) {
+        if let gradients {
+            Convolution.backwardWeights(geometry, batch: batch, input: input, outputGradient: outputGradient,
+                                        weightGradient: gradients + kernel.offset, accumulate: false,
+                                        workspace: workspace)
+            Elementwise.biasGradient(outputGradient, rows: batch * geometry.outputPixelsPerImage,
+                                     channels: geometry.outputChannels, into: gradients + bias.offset,
+                                     accumulate: false)
+        }
+        if let inputGradient {
+            Convolution.backwardData(geometry, batch: batch, outputGradient: outputGradient,
+                                     weights: parameters + kernel.offset, inputGradient: inputGradient,
+                                     workspace: workspace)
+        }
+    }
+}

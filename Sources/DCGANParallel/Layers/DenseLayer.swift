@@ -1,0 +1,44 @@
+import ParallelTensor
+
+/// Keras Dense: output (n, out) = input (n, in) · kernel (in, out) + bias (out).
+public struct DenseLayer: Sendable {
+    public let inputSize: Int
+    public let outputSize: Int
+    public let kernel: ParameterSlot
+    public let bias: ParameterSlot
+
+    public init(name: String, inputSize: Int, outputSize: Int, layout: ParameterLayout) {
+        self.inputSize = inputSize
+        self.outputSize = outputSize
+        kernel = layout.add("\(name).kernel", shape: [inputSize, outputSize])
+        bias = layout.add("\(name).bias", shape: [outputSize])
+    }
+
+    public var multiplyAddsPerSample: Int { inputSize * outputSize }
+
+    public func forward(batch: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                        parameters: UnsafePointer<Float>, workspace: KernelWorkspace) {
+        Dense.forward(batch: batch, inputSize: inputSize, outputSize: outputSize, input: input,
+                      weights: parameters + kernel.offset, output: output, workspace: workspace)
+        Elementwise.addBias(parameters + bias.offset, to: output, rows: batch, channels: outputSize)
+    }
+
+    /// Writes the input gradient when `inputGradient` is given, and the parameter gradients (overwriting) when
+    /// `gradients` is given (nil for a frozen layer).
+    public func backward(batch: Int, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                         inputGradient: UnsafeMutablePointer<Float>?, parameters: UnsafePointer<Float>,
+                         gradients: UnsafeMutablePointer<Float>?, workspace: KernelWorkspace) {
+        if let gradients {
+            Dense.backwardWeights(batch: batch, inputSize: inputSize, outputSize: outputSize, input: input,
+                                  outputGradient: outputGradient, weightGradient: gradients + kernel.offset,
+                                  accumulate: false, workspace: workspace)
+            Elementwise.biasGradient(outputGradient, rows: batch, channels: outputSize, into: gradients + bias.offset,
+                                     accumulate: false)
+        }
+        if let inputGradient {
+            Dense.backwardData(batch: batch, inputSize: inputSize, outputSize: outputSize,
+                               outputGradient: outputGradient, weights: parameters + kernel.offset,
+                               inputGradient: inputGradient, workspace: workspace)
+        }
+    }
+}

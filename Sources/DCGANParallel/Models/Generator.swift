@@ -1,0 +1,205 @@
+import ParallelTensor
+
+/// The seed generator (DESIGN.md §1): Dense(100 → 7·7·128) → Reshape(7, 7, 128) → BatchNorm →
+/// Conv2DTranspose(64, 5×5, s2, selu) → BatchNorm → Conv2DTranspose(1, 5×5, s2, tanh) → 28×28×1.
+///
+/// The model owns its weights (one flat `parameters` vector, layout in `layout`) and the BatchNorm running statistics
+/// (`state`). Activations live in per-shard `GeneratorActivations`; the forward and backward passes are split into
+/// the stages between which synchronised BatchNorm needs a whole-minibatch reduction.
+public final class Generator: @unchecked Sendable {
+    public let codings: Int
+    public let layout = ParameterLayout()
+    public let stateLayout = ParameterLayout()
+    public let dense: DenseLayer
+    public let reshape: ReshapeLayer
+    public let normalization0: BatchNormLayer
+    public let upsample1: ConvTranspose2DLayer
+    public let selu = SELULayer()
+    public let normalization1: BatchNormLayer
+    public let upsample2: ConvTranspose2DLayer
+    public let tanh = TanhLayer()
+    public let parameters: AlignedBuffer
+    public let state: AlignedBuffer
+
+    public static let imageSide = 28
+
+    public init(codings: Int = 100) {
+        self.codings = codings
+        let base = Generator.imageSide / 4
+        dense = DenseLayer(name: "generator.dense", inputSize: codings, outputSize: base * base * 128, layout: layout)
+        reshape = ReshapeLayer(height: base, width: base, channels: 128)
+        reshape.checkCompatible(elementsPerSample: dense.outputSize)
+        normalization0 = BatchNormLayer(name: "generator.batch_norm", channels: 128, layout: layout,
+                                        stateLayout: stateLayout)
+        upsample1 = ConvTranspose2DLayer(
+            name: "generator.conv_transpose", geometry: .same(inputHeight: base, inputWidth: base, inputChannels: 128,
+                                                              outputChannels: 64, kernelSize: 5, stride: 2),
+            layout: layout)
+        normalization1 = BatchNormLayer(name: "generator.batch_norm_1", channels: 64, layout: layout,
+                                        stateLayout: stateLayout)
+        upsample2 = ConvTranspose2DLayer(
+            name: "generator.conv_transpose_1", geometry: .same(inputHeight: 2 * base, inputWidth: 2 * base,
+                                                                inputChannels: 64, outputChannels: 1, kernelSize: 5,
+                                                                stride: 2),
+            layout: layout)
+        parameters = AlignedBuffer(count: layout.totalCount)
+        state = AlignedBuffer(count: stateLayout.totalCount)
+    }
+
+    /// Keras initialisation from the seed: Glorot-uniform kernels, zero biases, gamma 1, beta 0, running mean 0,
+    /// running variance 1.
+    public func initialize(random: CounterRandom) {
+        parameters.fill(with: 0)
+        glorotUniform(dense.kernel, into: parameters.pointer, random: random, substream: 0)
+        glorotUniform(upsample1.kernel, into: parameters.pointer, random: random, substream: 1)
+        glorotUniform(upsample2.kernel, into: parameters.pointer, random: random, substream: 2)
+        normalization0.initialize(parameters: parameters.pointer, state: state.pointer)
+        normalization1.initialize(parameters: parameters.pointer, state: state.pointer)
+    }
+
+    public var imageElements: Int { upsample2.outputElements }
+    public var trainableParameterCount: Int { layout.slots.reduce(0) { $0 + $1.count } }
+    public var stateCount: Int { stateLayout.slots.reduce(0) { $0 + $1.count } }
+    var rows0: Int { upsample1.geometry.inputHeight * upsample1.geometry.inputWidth }
+    var rows1: Int { upsample1.geometry.outputHeight * upsample1.geometry.outputWidth }
+
+    /// Multiply-adds of one sample's forward pass.
+    public var multiplyAddsPerSample: Int {
+        dense.multiplyAddsPerSample + upsample1.geometry.multiplyAddsPerImage + upsample2.geometry.multiplyAddsPerImage
+    }
+
+    public func makeActivations(capacity: Int) -> GeneratorActivations {
+        GeneratorActivations(capacity: capacity, codings: codings, denseSize: dense.outputSize,
+                             middleSize: upsample1.outputElements, imageSize: imageElements)
+    }
+
+    /// Inference mode (BatchNorm on running statistics, prepared in `norms`): noise in `activations.noise` →
+    /// images in `activations.image`.
+    public func inferenceForward(batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
+                                 workspace: KernelWorkspace) {
+        let p = UnsafePointer(parameters.pointer)
+        dense.forward(batch: n, input: a.noise.pointer, output: a.dense.pointer, parameters: p, workspace: workspace)
+        normalization0.forward(rows: n * rows0, input: a.dense.pointer, output: a.normalized0.pointer,
+                               batch: norms.first)
+        upsample1.forward(batch: n, input: a.normalized0.pointer, output: a.upsampled1.pointer, parameters: p,
+                          workspace: workspace)
+        selu.forward(count: n * upsample1.outputElements, input: a.upsampled1.pointer, output: a.activated1.pointer)
+        normalization1.forward(rows: n * rows1, input: a.activated1.pointer, output: a.normalized1.pointer,
+                               batch: norms.second)
+        upsample2.forward(batch: n, input: a.normalized1.pointer, output: a.upsampled2.pointer, parameters: p,
+                          workspace: workspace)
+        tanh.forward(count: n * imageElements, input: a.upsampled2.pointer, output: a.image.pointer)
+    }
+
+    public func prepareInference(norms: GeneratorNorms) {
+        normalization0.prepareInference(parameters: parameters.pointer, state: state.pointer, batch: norms.first)
+        normalization1.prepareInference(parameters: parameters.pointer, state: state.pointer, batch: norms.second)
+    }
+
+    // MARK: training mode, stage by stage (a whole-minibatch reduction separates each stage)
+
+    /// Dense, then this shard's statistics for the first BatchNorm.
+    public func trainingForwardDense(shard: Int, batch n: Int, activations a: GeneratorActivations,
+                                     norms: GeneratorNorms, workspace: KernelWorkspace) {
+        dense.forward(batch: n, input: a.noise.pointer, output: a.dense.pointer, parameters: parameters.pointer,
+                      workspace: workspace)
+        normalization0.accumulateStatistics(shard: shard, rows: n * rows0, input: a.dense.pointer, batch: norms.first)
+    }
+
+    /// First BatchNorm, first transposed convolution and SELU, then this shard's statistics for the second BatchNorm.
+    public func trainingForwardMiddle(shard: Int, batch n: Int, activations a: GeneratorActivations,
+                                      norms: GeneratorNorms, workspace: KernelWorkspace) {
+        normalization0.forward(rows: n * rows0, input: a.dense.pointer, output: a.normalized0.pointer,
+                               batch: norms.first)
+        upsample1.forward(batch: n, input: a.normalized0.pointer, output: a.upsampled1.pointer,
+                          parameters: parameters.pointer, workspace: workspace)
+        selu.forward(count: n * upsample1.outputElements, input: a.upsampled1.pointer, output: a.activated1.pointer)
+        normalization1.accumulateStatistics(shard: shard, rows: n * rows1, input: a.activated1.pointer,
+                                            batch: norms.second)
+    }
+
+    /// Second BatchNorm, second transposed convolution and tanh: images in `activations.image`.
+    public func trainingForwardOutput(batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
+                                      workspace: KernelWorkspace) {
+        normalization1.forward(rows: n * rows1, input: a.activated1.pointer, output: a.normalized1.pointer,
+                               batch: norms.second)
+        upsample2.forward(batch: n, input: a.normalized1.pointer, output: a.upsampled2.pointer,
+                          parameters: parameters.pointer, workspace: workspace)
+        tanh.forward(count: n * imageElements, input: a.upsampled2.pointer, output: a.image.pointer)
+    }
+
+    /// From ∂loss/∂image (in `activations.imageGradient`) back to the second BatchNorm's output; accumulates its
+    /// backward sums.
+    public func backwardOutput(shard: Int, batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
+                               gradients: UnsafeMutablePointer<Float>, workspace: KernelWorkspace) {
+        tanh.backward(count: n * imageElements, output: a.image.pointer, outputGradient: a.imageGradient.pointer,
+                      inputGradient: a.imageGradient.pointer)
+        upsample2.backward(batch: n, input: a.normalized1.pointer, outputGradient: a.imageGradient.pointer,
+                           inputGradient: a.gradientA.pointer, parameters: parameters.pointer, gradients: gradients,
+                           workspace: workspace)
+        normalization1.accumulateGradientSums(shard: shard, rows: n * rows1, input: a.activated1.pointer,
+                                              outputGradient: a.gradientA.pointer, batch: norms.second)
+    }
+
+    /// Through the second BatchNorm, SELU and the first transposed convolution; accumulates the first BatchNorm's
+    /// backward sums.
+    public func backwardMiddle(shard: Int, batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
+                               gradients: UnsafeMutablePointer<Float>, workspace: KernelWorkspace) {
+        let count = n * upsample1.outputElements
+        normalization1.backward(rows: n * rows1, input: a.activated1.pointer, outputGradient: a.gradientA.pointer,
+                                inputGradient: a.gradientA.pointer, parameters: parameters.pointer, batch: norms.second)
+        selu.backward(count: count, input: a.upsampled1.pointer, output: a.activated1.pointer,
+                      outputGradient: a.gradientA.pointer, inputGradient: a.gradientA.pointer)
+        upsample1.backward(batch: n, input: a.normalized0.pointer, outputGradient: a.gradientA.pointer,
+                           inputGradient: a.gradientB.pointer, parameters: parameters.pointer, gradients: gradients,
+                           workspace: workspace)
+        normalization0.accumulateGradientSums(shard: shard, rows: n * rows0, input: a.dense.pointer,
+                                              outputGradient: a.gradientB.pointer, batch: norms.first)
+    }
+
+    /// Through the first BatchNorm and the dense layer (whose input, the noise, needs no gradient).
+    public func backwardDense(batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
+                              gradients: UnsafeMutablePointer<Float>, workspace: KernelWorkspace) {
+        normalization0.backward(rows: n * rows0, input: a.dense.pointer, outputGradient: a.gradientB.pointer,
+                                inputGradient: a.gradientB.pointer, parameters: parameters.pointer, batch: norms.first)
+        dense.backward(batch: n, input: a.noise.pointer, outputGradient: a.gradientB.pointer, inputGradient: nil,
+                       parameters: parameters.pointer, gradients: gradients, workspace: workspace)
+    }
+
+    /// The reduced BatchNorm gamma/beta gradients, written into the (all-reduced) gradient vector.
+    public func writeNormalizationGradients(into gradients: UnsafeMutablePointer<Float>, norms: GeneratorNorms) {
+        normalization0.writeParameterGradients(into: gradients, batch: norms.first)
+        normalization1.writeParameterGradients(into: gradients, batch: norms.second)
+    }
+}
+
+/// The two BatchNorm layers' per-minibatch state.
+public final class GeneratorNorms: @unchecked Sendable {
+    public let first: BatchNormBatch
+    public let second: BatchNormBatch
+
+    public init(generator: Generator, shards: Int) {
+        first = BatchNormBatch(channels: generator.normalization0.channels, shards: shards)
+        second = BatchNormBatch(channels: generator.normalization1.channels, shards: shards)
+    }
+}
+
+/// One shard's generator activations (NHWC, `capacity` samples) and gradient scratch.
+public final class GeneratorActivations: @unchecked Sendable {
+    public let noise, dense, normalized0, upsampled1, activated1, normalized1, upsampled2, image: AlignedBuffer
+    public let imageGradient, gradientA, gradientB: AlignedBuffer
+
+    init(capacity: Int, codings: Int, denseSize: Int, middleSize: Int, imageSize: Int) {
+        noise = AlignedBuffer(count: capacity * codings)
+        dense = AlignedBuffer(count: capacity * denseSize)
+        normalized0 = AlignedBuffer(count: capacity * denseSize)
+        upsampled1 = AlignedBuffer(count: capacity * middleSize)
+        activated1 = AlignedBuffer(count: capacity * middleSize)
+        normalized1 = AlignedBuffer(count: capacity * middleSize)
+        upsampled2 = AlignedBuffer(count: capacity * imageSize)
+        image = AlignedBuffer(count: capacity * imageSize)
+        imageGradient = AlignedBuffer(count: capacity * imageSize)
+        gradientA = AlignedBuffer(count: capacity * middleSize)
+        gradientB = AlignedBuffer(count: capacity * max(middleSize, denseSize))
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import ParallelTensor
+
+public enum OptimizerKind: String, Sendable, CaseIterable {
+    case rmsprop
+    case adam
+
+    /// The seed's RMSprop uses Keras' default rate; Adam uses the DCGAN paper's.
+    public var defaultLearningRate: Float { self == .rmsprop ? 1e-3 : 2e-4 }
+}
+
+/// RMSprop (Keras defaults: rho 0.9, epsilon 1e-7, no momentum; the update w −= lr·g / (√v + ε) as PyTorch writes
+/// it, so the peer script steps the same way) or Adam (beta1 0.5 as in the DCGAN paper, beta2 0.999, epsilon 1e-7,
+/// bias-corrected). The update is element-wise, so it is cut into slices and run in parallel without touching the
+/// parity contract.
+public final class Optimizer: @unchecked Sendable {
+    public let kind: OptimizerKind
+    public let learningRate: Float
+    public let rho: Float = 0.9
+    public let beta1: Float = 0.5
+    public let beta2: Float = 0.999
+    public let epsilon: Float = 1e-7
+    /// RMSprop: the running mean of g² ("velocity"); Adam: the first moment ("momentum").
+    public let first: AlignedBuffer
+    /// Adam only: the second moment ("velocity").
+    public let second: AlignedBuffer
+    public var iterations: Int = 0
+
+    public init(kind: OptimizerKind, learningRate: Float, parameterCount: Int) {
+        self.kind = kind
+        self.learningRate = learningRate
+        first = AlignedBuffer(count: parameterCount)
+        second = AlignedBuffer(count: kind == .adam ? parameterCount : 0)
+    }
+
+    /// The names of the per-parameter state tensors, in checkpoint order.
+    public var slotNames: [String] { kind == .rmsprop ? ["velocity"] : ["momentum", "velocity"] }
+
+    public func stateBuffer(named name: String) -> AlignedBuffer? {
+        switch (kind, name) {
+        case (.rmsprop, "velocity"), (.adam, "momentum"): return first
+        case (.adam, "velocity"): return second
+        default: return nil
+        }
+    }
+
+    public func update(parameters: AlignedBuffer, gradients: UnsafePointer<Float>, executor: ShardedExecutor) {
+        iterations += 1
+        nonisolated(unsafe) let weights = parameters.pointer
+        nonisolated(unsafe) let gradient = gradients
+        nonisolated(unsafe) let m = first.pointer
+        nonisolated(unsafe) let v = second.pointer
+        let lr = learningRate, rho = rho, epsilon = epsilon, beta1 = beta1, beta2 = beta2
+        switch kind {
+        case .rmsprop:
+            executor.runSlices(count: parameters.count, sliceLength: 1 << 15) { range in
+                for i in range {
+                    let g = gradient[i]
+                    let velocity = rho * m[i] + (1 - rho) * g * g
+                    m[i] = velocity
+                    weights[i] -= lr * g / (velocity.squareRoot() + epsilon)
+                }
+            }
+        case .adam:
+            let t = Double(iterations)
+            let correctedRate = Float(Double(lr) * (1 - pow(Double(beta2), t)).squareRoot()
+                / (1 - pow(Double(beta1), t)))
+            executor.runSlices(count: parameters.count, sliceLength: 1 << 15) { range in
+                for i in range {
+                    let g = gradient[i]
+                    m[i] = beta1 * m[i] + (1 - beta1) * g
+                    v[i] = beta2 * v[i] + (1 - beta2) * g * g
+                    weights[i] -= correctedRate * m[i] / (v[i].squareRoot() + epsilon)
+                }
+            }
+        }
+    }
+}
+

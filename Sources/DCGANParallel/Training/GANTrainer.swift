@@ -1,0 +1,283 @@
+import Foundation
+import ParallelTensor
+
+/// What a training run is: everything the numbers depend on. The thread count is deliberately not here — it only
+/// decides how fast the same numbers come out.
+public struct TrainingConfiguration: Sendable, Equatable {
+    public var batchSize: Int = 32
+    public var shards: Int = 16
+    public var seed: UInt64 = 42
+    public var optimizer: OptimizerKind = .rmsprop
+    public var learningRate: Float?
+
+    public init(batchSize: Int = 32, shards: Int = 16, seed: UInt64 = 42, optimizer: OptimizerKind = .rmsprop,
+                learningRate: Float? = nil) {
+        self.batchSize = batchSize
+        self.shards = shards
+        self.seed = seed
+        self.optimizer = optimizer
+        self.learningRate = learningRate
+    }
+
+    public var effectiveLearningRate: Float { learningRate ?? optimizer.defaultLearningRate }
+
+    /// Checks the values a user can get wrong; the message names the flag.
+    public func validate() throws {
+        guard batchSize >= 1 else { throw ConfigurationError("--batch-size must be at least 1 (got \(batchSize))") }
+        guard shards >= 1 else { throw ConfigurationError("--shards must be at least 1 (got \(shards))") }
+        guard batchSize >= shards else {
+            throw ConfigurationError("--batch-size \(batchSize) is smaller than --shards \(shards): every shard needs at least one sample")
+        }
+        guard effectiveLearningRate > 0, effectiveLearningRate.isFinite else {
+            throw ConfigurationError("--learning-rate must be a positive number (got \(effectiveLearningRate))")
+        }
+    }
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The numbers one training step produces.
+public struct StepMetrics: Sendable, Equatable {
+    public var discriminatorLoss: Double
+    public var generatorLoss: Double
+    /// Fraction of real images the discriminator calls real (p > 0.5).
+    public var discriminatorAccuracyReal: Double
+    /// Fraction of fakes the discriminator calls fake (p ≤ 0.5).
+    public var discriminatorAccuracyFake: Double
+    /// Fraction of the generator-phase fakes the discriminator calls real.
+    public var generatorFoolingRate: Double
+}
+
+/// One DCGAN training step, data-parallel over shards (DESIGN.md §1–2).
+///
+/// D phase: B fakes from the generator in inference mode and the B real images, labels 0 then 1, form a 2B batch cut
+/// into S shards; each shard runs forward and backward into its own gradient buffer; the buffers are all-reduced in a
+/// fixed tree and RMSprop steps the discriminator. G phase: B fresh noise vectors, generator in training mode
+/// (synchronised BatchNorm: the forward and backward passes stop at each BatchNorm for a whole-minibatch reduction),
+/// through the frozen discriminator with labels 1, all-reduce, step the generator.
+public final class GANTrainer: @unchecked Sendable {
+    public let configuration: TrainingConfiguration
+    public let generator: Generator
+    public let discriminator: Discriminator
+    public let generatorOptimizer: Optimizer
+    public let discriminatorOptimizer: Optimizer
+    public let random: CounterRandom
+    public var executor: ShardedExecutor
+    /// Steps completed so far; the counter of every random draw of the next step.
+    public var step: Int = 0
+
+    let generatorActivations: [GeneratorActivations]
+    let discriminatorActivations: [DiscriminatorActivations]
+    let workspaces: [KernelWorkspace]
+    let generatorGradients: [AlignedBuffer]
+    let discriminatorGradients: [AlignedBuffer]
+    let inferenceNorms: GeneratorNorms
+    let trainingNorms: GeneratorNorms
+    let realBatch: AlignedBuffer
+    /// Per-sample results of the last step, indexed by sample (fakes 0..<B, reals B..<2B for the D phase).
+    let discriminatorLogits, discriminatorLosses, generatorLogits, generatorLosses: AlignedBuffer
+
+    public init(configuration: TrainingConfiguration, executor: ShardedExecutor) {
+        self.configuration = configuration
+        self.executor = executor
+        random = CounterRandom(seed: configuration.seed)
+        let generator = Generator(), discriminator = Discriminator()
+        self.generator = generator
+        self.discriminator = discriminator
+        generator.initialize(random: random)
+        discriminator.initialize(random: random)
+        let rate = configuration.effectiveLearningRate
+        generatorOptimizer = Optimizer(kind: configuration.optimizer, learningRate: rate,
+                                       parameterCount: generator.parameters.count)
+        discriminatorOptimizer = Optimizer(kind: configuration.optimizer, learningRate: rate,
+                                           parameterCount: discriminator.parameters.count)
+        let shards = configuration.shards, batch = configuration.batchSize
+        let capacity = (2 * batch + shards - 1) / shards
+        generatorActivations = (0..<shards).map { _ in generator.makeActivations(capacity: capacity) }
+        discriminatorActivations = (0..<shards).map { _ in discriminator.makeActivations(capacity: capacity) }
+        workspaces = (0..<shards).map { _ in KernelWorkspace() }
+        generatorGradients = (0..<shards).map { _ in AlignedBuffer(count: generator.parameters.count) }
+        discriminatorGradients = (0..<shards).map { _ in AlignedBuffer(count: discriminator.parameters.count) }
+        inferenceNorms = GeneratorNorms(generator: generator, shards: shards)
+        self.trainingNorms = GeneratorNorms(generator: generator, shards: shards)
+        realBatch = AlignedBuffer(count: batch * discriminator.imageElements)
+        discriminatorLogits = AlignedBuffer(count: 2 * batch)
+        discriminatorLosses = AlignedBuffer(count: 2 * batch)
+        generatorLogits = AlignedBuffer(count: batch)
+        generatorLosses = AlignedBuffer(count: batch)
+    }
+
+    /// Shard s owns samples [s·total/S, (s+1)·total/S).
+    @inline(__always)
+    func shardRange(_ shard: Int, total: Int) -> Range<Int> {
+        let shards = configuration.shards
+        return (shard * total / shards)..<((shard + 1) * total / shards)
+    }
+
+    /// Multiply-adds of one step (D phase + G phase), counted from the layer shapes. FLOPs = 2 × this.
+    public var multiplyAddsPerStep: Int {
+        let b = configuration.batchSize
+        let g = generator.multiplyAddsPerSample, d = discriminator.multiplyAddsPerSample
+        let dInputFree = discriminator.convolution1.geometry.multiplyAddsPerImage  // D's first layer needs no dX
+        let gInputFree = generator.dense.multiplyAddsPerSample  // the noise needs no gradient
+        let discriminatorStep = b * g + 2 * b * (d + d + (d - dInputFree))  // G fwd; D fwd, dW, dX
+        let generatorStep = b * (g + d + (d - 0) + g + (g - gInputFree))  // G fwd, D fwd, D dX, G dW, G dX
+        return discriminatorStep + generatorStep
+    }
+
+    /// Trains one step on the real images `realImages` (B × H·W, scaled to [−1, 1]) and returns its metrics.
+    @discardableResult
+    public func trainStep(realImages: UnsafePointer<Float>) -> StepMetrics {
+        let batch = configuration.batchSize, shards = configuration.shards
+        let stepCounter = UInt64(step)
+        let imageSize = discriminator.imageElements
+        realBatch.pointer.update(from: realImages, count: batch * imageSize)
+
+        // D phase.
+        generator.prepareInference(norms: inferenceNorms)
+        executor.run(iterations: shards) { shard in
+            let range = shardRange(shard, total: 2 * batch)
+            let n = range.count
+            let g = generatorActivations[shard], d = discriminatorActivations[shard], workspace = workspaces[shard]
+            let fakes = range.clamped(to: 0..<batch)
+            for i in fakes {
+                random.normal(step: stepCounter, stream: .discriminatorNoise, index: i, count: generator.codings,
+                              into: g.noise.pointer + (i - range.lowerBound) * generator.codings)
+            }
+            if !fakes.isEmpty {
+                generator.inferenceForward(batch: fakes.count, activations: g, norms: inferenceNorms,
+                                           workspace: workspace)
+                d.images.pointer.update(from: g.image.pointer, count: fakes.count * imageSize)
+            }
+            for i in range.clamped(to: batch..<(2 * batch)) {
+                (d.images.pointer + (i - range.lowerBound) * imageSize)
+                    .update(from: realBatch.pointer + (i - batch) * imageSize, count: imageSize)
+            }
+            for i in range { d.labels[i - range.lowerBound] = i < batch ? 0 : 1 }
+            discriminator.forward(batch: n, input: d.images.pointer, random: random, step: stepCounter, phase: 0,
+                                  firstSample: range.lowerBound, activations: d, workspace: workspace)
+            SigmoidCrossEntropyLoss().evaluate(count: n, logits: d.logits.pointer, labels: d.labels.pointer,
+                                               totalBatch: 2 * batch, losses: d.losses.pointer,
+                                               logitGradients: d.logitGradients.pointer)
+            (discriminatorLogits.pointer + range.lowerBound).update(from: d.logits.pointer, count: n)
+            (discriminatorLosses.pointer + range.lowerBound).update(from: d.losses.pointer, count: n)
+            discriminator.backward(batch: n, activations: d, gradients: discriminatorGradients[shard].pointer,
+                                   inputGradient: nil, workspace: workspace)
+        }
+        AllReduce.sum(discriminatorGradients.map(\.pointer), count: discriminator.parameters.count, executor: executor)
+        discriminatorOptimizer.update(parameters: discriminator.parameters,
+                                      gradients: discriminatorGradients[0].pointer, executor: executor)
+
+        // G phase.
+        let rows0 = generator.rows0, rows1 = generator.rows1
+        executor.run(iterations: shards) { shard in
+            let range = shardRange(shard, total: batch)
+            let g = generatorActivations[shard]
+            for i in range {
+                random.normal(step: stepCounter, stream: .generatorNoise, index: i, count: generator.codings,
+                              into: g.noise.pointer + (i - range.lowerBound) * generator.codings)
+            }
+            generator.trainingForwardDense(shard: shard, batch: range.count, activations: g, norms: trainingNorms,
+                                           workspace: workspaces[shard])
+        }
+        generator.normalization0.finishStatistics(totalRows: batch * rows0, parameters: generator.parameters.pointer,
+                                                  state: generator.state.pointer, batch: trainingNorms.first)
+        executor.run(iterations: shards) { shard in
+            generator.trainingForwardMiddle(shard: shard, batch: shardRange(shard, total: batch).count,
+                                            activations: generatorActivations[shard], norms: trainingNorms,
+                                            workspace: workspaces[shard])
+        }
+        generator.normalization1.finishStatistics(totalRows: batch * rows1, parameters: generator.parameters.pointer,
+                                                  state: generator.state.pointer, batch: trainingNorms.second)
+        executor.run(iterations: shards) { shard in
+            let range = shardRange(shard, total: batch)
+            let n = range.count
+            let g = generatorActivations[shard], d = discriminatorActivations[shard], workspace = workspaces[shard]
+            generator.trainingForwardOutput(batch: n, activations: g, norms: trainingNorms, workspace: workspace)
+            discriminator.forward(batch: n, input: g.image.pointer, random: random, step: stepCounter, phase: 1,
+                                  firstSample: range.lowerBound, activations: d, workspace: workspace)
+            d.labels.pointer.update(repeating: 1, count: n)
+            SigmoidCrossEntropyLoss().evaluate(count: n, logits: d.logits.pointer, labels: d.labels.pointer,
+                                               totalBatch: batch, losses: d.losses.pointer,
+                                               logitGradients: d.logitGradients.pointer)
+            (generatorLogits.pointer + range.lowerBound).update(from: d.logits.pointer, count: n)
+            (generatorLosses.pointer + range.lowerBound).update(from: d.losses.pointer, count: n)
+            discriminator.backward(batch: n, activations: d, gradients: nil, inputGradient: g.imageGradient.pointer,
+                                   workspace: workspace)
+            generator.backwardOutput(shard: shard, batch: n, activations: g, norms: trainingNorms,
+                                     gradients: generatorGradients[shard].pointer, workspace: workspace)
+        }
+        generator.normalization1.finishGradientSums(totalRows: batch * rows1, batch: trainingNorms.second)
+        executor.run(iterations: shards) { shard in
+            generator.backwardMiddle(shard: shard, batch: shardRange(shard, total: batch).count,
+                                     activations: generatorActivations[shard], norms: trainingNorms,
+                                     gradients: generatorGradients[shard].pointer, workspace: workspaces[shard])
+        }
+        generator.normalization0.finishGradientSums(totalRows: batch * rows0, batch: trainingNorms.first)
+        executor.run(iterations: shards) { shard in
+            generator.backwardDense(batch: shardRange(shard, total: batch).count,
+                                    activations: generatorActivations[shard], norms: trainingNorms,
+                                    gradients: generatorGradients[shard].pointer, workspace: workspaces[shard])
+        }
+        AllReduce.sum(generatorGradients.map(\.pointer), count: generator.parameters.count, executor: executor)
+        generator.writeNormalizationGradients(into: generatorGradients[0].pointer, norms: trainingNorms)
+        generatorOptimizer.update(parameters: generator.parameters, gradients: generatorGradients[0].pointer,
+                                  executor: executor)
+        step += 1
+        return lastStepMetrics()
+    }
+
+    /// Losses and accuracies of the last step, summed over samples in index order.
+    func lastStepMetrics() -> StepMetrics {
+        let batch = configuration.batchSize
+        var dLoss = 0.0, gLoss = 0.0, real = 0, fake = 0, fooled = 0
+        for i in 0..<(2 * batch) {
+            dLoss += Double(discriminatorLosses[i])
+            if i < batch { fake += discriminatorLogits[i] <= 0 ? 1 : 0 } else { real += discriminatorLogits[i] > 0 ? 1 : 0 }
+        }
+        for i in 0..<batch {
+            gLoss += Double(generatorLosses[i])
+            fooled += generatorLogits[i] > 0 ? 1 : 0
+        }
+        let b = Double(batch)
+        return StepMetrics(discriminatorLoss: dLoss / (2 * b), generatorLoss: gLoss / b,
+                           discriminatorAccuracyReal: Double(real) / b, discriminatorAccuracyFake: Double(fake) / b,
+                           generatorFoolingRate: Double(fooled) / b)
+    }
+
+    /// Generates images in inference mode from the noise of (sampleNoise stream, `seed`, index i), i < count.
+    /// Returns count × H·W floats in [−1, 1]. Uses the shards' buffers, so not during a step.
+    public func generate(count: Int, noiseSeed: UInt64) -> [Float] {
+        generator.prepareInference(norms: inferenceNorms)
+        let imageSize = generator.imageElements
+        let capacity = (2 * configuration.batchSize + configuration.shards - 1) / configuration.shards
+        var images = [Float](repeating: 0, count: count * imageSize)
+        let noiseRandom = CounterRandom(seed: noiseSeed)
+        let chunks = (count + capacity - 1) / capacity
+        images.withUnsafeMutableBufferPointer { output in
+            nonisolated(unsafe) let destination = output.baseAddress!
+            // Chunk c runs in shard c mod S's buffers; chunks sharing a shard are serialised by running in rounds.
+            var first = 0
+            while first < chunks {
+                let round = min(configuration.shards, chunks - first)
+                executor.run(iterations: round) { slot in
+                    let chunk = first + slot
+                    let start = chunk * capacity, n = min(capacity, count - start)
+                    let g = generatorActivations[slot]
+                    for i in 0..<n {
+                        noiseRandom.normal(step: 0, stream: .sampleNoise, index: start + i, count: generator.codings,
+                                           into: g.noise.pointer + i * generator.codings)
+                    }
+                    generator.inferenceForward(batch: n, activations: g, norms: inferenceNorms,
+                                               workspace: workspaces[slot])
+                    (destination + start * imageSize).update(from: g.image.pointer, count: n * imageSize)
+                }
+                first += round
+            }
+        }
+        return images
+    }
+}

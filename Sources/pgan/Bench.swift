@@ -1,0 +1,87 @@
+import ArgumentParser
+import DCGANParallel
+import Foundation
+import ParallelTensor
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training throughput against thread count (images/s, speedup, efficiency, GFLOP/s, % of FMA peak).",
+        discussion: """
+        Each point trains the seed DCGAN on random data: --warmup steps, then --repeats timed runs of --steps steps; \
+        images/s is the median. One image is one real image through a D step and the matching G step.
+        Example: pgan bench --threads 1,2 --batch-size 32,256 --format table
+        """)
+
+    @Option(help: "Comma-separated thread counts (default: 1, 2, 4, … up to the physical cores).")
+    var threads: String?
+    @Option(help: "Comma-separated batch sizes.")
+    var batchSize: String = "32"
+    @Option(help: "Timed steps per repetition.")
+    var steps: Int = 20
+    @Option(help: "Untimed steps before timing.")
+    var warmup: Int = 3
+    @Option(help: "Timed repetitions (the median is reported).")
+    var repeats: Int = 3
+    @Option(help: "Shards per minibatch.")
+    var shards: Int = 16
+    @Option(help: "table, csv or json.")
+    var format: String = "table"
+
+    func parseList(_ text: String, flag: String) throws -> [Int] {
+        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw UsageError("--\(flag) must be a comma-separated list of positive integers (got '\(text)')")
+        }
+        return values.map { $0! }
+    }
+
+    mutating func run() throws {
+        guard ["table", "csv", "json"].contains(format) else {
+            throw UsageError("--format must be table, csv or json (got '\(format)')")
+        }
+        guard steps >= 1, warmup >= 0, repeats >= 1 else {
+            throw UsageError("--steps and --repeats must be at least 1, --warmup at least 0")
+        }
+        let topology = Topology.shared
+        var defaultThreads = [1]
+        while defaultThreads.last! * 2 <= topology.coreCount { defaultThreads.append(defaultThreads.last! * 2) }
+        if defaultThreads.last! != topology.coreCount { defaultThreads.append(topology.coreCount) }
+        let threadCounts = try threads.map { try parseList($0, flag: "threads") } ?? defaultThreads
+        let batches = try parseList(batchSize, flag: "batch-size")
+        for batch in batches {
+            try TrainingConfiguration(batchSize: batch, shards: shards).validate()
+        }
+        let benchmark = ThroughputBenchmark(steps: steps, warmup: warmup, repeats: repeats, shards: shards)
+        let tableFormat = format == "table"
+        let log: (String) -> Void = { line in
+            if tableFormat { print(line) } else { writeToStandardError(line + "\n") }
+        }
+        let peakPerCore = FMAPeak.measureOneThread(seconds: 0.3)
+        for line in MachineDescription.current(topology: topology).lines { log(line) }
+        log(String(format: "FMA peak: %.1f GFLOP/s per core (measured, SIMD8 FMA)", peakPerCore))
+        let maximumThreads = threadCounts.max()!
+        log("pinning map for \(maximumThreads) threads (worker → PU): "
+            + topology.pinningMap(threads: maximumThreads).enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "))
+        var points: [BenchmarkPoint] = []
+        for batch in batches {
+            var baseline: Double?
+            for threadCount in threadCounts {
+                let point = benchmark.measure(threads: threadCount, batchSize: batch, topology: topology,
+                                              peakPerCore: peakPerCore, baseline: baseline)
+                if baseline == nil { baseline = threadCount == 1 ? point.imagesPerSecond : nil }
+                points.append(point)
+                if format == "table" && points.count == 1 { print(BenchmarkPoint.tableHeader) }
+                if format == "table" { print(point.tableRow) }
+                fflush(nil)
+            }
+        }
+        switch format {
+        case "csv":
+            print(BenchmarkPoint.csvHeader)
+            for point in points { print(point.csvRow) }
+        case "json":
+            print("[" + points.map(\.json).joined(separator: ",\n ") + "]")
+        default: break
+        }
+    }
+}

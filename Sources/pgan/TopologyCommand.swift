@@ -1,0 +1,29 @@
+import ArgumentParser
+import DCGANParallel
+import ParallelTensor
+
+struct TopologyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topology",
+        abstract: "Show what hwloc sees and the core each worker thread would be pinned to.",
+        discussion: "Example: pgan topology --threads 16")
+
+    @Option(help: "Show the pinning map for this many threads (default: physical cores).")
+    var threads: Int?
+
+    mutating func run() throws {
+        let threadCount = try checkThreads(threads)
+        let topology = Topology.shared
+        print(MachineDescription.current(topology: topology).lines.joined(separator: "\n"))
+        print("cores (OS indices of their hardware threads):")
+        for (core, units) in topology.coresProcessingUnits.enumerated() {
+            print("  core \(core): PU \(units.map(String.init).joined(separator: ", "))")
+        }
+        print("pinning map for --threads \(threadCount) (distinct cores first, then their other hardware threads):")
+        for (slot, unit) in topology.pinningMap(threads: threadCount).enumerated() {
+            let core = topology.coresProcessingUnits.firstIndex { $0.contains(unit) } ?? -1
+            let shared = slot >= topology.processingUnitCount ? "  (oversubscribed: shares the PU with worker \(slot % topology.processingUnitCount))" : ""
+            print("  worker \(slot) → PU \(unit) (core \(core))\(shared)")
+        }
+    }
+}
