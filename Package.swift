@@ -4,10 +4,13 @@ import PackageDescription
 // SIMD8<Float> only becomes AVX2/FMA code when the compiler may target such a CPU; the baseline x86-64 target
 // turns every fused multiply-add into a libm call (0.7 GFLOP/s instead of ~100). See DESIGN.md §4.
 #if arch(x86_64)
-let fastSIMD: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+let targetCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 #else
-let fastSIMD: [SwiftSetting] = []
+let targetCPU: [SwiftSetting] = []
 #endif
+// The kernels and the trainer are optimised in debug builds too: unoptimised SIMD code is ~100× slower, which would
+// make `swift test` (parity runs of several training steps) take far longer than the checks are worth.
+let fastSIMD = targetCPU + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "pgan",
@@ -67,7 +70,7 @@ let package = Package(
         ),
         .testTarget(
             name: "pganTests",
-            dependencies: ["pgan", "TestSupport"],
+            dependencies: ["pgan", "DCGANParallel", "TestSupport"],
             swiftSettings: fastSIMD
         ),
     ],

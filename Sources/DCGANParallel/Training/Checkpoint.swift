@@ -12,6 +12,12 @@ public struct SafeTensors: Sendable {
         public let name: String
         public let shape: [Int]
         public let values: [Float]
+
+        public init(name: String, shape: [Int], values: [Float]) {
+            self.name = name
+            self.shape = shape
+            self.values = values
+        }
     }
 
     public var metadata: [(key: String, value: String)]

@@ -79,6 +79,8 @@ public final class GANTrainer: @unchecked Sendable {
     let realBatch: AlignedBuffer
     /// Per-sample results of the last step, indexed by sample (fakes 0..<B, reals B..<2B for the D phase).
     let discriminatorLogits, discriminatorLosses, generatorLogits, generatorLosses: AlignedBuffer
+    /// The fakes of the last step's two phases (B × H·W each), in sample order.
+    let discriminatorPhaseFakes, generatorPhaseFakes: AlignedBuffer
 
     public init(configuration: TrainingConfiguration, executor: ShardedExecutor) {
         self.configuration = configuration
@@ -108,6 +110,27 @@ public final class GANTrainer: @unchecked Sendable {
         discriminatorLosses = AlignedBuffer(count: 2 * batch)
         generatorLogits = AlignedBuffer(count: batch)
         generatorLosses = AlignedBuffer(count: batch)
+        discriminatorPhaseFakes = AlignedBuffer(count: batch * discriminator.imageElements)
+        generatorPhaseFakes = AlignedBuffer(count: batch * discriminator.imageElements)
+    }
+
+    /// What the last step computed, for inspection: per-sample logits (D phase: fakes 0..<B then reals), the fakes of
+    /// both phases, and the all-reduced gradients (laid out like the models' parameter vectors).
+    public struct StepOutputs {
+        public let discriminatorLogits: UnsafePointer<Float>
+        public let generatorLogits: UnsafePointer<Float>
+        public let discriminatorPhaseFakes: UnsafePointer<Float>
+        public let generatorPhaseFakes: UnsafePointer<Float>
+        public let discriminatorGradients: UnsafePointer<Float>
+        public let generatorGradients: UnsafePointer<Float>
+    }
+
+    public var lastStep: StepOutputs {
+        StepOutputs(discriminatorLogits: discriminatorLogits.pointer, generatorLogits: generatorLogits.pointer,
+                    discriminatorPhaseFakes: discriminatorPhaseFakes.pointer,
+                    generatorPhaseFakes: generatorPhaseFakes.pointer,
+                    discriminatorGradients: discriminatorGradients[0].pointer,
+                    generatorGradients: generatorGradients[0].pointer)
     }
 
     /// Shard s owns samples [s·total/S, (s+1)·total/S).
@@ -151,6 +174,8 @@ public final class GANTrainer: @unchecked Sendable {
                 generator.inferenceForward(batch: fakes.count, activations: g, norms: inferenceNorms,
                                            workspace: workspace)
                 d.images.pointer.update(from: g.image.pointer, count: fakes.count * imageSize)
+                (discriminatorPhaseFakes.pointer + fakes.lowerBound * imageSize)
+                    .update(from: g.image.pointer, count: fakes.count * imageSize)
             }
             for i in range.clamped(to: batch..<(2 * batch)) {
                 (d.images.pointer + (i - range.lowerBound) * imageSize)
@@ -197,6 +222,7 @@ public final class GANTrainer: @unchecked Sendable {
             let n = range.count
             let g = generatorActivations[shard], d = discriminatorActivations[shard], workspace = workspaces[shard]
             generator.trainingForwardOutput(batch: n, activations: g, norms: trainingNorms, workspace: workspace)
+            (generatorPhaseFakes.pointer + range.lowerBound * imageSize).update(from: g.image.pointer, count: n * imageSize)
             discriminator.forward(batch: n, input: g.image.pointer, random: random, step: stepCounter, phase: 1,
                                   firstSample: range.lowerBound, activations: d, workspace: workspace)
             d.labels.pointer.update(repeating: 1, count: n)

@@ -1,0 +1,84 @@
+import Foundation
+import ParallelTensor
+
+/// GFLOP/s of the GEMM micro-kernel and of each convolution at the DCGAN's real shapes (per shard of 2 and of the
+/// whole batch of 32), next to the FMA peak measured in the same process. Single-threaded: the per-core numbers
+/// that the data-parallel trainer multiplies by the core count.
+struct Measurement {
+    let name: String
+    let multiplyAdds: Int
+    let body: () -> Void
+}
+
+func time(_ m: Measurement, minimumSeconds: Double = 0.3) -> Double {
+    m.body()
+    var runs = 0
+    let start = monotonicSeconds()
+    var elapsed = 0.0
+    repeat {
+        m.body()
+        runs += 1
+        elapsed = monotonicSeconds() - start
+    } while elapsed < minimumSeconds
+    return 2 * Double(m.multiplyAdds) * Double(runs) / elapsed / 1e9
+}
+
+func randomBuffer(_ count: Int, seed: UInt64) -> AlignedBuffer {
+    let buffer = AlignedBuffer(count: count)
+    CounterRandom(seed: seed).uniform(step: 0, stream: .sampleNoise, index: 0, count: count, into: buffer.pointer)
+    return buffer
+}
+
+let workspace = KernelWorkspace()
+var measurements: [Measurement] = []
+
+@MainActor func gemm(_ name: String, m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false) {
+    let a = randomBuffer(m * k, seed: 1), b = randomBuffer(k * n, seed: 2), c = AlignedBuffer(count: m * n)
+    let aView: MatrixOperand = transposeA ? .transposed(a.pointer, columns: m) : .rowMajor(a.pointer, columns: k)
+    let bView: MatrixOperand = transposeB ? .transposed(b.pointer, columns: k) : .rowMajor(b.pointer, columns: n)
+    measurements.append(Measurement(name: name, multiplyAdds: m * n * k) {
+        withExtendedLifetime((a, b)) {}  // the views hold raw pointers into these
+        GEMM.multiply(rows: m, columns: n, depth: k, a: aView, b: bView, c: c.pointer, ldc: n, accumulate: false,
+                      workspace: workspace)
+    })
+}
+
+@MainActor func convolution(_ name: String, _ g: ConvolutionGeometry, batch: Int) {
+    let input = randomBuffer(batch * g.inputElementsPerImage, seed: 3), weights = randomBuffer(g.weightCount, seed: 4)
+    let output = randomBuffer(batch * g.outputElementsPerImage, seed: 5)
+    let dInput = AlignedBuffer(count: input.count), dWeights = AlignedBuffer(count: weights.count)
+    let macs = batch * g.multiplyAddsPerImage
+    measurements.append(Measurement(name: "\(name) forward, batch \(batch)", multiplyAdds: macs) {
+        Convolution.forward(g, batch: batch, input: input.pointer, weights: weights.pointer, output: output.pointer,
+                            workspace: workspace)
+    })
+    measurements.append(Measurement(name: "\(name) backward data, batch \(batch)", multiplyAdds: macs) {
+        Convolution.backwardData(g, batch: batch, outputGradient: output.pointer, weights: weights.pointer,
+                                 inputGradient: dInput.pointer, workspace: workspace)
+    })
+    measurements.append(Measurement(name: "\(name) backward weights, batch \(batch)", multiplyAdds: macs) {
+        Convolution.backwardWeights(g, batch: batch, input: input.pointer, outputGradient: output.pointer,
+                                    weightGradient: dWeights.pointer, accumulate: false, workspace: workspace)
+    })
+}
+
+gemm("GEMM 6×16 tiles only: 96×1024×1600", m: 96, n: 1024, k: 1600)
+gemm("GEMM M=128 N=3136 K=1600 (conv2 dW shape)", m: 128, n: 3136, k: 1600)
+gemm("GEMM 98×128×1600 (D conv2 fwd, 2 images)", m: 98, n: 128, k: 1600)
+gemm("GEMM 98×1600×128ᵀ (G convT1 fwd, 2 images)", m: 98, n: 1600, k: 128, transposeB: true)
+gemm("GEMM 1600ᵀ×128×98 (D conv2 dW, 2 images)", m: 1600, n: 128, k: 98, transposeA: true)
+let conv1 = ConvolutionGeometry.same(inputHeight: 28, inputWidth: 28, inputChannels: 1, outputChannels: 64, kernelSize: 5, stride: 2)
+let conv2 = ConvolutionGeometry.same(inputHeight: 14, inputWidth: 14, inputChannels: 64, outputChannels: 128, kernelSize: 5, stride: 2)
+for batch in [2, 32] {
+    convolution("D conv1 28×28×1→14×14×64", conv1, batch: batch)
+    convolution("D conv2 14×14×64→7×7×128", conv2, batch: batch)
+}
+
+let peak = FMAPeak.measureOneThread(seconds: 0.5)
+print("FMA peak, one core: \(String(format: "%.1f", peak)) GFLOP/s")
+print("kernel".padding(toLength: 56, withPad: " ", startingAt: 0) + "   GFLOP/s   % of peak")
+for m in measurements {
+    let rate = time(m)
+    let label = m.name.padding(toLength: 56, withPad: " ", startingAt: 0)
+    print(label + String(format: "%10.1f  %9.1f%%", rate, 100 * rate / peak))
+}

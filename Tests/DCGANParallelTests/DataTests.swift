@@ -1,0 +1,111 @@
+import DCGANParallel
+import Foundation
+import TestSupport
+import XCTest
+
+final class DataTests: XCTestCase {
+    static let mnist = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/mnist").path
+
+    var directory: String!
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "pgan-data-tests-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func write(_ bytes: [UInt8], _ name: String) -> String {
+        let path = "\(directory!)/\(name)"
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        return path
+    }
+
+    func header(_ dimensions: [Int]) -> [UInt8] { IDXFile(dimensions: dimensions, bytes: []).encoded() }
+
+    func assertDataError(_ expression: @autoclosure () throws -> Any, contains text: String, path: String,
+                         file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try expression(), file: file, line: line) { error in
+            guard let error = error as? DataError else { return XCTFail("not a DataError: \(error)", file: file, line: line) }
+            XCTAssertEqual(error.path, path, file: file, line: line)
+            XCTAssertTrue(error.problem.contains(text), "\(error.problem) lacks '\(text)'", file: file, line: line)
+        }
+    }
+
+    func testRealMNISTFiles() throws {
+        let images = "\(Self.mnist)/train-images-idx3-ubyte.gz", labels = "\(Self.mnist)/train-labels-idx1-ubyte.gz"
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: images), "shared MNIST not present")
+        let zeros = try ImageDataset.load(imagesPath: images, labelsPath: labels, digit: 0)
+        XCTAssertEqual([zeros.count, zeros.height, zeros.width], [5923, 28, 28])
+        let sevens = try ImageDataset.load(imagesPath: "\(Self.mnist)/t10k-images-idx3-ubyte.gz",
+                                           labelsPath: "\(Self.mnist)/t10k-labels-idx1-ubyte.gz", digit: 7)
+        XCTAssertEqual(sevens.count, 1028)
+        XCTAssertEqual(zeros.pixels.min(), -1)
+        XCTAssertEqual(zeros.pixels.max(), 1)
+        // The shipped default set is exactly these images.
+        let builtIn = try ImageDataset.defaultZeros()
+        XCTAssertEqual(builtIn.count, 5923)
+        XCTAssertEqual(builtIn.checksum, zeros.checksum)
+        XCTAssertEqual(builtIn.pixels, zeros.pixels)
+    }
+
+    func testRawAndGzipRoundTrip() throws {
+        let file = IDXFile(dimensions: [2, 3, 2], bytes: [0, 255, 1, 2, 3, 4, 5, 6, 7, 8, 9, 127])
+        let path = write(file.encoded(), "tiny.idx3-ubyte")
+        let read = try IDXFile.read(path: path)
+        XCTAssertEqual(read.dimensions, [2, 3, 2])
+        XCTAssertEqual(read.bytes, file.bytes)
+        let dataset = try ImageDataset.load(imagesPath: path, labelsPath: nil, digit: nil)
+        XCTAssertEqual(dataset.pixels[0], -1)
+        XCTAssertEqual(dataset.pixels[1], 1)
+        XCTAssertEqual(dataset.pixels[11], 127 / 127.5 - 1)
+    }
+
+    func testBadFilesGiveClearErrors() {
+        let missing = "\(directory!)/missing.idx"
+        assertDataError(try IDXFile.read(path: missing), contains: "no such file", path: missing)
+        let magic = write([0x89, 0x50, 0x4E, 0x47, 0, 0, 0, 0], "magic.idx")
+        assertDataError(try IDXFile.read(path: magic), contains: "not an IDX file (magic 0x89504e47)", path: magic)
+        let type = write([0, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0], "float.idx")
+        assertDataError(try IDXFile.read(path: type), contains: "unsupported IDX element type 0x0d", path: type)
+        let shortHeader = write([0, 0, 8, 3, 0, 0, 0, 2, 0, 0], "short.idx")
+        assertDataError(try IDXFile.read(path: shortHeader), contains: "truncated IDX header", path: shortHeader)
+        let tiny = write([0, 0], "tiny.idx")
+        assertDataError(try IDXFile.read(path: tiny), contains: "truncated header", path: tiny)
+        let shortData = write(header([2, 28, 28]) + [UInt8](repeating: 7, count: 1000), "data.idx")
+        assertDataError(try IDXFile.read(path: shortData), contains: "truncated data: header promises 2×28×28 = 1568 bytes, file holds 1000",
+                        path: shortData)
+        let garbage = write([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "garbage.idx.gz")
+        assertDataError(try IDXFile.read(path: garbage), contains: "not a valid gzip file", path: garbage)
+        let images = write(header([3, 2, 2]) + [UInt8](repeating: 0, count: 12), "images.idx")
+        let labels = write(header([2]) + [0, 1], "labels.idx")
+        assertDataError(try ImageDataset.load(imagesPath: images, labelsPath: labels, digit: 0),
+                        contains: "holds 2 labels but \(images) holds 3 images", path: labels)
+        let labels3 = write(header([3]) + [0, 1, 1], "labels3.idx")
+        assertDataError(try ImageDataset.load(imagesPath: images, labelsPath: labels3, digit: 5),
+                        contains: "no image has label 5 (labels present: 0, 1)", path: labels3)
+        XCTAssertEqual(try ImageDataset.load(imagesPath: images, labelsPath: labels3, digit: 1).count, 2)
+        assertDataError(try ImageDataset.load(imagesPath: labels3, labelsPath: nil, digit: nil),
+                        contains: "expected an image file", path: labels3)
+        let empty = write(header([0, 28, 28]), "empty.idx")
+        assertDataError(try ImageDataset.load(imagesPath: empty, labelsPath: nil, digit: nil), contains: "holds no images",
+                        path: empty)
+    }
+
+    func testTruncatedGzipIsAnError() throws {
+        let file = IDXFile(dimensions: [4, 28, 28], bytes: [UInt8](repeating: 9, count: 4 * 784))
+        let path = write(file.encoded(), "whole.idx")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        process.arguments = ["-kf", path]
+        try process.run()
+        process.waitUntilExit()
+        let compressed = try Data(contentsOf: URL(fileURLWithPath: path + ".gz"))
+        XCTAssertEqual(try IDXFile.read(path: path + ".gz").bytes, file.bytes)
+        let cut = write([UInt8](compressed.prefix(compressed.count / 2)), "cut.idx.gz")
+        assertDataError(try IDXFile.read(path: cut), contains: "not a valid gzip file", path: cut)
+    }
+}

@@ -1,0 +1,89 @@
+import DCGANParallel
+import Foundation
+import ParallelTensor
+import TestSupport
+import XCTest
+
+/// One training step against JAX (float64), from scripts/make-golden-fixtures.py: same initial weights, noise and
+/// dropout masks (both sides draw them from Philox with the same counters), independent model code.
+final class GoldenTests: XCTestCase {
+    struct Sampled: Decodable {
+        let indices: [Int]
+        let values: [Double]
+        let rms: Double
+    }
+
+    struct Fixture: Decodable {
+        let seed: UInt64
+        let batch_size: Int
+        let d_loss: Double
+        let g_loss: Double
+        let d_logits: [Double]
+        let g_logits: [Double]
+        let fakes_d_phase: Sampled
+        let fakes_g_phase: Sampled
+        let gradients: [String: Sampled]
+        let moving: [String: Sampled]
+        let updated_discriminator: [String: Sampled]
+    }
+
+    static func loadFixture() throws -> Fixture {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: "golden-step", withExtension: "json", subdirectory: "Fixtures"))
+        return try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
+    }
+
+    /// rtol 1e-4 against the float64 reference, plus 1e-4 of the tensor's RMS for elements near zero (where float32
+    /// rounding of a sum of thousands of terms is larger than 1e-4 of the element itself).
+    func assertMatches(_ actual: (Int) -> Float, _ expected: Sampled, _ name: String,
+                       file: StaticString = #filePath, line: UInt = #line) {
+        for (index, value) in zip(expected.indices, expected.values) {
+            let a = Double(actual(index))
+            if abs(a - value) > 1e-4 * abs(value) + 1e-4 * expected.rms {
+                XCTFail("\(name)[\(index)] = \(a), JAX says \(value) (rms \(expected.rms))", file: file, line: line)
+                return
+            }
+        }
+    }
+
+    func slotValue(_ layout: ParameterLayout, _ buffer: UnsafePointer<Float>, _ name: String) -> ((Int) -> Float)? {
+        guard let slot = layout.slot(named: name) else { return nil }
+        return { buffer[slot.offset + $0] }
+    }
+
+    func testOneStepMatchesJAXForEveryShardCount() throws {
+        let fixture = try Self.loadFixture()
+        let zeros = try ImageDataset.defaultZeros().prefix(fixture.batch_size)
+        for shards in [1, 2, 4] {
+            let configuration = TrainingConfiguration(batchSize: fixture.batch_size, shards: shards, seed: fixture.seed)
+            let trainer = GANTrainer(configuration: configuration, executor: ShardedExecutor(threadCount: 2, pinsThreads: false))
+            let metrics = zeros.pixels.withUnsafeBufferPointer { trainer.trainStep(realImages: $0.baseAddress!) }
+            let label = "shards \(shards)"
+            XCTAssertEqual(metrics.discriminatorLoss, fixture.d_loss, accuracy: 1e-4 * fixture.d_loss, label)
+            XCTAssertEqual(metrics.generatorLoss, fixture.g_loss, accuracy: 1e-4 * fixture.g_loss, label)
+            let step = trainer.lastStep
+            for (i, logit) in fixture.d_logits.enumerated() {
+                XCTAssertEqual(Double(step.discriminatorLogits[i]), logit, accuracy: 1e-4 * max(abs(logit), 0.1), "D logit \(i) \(label)")
+            }
+            for (i, logit) in fixture.g_logits.enumerated() {
+                XCTAssertEqual(Double(step.generatorLogits[i]), logit, accuracy: 1e-4 * max(abs(logit), 0.1), "G logit \(i) \(label)")
+            }
+            assertMatches({ step.discriminatorPhaseFakes[$0] }, fixture.fakes_d_phase, "D-phase fakes \(label)")
+            assertMatches({ step.generatorPhaseFakes[$0] }, fixture.fakes_g_phase, "G-phase fakes \(label)")
+            XCTAssertEqual(fixture.gradients.count, trainer.generator.layout.slots.count + trainer.discriminator.layout.slots.count)
+            for (name, expected) in fixture.gradients {
+                let gradient = try XCTUnwrap(
+                    slotValue(trainer.generator.layout, step.generatorGradients, name)
+                        ?? slotValue(trainer.discriminator.layout, step.discriminatorGradients, name), name)
+                assertMatches(gradient, expected, "∂loss/∂\(name) \(label)")
+            }
+            for (name, expected) in fixture.moving {
+                assertMatches(try XCTUnwrap(slotValue(trainer.generator.stateLayout, trainer.generator.state.pointer, name)),
+                              expected, "\(name) \(label)")
+            }
+            for (name, expected) in fixture.updated_discriminator {
+                assertMatches(try XCTUnwrap(slotValue(trainer.discriminator.layout, trainer.discriminator.parameters.pointer, name)),
+                              expected, "updated \(name) \(label)")
+            }
+        }
+    }
+}

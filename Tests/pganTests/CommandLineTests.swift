@@ -1,0 +1,194 @@
+import DCGANParallel
+import Foundation
+import XCTest
+
+/// Runs the built `pgan` binary as a user would and checks the files it writes and the errors it gives.
+final class CommandLineTests: XCTestCase {
+    var directory: String!
+    var tinyData: String!
+
+    static let binary: String = {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [here, here.deletingLastPathComponent(), here.deletingLastPathComponent().deletingLastPathComponent()]
+            .map { $0.appendingPathComponent("pgan").path }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }()
+
+    struct Result {
+        let status: Int32
+        let output: String
+        let error: String
+    }
+
+    @discardableResult
+    func pgan(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["CI"] = "true"
+        process.environment = environment
+        let output = Pipe(), error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile(), err = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self),
+                      error: String(decoding: err, as: UTF8.self))
+    }
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "pgan-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // 64 real zeros as a small IDX file: 4 steps per epoch at batch 16.
+        let zeros = try ImageDataset.defaultZeros().prefix(64)
+        let file = IDXFile(dimensions: [64, 28, 28], bytes: zeros.pixels.map(pixelByte))
+        tinyData = "\(directory!)/tiny-images.idx"
+        try Data(file.encoded()).write(to: URL(fileURLWithPath: tinyData))
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func bytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
+
+    func assertPNG(_ path: String, width: Int, height: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let png = try bytes(path)
+        XCTAssertEqual(Array(png.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], file: file, line: line)
+        func u32(_ o: Int) -> Int { Int(png[o]) << 24 | Int(png[o + 1]) << 16 | Int(png[o + 2]) << 8 | Int(png[o + 3]) }
+        XCTAssertEqual(String(decoding: png[12..<16], as: UTF8.self), "IHDR", file: file, line: line)
+        XCTAssertEqual([u32(16), u32(20)], [width, height], file: file, line: line)
+        let decoded = try GreyImage(pngData: Data(png))
+        XCTAssertEqual(decoded.pixels.count, width * height, file: file, line: line)
+    }
+
+    func testTrainThenSample() throws {
+        let run = "\(directory!)/run"
+        let train = try pgan(["train", "--data", tinyData, "--steps", "3", "--batch-size", "16", "--shards", "4",
+                              "--threads", "2", "--out", run])
+        XCTAssertEqual(train.status, 0, train.error)
+        XCTAssertTrue(train.output.contains("pinning (worker → PU)"), train.output)
+        XCTAssertTrue(train.output.contains("epoch   1  step      3"), train.output)
+        let csv = try String(contentsOfFile: "\(run)/metrics.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.first.map(String.init), EpochSummary.csvHeader)
+        XCTAssertEqual(csv.count, 2)
+        let row = csv[1].split(separator: ",")
+        XCTAssertEqual(row.count, 10)
+        XCTAssertEqual(row[0...2].map(String.init), ["1", "3", "3"])
+        for value in row[3...7] { XCTAssertTrue(Double(value).map { $0.isFinite && $0 >= 0 } ?? false, String(value)) }
+        // 8×8 grid of 28×28 images, 2-pixel border, drawn at twice the size.
+        let side = (8 * 30 + 2) * 2
+        try assertPNG("\(run)/samples/epoch-0001.png", width: side, height: side)
+        try assertPNG("\(run)/progress.png", width: (10 * 30 + 2) * 2, height: (30 + 2) * 2)
+        let svg = try String(contentsOfFile: "\(run)/curves.svg", encoding: .utf8)
+        XCTAssertTrue(svg.hasPrefix("<svg") && svg.contains("G fooling rate") && svg.contains("<polyline"))
+
+        let idx = "\(directory!)/samples.idx"
+        let sample = try pgan(["sample", "--checkpoint", "\(run)/checkpoint.safetensors", "--count", "10", "--out", idx])
+        XCTAssertEqual(sample.status, 0, sample.error)
+        let idxBytes = try bytes(idx)
+        XCTAssertEqual(Array(idxBytes.prefix(16)), [0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28])
+        XCTAssertEqual(idxBytes.count, 16 + 10 * 784)
+        let decoded = try IDXFile.read(path: idx)
+        XCTAssertEqual(decoded.dimensions, [10, 28, 28])
+        XCTAssertGreaterThan(Set(decoded.bytes).count, 10, "images are not blank")
+        let png = "\(directory!)/samples.png"
+        XCTAssertEqual(try pgan(["sample", "--checkpoint", "\(run)/checkpoint.safetensors", "--count", "10", "--out", png]).status, 0)
+        try assertPNG(png, width: (4 * 30 + 2) * 2, height: (3 * 30 + 2) * 2)
+        // Same seed, same images.
+        let again = "\(directory!)/again.idx"
+        XCTAssertEqual(try pgan(["sample", "--checkpoint", "\(run)/checkpoint.safetensors", "--count", "10", "--out", again]).status, 0)
+        XCTAssertEqual(try bytes(again), idxBytes)
+    }
+
+    func testThreadCountDoesNotChangeTheCheckpointBytes() throws {
+        for threads in ["1", "3"] {
+            let result = try pgan(["train", "--data", tinyData, "--steps", "3", "--batch-size", "16", "--shards", "4",
+                                   "--threads", threads, "--out", "\(directory!)/threads-\(threads)", "--quiet"])
+            XCTAssertEqual(result.status, 0, result.error)
+            XCTAssertEqual(result.output, "")
+        }
+        XCTAssertEqual(try bytes("\(directory!)/threads-1/checkpoint.safetensors"),
+                       try bytes("\(directory!)/threads-3/checkpoint.safetensors"))
+    }
+
+    func testResumeIsByteIdenticalToAnUninterruptedRun() throws {
+        let common: [String] = ["--data", tinyData!, "--batch-size", "16", "--shards", "4", "--quiet"]
+        let whole = "\(directory!)/whole", split = "\(directory!)/split"
+        XCTAssertEqual(try pgan(["train", "--epochs", "4", "--threads", "2", "--out", whole] + common).status, 0)
+        XCTAssertEqual(try pgan(["train", "--epochs", "2", "--threads", "1", "--out", split] + common).status, 0)
+        let resumed = try pgan(["train", "--epochs", "4", "--threads", "2", "--resume", split, "--data", tinyData!, "--quiet"])
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        XCTAssertEqual(try bytes("\(whole)/checkpoint.safetensors"), try bytes("\(split)/checkpoint.safetensors"))
+        let wholeRows = try String(contentsOfFile: "\(whole)/metrics.csv", encoding: .utf8).split(separator: "\n")
+        let splitRows = try String(contentsOfFile: "\(split)/metrics.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(splitRows.count, 5)
+        // Same losses and accuracies per epoch (the speed columns differ).
+        XCTAssertEqual(wholeRows.map { $0.split(separator: ",").prefix(8) }, splitRows.map { $0.split(separator: ",").prefix(8) })
+        try assertPNG("\(split)/progress.png", width: (10 * 30 + 2) * 2, height: (4 * 30 + 2) * 2)
+    }
+
+    func assertFails(_ arguments: [String], status: Int32, mentions texts: [String],
+                     file: StaticString = #filePath, line: UInt = #line) throws {
+        let result = try pgan(arguments)
+        XCTAssertEqual(result.status, status, "\(arguments): \(result.error)", file: file, line: line)
+        let lines = result.error.split(separator: "\n")
+        XCTAssertTrue(lines.first?.hasPrefix("pgan: error: ") ?? false, result.error, file: file, line: line)
+        for text in texts {
+            XCTAssertTrue(lines.first?.contains(text) ?? false, "'\(lines.first ?? "")' lacks '\(text)'", file: file, line: line)
+        }
+        XCTAssertFalse(result.error.contains("Fatal error") || result.error.contains("Stack dump"), file: file, line: line)
+    }
+
+    func testUsageErrorsExitWithTwo() throws {
+        try assertFails(["train", "--threads", "0"], status: 2, mentions: ["--threads", "0"])
+        try assertFails(["train", "--batch-size", "8", "--shards", "16"], status: 2, mentions: ["--batch-size 8", "--shards 16"])
+        try assertFails(["train", "--optimizer", "sgd"], status: 2, mentions: ["sgd"])
+        try assertFails(["train", "--epochs", "0"], status: 2, mentions: ["--epochs"])
+        try assertFails(["train", "--learning-rate", "-1"], status: 2, mentions: ["--learning-rate"])
+        try assertFails(["train", "--no-such-flag"], status: 2, mentions: ["--no-such-flag"])
+        try assertFails(["train", "--digit", "3"], status: 2, mentions: ["digit 3"])
+        try assertFails(["sample", "--checkpoint", "x", "--out", "y.jpg"], status: 2, mentions: ["y.jpg"])
+        try assertFails(["bench", "--threads", "1,zero"], status: 2, mentions: ["1,zero"])
+    }
+
+    func testFailedRunsExitWithOneAndWriteNothing() throws {
+        let missing = "\(directory!)/missing.idx"
+        try assertFails(["train", "--data", missing, "--out", "\(directory!)/a"], status: 1, mentions: [missing, "no such file"])
+        let notIDX = "\(directory!)/notes.txt"
+        try Data("hello, world".utf8).write(to: URL(fileURLWithPath: notIDX))
+        try assertFails(["train", "--data", notIDX, "--out", "\(directory!)/b"], status: 1, mentions: [notIDX, "not an IDX file"])
+        let labels = "\(directory!)/labels.idx"
+        try Data(IDXFile(dimensions: [3], bytes: [0, 1, 2]).encoded()).write(to: URL(fileURLWithPath: labels))
+        try assertFails(["train", "--data", tinyData, "--labels", labels, "--digit", "0", "--out", "\(directory!)/c"],
+                        status: 1, mentions: [labels, "3 labels", "64 images"])
+        let blocker = "\(directory!)/file"
+        try Data().write(to: URL(fileURLWithPath: blocker))
+        try assertFails(["train", "--data", tinyData, "--batch-size", "16", "--shards", "4", "--steps", "1", "--out", "\(blocker)/run"],
+                        status: 1, mentions: ["\(blocker)/run", "output directory"])
+        let corrupt = "\(directory!)/corrupt.safetensors"
+        try Data([7, 0, 0, 0, 0, 0, 0, 0, 123, 34]).write(to: URL(fileURLWithPath: corrupt))
+        try assertFails(["sample", "--checkpoint", corrupt, "--out", "\(directory!)/s.png"], status: 1, mentions: [corrupt, "not a valid safetensors"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory!)/s.png"))
+        try assertFails(["train", "--resume", "\(directory!)/nowhere"], status: 1, mentions: ["nowhere/checkpoint.safetensors", "no such file"])
+    }
+
+    func testTopologyAndBench() throws {
+        let topology = try pgan(["topology", "--threads", "3"])
+        XCTAssertEqual(topology.status, 0, topology.error)
+        XCTAssertTrue(topology.output.contains("worker 2 → PU"), topology.output)
+        XCTAssertTrue(topology.output.contains("topology: "), topology.output)
+        let bench = try pgan(["bench", "--threads", "1,2", "--batch-size", "16", "--shards", "4", "--steps", "1",
+                              "--warmup", "0", "--repeats", "1", "--format", "json"])
+        XCTAssertEqual(bench.status, 0, bench.error)
+        let points = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bench.output.utf8)) as? [[String: Any]])
+        XCTAssertEqual(points.count, 2)
+        for key in ["threads", "batch_size", "shards", "images_per_second", "speedup", "efficiency", "gflops", "peak_fraction", "oversubscribed"] {
+            XCTAssertNotNil(points[0][key], key)
+        }
+        XCTAssertEqual(points[0]["speedup"] as? Double, 1)
+        XCTAssertGreaterThan(points[1]["images_per_second"] as? Double ?? 0, 0)
+    }
+}
