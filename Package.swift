@@ -5,8 +5,10 @@ import PackageDescription
 // turns every fused multiply-add into a libm call (0.7 GFLOP/s instead of ~100). See DESIGN.md §4.
 #if arch(x86_64)
 let targetCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+let avx512: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "skylake-avx512", "-O"])]
 #else
 let targetCPU: [SwiftSetting] = []
+let avx512: [SwiftSetting] = []
 #endif
 // The kernels and the trainer are optimised in debug builds too: unoptimised SIMD code is ~100× slower, which would
 // make `swift test` (parity runs of several training steps) take far longer than the checks are worth.
@@ -35,9 +37,16 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
+        .target(name: "CPUFeatures"),
+        // Only the AVX-512 micro-kernel is built for AVX-512 CPUs; ParallelTensor calls it after checking the CPU.
+        .target(
+            name: "ParallelTensorAVX512",
+            swiftSettings: avx512
+        ),
         .target(
             name: "ParallelTensor",
-            dependencies: ["CHwloc", .product(name: "Atomics", package: "swift-atomics")],
+            dependencies: ["CHwloc", "CPUFeatures", "ParallelTensorAVX512",
+                           .product(name: "Atomics", package: "swift-atomics")],
             swiftSettings: fastSIMD
         ),
         .target(

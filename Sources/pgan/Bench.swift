@@ -58,7 +58,7 @@ struct Bench: ParsableCommand {
         }
         let peakPerCore = FMAPeak.measureOneThread(seconds: 0.3)
         for line in MachineDescription.current(topology: topology).lines { log(line) }
-        log(String(format: "FMA peak: %.1f GFLOP/s per core (measured, SIMD8 FMA)", peakPerCore))
+        log(String(format: "FMA peak: %.1f GFLOP/s per core (measured, %@ FMA loop; GEMM kernel %@)", peakPerCore, GEMM.kernel == .avx512 ? "SIMD16" : "SIMD8", GEMM.kernel.rawValue))
         let maximumThreads = threadCounts.max()!
         log("pinning map for \(maximumThreads) threads (worker → PU): "
             + topology.pinningMap(threads: maximumThreads).enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "))

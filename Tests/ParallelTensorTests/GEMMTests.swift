@@ -13,17 +13,38 @@ final class GEMMTests: XCTestCase {
             let k = trial % 10 == 0 ? random.int(in: 250...300) : random.int(in: 1...40)
             let transposeA = random.int(in: 0...1) == 1, transposeB = random.int(in: 0...1) == 1
             let accumulate = random.int(in: 0...1) == 1
+            let kernel = GEMM.Kernel.allCases.filter(\.isSupported)[trial % (GEMM.Kernel.avx512.isSupported ? 2 : 1)]
             let a = random.floats(m * k), b = random.floats(k * n), c = random.floats(m * n)
             Run.withBuffers([a, b, c, c]) { p in
                 let aView: MatrixOperand = transposeA ? .transposed(p[0], columns: m) : .rowMajor(p[0], columns: k)
                 let bView: MatrixOperand = transposeB ? .transposed(p[1], columns: k) : .rowMajor(p[1], columns: n)
                 GEMM.multiply(rows: m, columns: n, depth: k, a: aView, b: bView, c: p[2], ldc: n,
-                              accumulate: accumulate, workspace: workspace)
+                              accumulate: accumulate, workspace: workspace, kernel: kernel)
                 Reference.gemm(rows: m, columns: n, depth: k, a: aView, b: bView, c: p[3], ldc: n,
                                accumulate: accumulate)
                 assertAllClose(Run.array(p[2], m * n), Run.array(p[3], m * n), relativeTolerance: 1e-5,
                                absoluteTolerance: 2e-6 * Float(k).squareRoot(),
-                               "m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB) acc=\(accumulate)")
+                               "m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB) acc=\(accumulate) \(kernel)")
+            }
+        }
+    }
+
+    /// The AVX2 and AVX-512 micro-kernels accumulate in the same order, so they must agree bit for bit (this is what
+    /// lets a checkpoint from an AVX-512 machine match one from an AVX2 machine).
+    func testKernelsAreBitIdentical() throws {
+        try XCTSkipUnless(GEMM.Kernel.avx512.isSupported, "this CPU has no AVX-512")
+        var random = SeededRandom(seed: 9)
+        let workspace = KernelWorkspace()
+        for trial in 0..<30 {
+            let m = random.int(in: 1...40), n = random.int(in: 1...90), k = trial % 5 == 0 ? 300 : random.int(in: 1...60)
+            let accumulate = trial % 2 == 0
+            let a = random.floats(m * k), b = random.floats(k * n), c = random.floats(m * n)
+            Run.withBuffers([a, b, c, c]) { p in
+                GEMM.multiply(rows: m, columns: n, depth: k, a: .rowMajor(p[0], columns: k), b: .transposed(p[1], columns: k),
+                              c: p[2], ldc: n, accumulate: accumulate, workspace: workspace, kernel: .avx2)
+                GEMM.multiply(rows: m, columns: n, depth: k, a: .rowMajor(p[0], columns: k), b: .transposed(p[1], columns: k),
+                              c: p[3], ldc: n, accumulate: accumulate, workspace: workspace, kernel: .avx512)
+                assertBitIdentical(Run.array(p[2], m * n), Run.array(p[3], m * n), "m=\(m) n=\(n) k=\(k)")
             }
         }
     }

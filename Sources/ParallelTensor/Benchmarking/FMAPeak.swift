@@ -1,3 +1,4 @@
+import ParallelTensorAVX512
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,8 +7,21 @@ import Glibc
 /// FMA latency on two ports), the same instruction mix as the GEMM micro-kernel without its loads. Benchmarks divide
 /// their GFLOP/s by this to report a fraction of peak.
 public enum FMAPeak {
-    /// GFLOP/s of one thread over about `seconds`.
+    /// GFLOP/s of one thread over about `seconds`, with the vector width GEMM uses (`GEMM.kernel`).
     public static func measureOneThread(seconds: Double = 0.2) -> Double {
+        if GEMM.kernel == .avx512 {
+            let iterations = 1 << 16
+            var rounds = 0, checksum: Float = 0
+            let start = monotonicSeconds()
+            var elapsed = 0.0
+            repeat {
+                checksum += MicroKernel512.fmaLoop(iterations: iterations)
+                rounds += 1
+                elapsed = monotonicSeconds() - start
+            } while elapsed < seconds
+            if checksum == .infinity { writeToStandardError("") }
+            return Double(rounds) * Double(iterations) * 12 * 16 * 2 / elapsed / 1e9
+        }
         var accumulators = [SIMD8<Float>](repeating: SIMD8(repeating: 0), count: 12)
         let a = SIMD8<Float>(repeating: 0.999_999), b = SIMD8<Float>(repeating: 1e-7)
         let iterationsPerRound = 1 << 16

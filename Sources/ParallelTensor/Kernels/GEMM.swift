@@ -1,3 +1,9 @@
+import CPUFeatures
+import ParallelTensorAVX512
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A read-only matrix seen through strides: element (row, column) is `base[row * rowStride + column * columnStride]`.
 /// A row-major M×K matrix has strides (K, 1); its transpose, read as K×M, has strides (1, K). Transposes therefore
 /// cost nothing: GEMM's packing step reads any stride pattern into its contiguous panels.
@@ -67,8 +73,32 @@ public final class KernelWorkspace: @unchecked Sendable {
 /// zeros and writing the valid part of the tile. The summation order of each C element depends only on (M, N, K),
 /// never on which thread runs it: the parity contract relies on that.
 public enum GEMM {
+    /// The micro-kernel: 6×16 with AVX2 `SIMD8` or 6×32 with AVX-512 `SIMD16` registers. Both accumulate every C
+    /// element over k in the same order, so they give the same bits.
+    public enum Kernel: String, Sendable, CaseIterable {
+        case avx2
+        case avx512
+
+        public var microColumns: Int { self == .avx2 ? 16 : MicroKernel512.columns }
+
+        /// Whether this CPU can run it.
+        public var isSupported: Bool {
+            switch self {
+            case .avx2: return true  // the package is built for haswell: a CPU without AVX2 cannot run any of it
+            case .avx512: return pgan_cpu_supports_avx512f() == 1
+            }
+        }
+    }
+
+    /// The widest kernel the CPU supports; `PGAN_SIMD=avx2` in the environment forces the AVX2 kernel.
+    public static let kernel: Kernel = {
+        if let forced = getenv("PGAN_SIMD").map({ String(cString: $0) }), let kernel = Kernel(rawValue: forced) {
+            return kernel.isSupported ? kernel : .avx2
+        }
+        return Kernel.avx512.isSupported ? .avx512 : .avx2
+    }()
+
     public static let microRows = 6
-    public static let microColumns = 16
     static let blockK = 256
     static let blockM = 96
     static let blockN = 1024
@@ -77,8 +107,9 @@ public enum GEMM {
         rows m: Int, columns n: Int, depth k: Int,
         a: MatrixOperand, b: MatrixOperand,
         c: UnsafeMutablePointer<Float>, ldc: Int,
-        accumulate: Bool, workspace: KernelWorkspace
+        accumulate: Bool, workspace: KernelWorkspace, kernel: Kernel = GEMM.kernel
     ) {
+        let microColumns = kernel.microColumns
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
             if !accumulate { for row in 0..<m { (c + row * ldc).update(repeating: 0, count: n) } }
@@ -90,7 +121,8 @@ public enum GEMM {
             var pc = 0
             while pc < k {
                 let kb = min(blockK, k - pc)
-                packB(b, rowOffset: pc, columnOffset: jc, depth: kb, columns: nb, into: workspace.packedB)
+                packB(b, rowOffset: pc, columnOffset: jc, depth: kb, columns: nb, panelWidth: microColumns,
+                      into: workspace.packedB)
                 let addToC = accumulate || pc > 0
                 var ic = 0
                 while ic < m {
@@ -104,8 +136,14 @@ public enum GEMM {
                         while ir < mb {
                             let panelRows = min(microRows, mb - ir)
                             let cTile = c + (ic + ir) * ldc + jc + jr
-                            microKernel(depth: kb, a: workspace.packedA + ir * kb, b: bPanel, c: cTile, ldc: ldc,
-                                        rows: panelRows, columns: panelColumns, accumulate: addToC)
+                            if kernel == .avx512 {
+                                MicroKernel512.multiply(depth: kb, a: workspace.packedA + ir * kb, b: bPanel, c: cTile,
+                                                        ldc: ldc, rows: panelRows, columns: panelColumns,
+                                                        accumulate: addToC)
+                            } else {
+                                microKernel(depth: kb, a: workspace.packedA + ir * kb, b: bPanel, c: cTile, ldc: ldc,
+                                            rows: panelRows, columns: panelColumns, accumulate: addToC)
+                            }
                             ir += microRows
                         }
                         jr += microColumns
@@ -146,38 +184,43 @@ public enum GEMM {
         }
     }
 
-    /// Packs depth [rowOffset, +depth) × columns [columnOffset, +columns) of B into 16-column panels, each stored
-    /// depth-major (16 consecutive floats per k), columns past the end padded with zeros.
+    /// Packs depth [rowOffset, +depth) × columns [columnOffset, +columns) of B into panels `panelWidth` columns
+    /// wide (16 or 32), each stored depth-major, columns past the end padded with zeros.
     @inline(__always)
     static func packB(_ b: MatrixOperand, rowOffset: Int, columnOffset: Int, depth: Int, columns: Int,
-                      into packed: UnsafeMutablePointer<Float>) {
+                      panelWidth: Int, into packed: UnsafeMutablePointer<Float>) {
         var destination = packed
         var panelStart = 0
         while panelStart < columns {
-            let valid = min(microColumns, columns - panelStart)
+            let valid = min(panelWidth, columns - panelStart)
             let origin = b.base + rowOffset * b.rowStride + (columnOffset + panelStart) * b.columnStride
-            if valid == microColumns && b.columnStride == 1 {
+            if valid == panelWidth && b.columnStride == 1 {
                 for p in 0..<depth {
                     let source = UnsafeRawPointer(origin + p * b.rowStride)
                     let raw = UnsafeMutableRawPointer(destination)
-                    raw.storeBytes(of: source.loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-                    raw.storeBytes(of: source.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self),
-                                   toByteOffset: 32, as: SIMD8<Float>.self)
-                    destination += microColumns
+                    var offset = 0
+                    while offset < panelWidth * 4 {
+                        raw.storeBytes(of: source.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self),
+                                       toByteOffset: offset, as: SIMD8<Float>.self)
+                        offset += 32
+                    }
+                    destination += panelWidth
                 }
             } else {
                 for p in 0..<depth {
                     let source = origin + p * b.rowStride
                     for j in 0..<valid { destination[j] = source[j * b.columnStride] }
-                    for j in valid..<microColumns { destination[j] = 0 }
-                    destination += microColumns
+                    for j in valid..<panelWidth { destination[j] = 0 }
+                    destination += panelWidth
                 }
             }
-            panelStart += microColumns
+            panelStart += panelWidth
         }
     }
 
     /// The 6×16 register tile: for each k, two SIMD8 loads of B, six broadcasts of A and twelve FMAs.
+    static let avx2TileColumns = 16
+
     @inline(__always)
     static func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                             c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, accumulate: Bool) {
@@ -205,9 +248,9 @@ public enum GEMM {
             broadcast = SIMD8<Float>(repeating: ap[5])
             c50 = c50.addingProduct(broadcast, b0); c51 = c51.addingProduct(broadcast, b1)
             ap += microRows
-            bp += microColumns * 4
+            bp += avx2TileColumns * 4
         }
-        if rows == microRows && columns == microColumns {
+        if rows == microRows && columns == avx2TileColumns {
             store(c00, c01, to: c, accumulate: accumulate)
             store(c10, c11, to: c + ldc, accumulate: accumulate)
             store(c20, c21, to: c + 2 * ldc, accumulate: accumulate)
@@ -223,7 +266,7 @@ public enum GEMM {
             let values = UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self)
             for r in 0..<rows {
                 let row = c + r * ldc
-                let source = values + r * microColumns
+                let source = values + r * avx2TileColumns
                 for j in 0..<columns { row[j] = accumulate ? row[j] + source[j] : source[j] }
             }
         }

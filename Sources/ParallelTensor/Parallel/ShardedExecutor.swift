@@ -4,8 +4,14 @@ import Dispatch
 import Glibc
 #endif
 
-/// Runs per-shard work on `threadCount` worker threads with `DispatchQueue.concurrentPerform`, each worker pinned
-/// (once, on its first iteration) to a core chosen by `Topology.pinningOrder`.
+/// Runs per-shard work on `threadCount` worker threads with `DispatchQueue.concurrentPerform`, worker k pinned to the
+/// core `pinningMap[k]` chosen by `Topology.pinningOrder`.
+///
+/// concurrentPerform hands its iterations to whichever pool threads are free, and the pool's threads change over
+/// time. Pinning each thread once, in order of arrival, can put two live workers on one core while another core idles
+/// (seen: 1.14× on two cores). So worker k — iteration k of concurrentPerform — binds the thread running it to slot
+/// k's core, and a thread is re-bound only when it runs a different slot than it did last time (a thread-local
+/// record avoids the system call otherwise).
 ///
 /// Work is handed out dynamically (an atomic cursor), so which thread runs which shard changes from call to call:
 /// callers must make every result a function of the shard index alone. That is the whole parity contract: shards,
@@ -16,7 +22,7 @@ public final class ShardedExecutor: @unchecked Sendable {
     public let pinsThreads: Bool
 
     private let cursor = ManagedAtomic<Int>(0)
-    private let nextSlot = ManagedAtomic<Int>(0)
+    /// Thread-local: 1 + the slot the thread is bound to (0: not bound by this executor).
     private var pinnedKey = pthread_key_t()
     private let bindingsLock = PThreadMutex()
     private var bindings: [Int: Int] = [:]
@@ -53,15 +59,15 @@ public final class ShardedExecutor: @unchecked Sendable {
         guard iterations > 0 else { return }
         let workers = min(threadCount, iterations)
         if workers == 1 {
-            pinCurrentThreadOnce()
+            pinCurrentThread(toSlot: 0)
             for i in 0..<iterations { body(i) }
             return
         }
         cursor.store(0, ordering: .relaxed)
         withoutActuallyEscaping(body) { escapable in
             nonisolated(unsafe) let work = escapable
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                self.pinCurrentThreadOnce()
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                self.pinCurrentThread(toSlot: worker)
                 while true {
                     let i = self.cursor.loadThenWrappingIncrement(ordering: .relaxed)
                     if i >= iterations { break }
@@ -86,10 +92,9 @@ public final class ShardedExecutor: @unchecked Sendable {
         if let callerBinding { topology.bindCurrentThread(toProcessingUnits: callerBinding) }
     }
 
-    private func pinCurrentThreadOnce() {
-        guard pinsThreads, pthread_getspecific(pinnedKey) == nil else { return }
-        pthread_setspecific(pinnedKey, UnsafeRawPointer(bitPattern: 1))
-        let slot = nextSlot.loadThenWrappingIncrement(ordering: .relaxed) % threadCount
+    private func pinCurrentThread(toSlot slot: Int) {
+        guard pinsThreads, Int(bitPattern: pthread_getspecific(pinnedKey)) != slot + 1 else { return }
+        pthread_setspecific(pinnedKey, UnsafeRawPointer(bitPattern: slot + 1))
         let unit = topology.processingUnit(forSlot: slot)
         if topology.bindCurrentThread(toProcessingUnit: unit) {
             bindingsLock.lock()

@@ -1,0 +1,91 @@
+/// The GEMM micro-kernel and the FMA-peak loop for CPUs with AVX-512. This module alone is compiled for
+/// skylake-avx512, so nothing in it may run before ParallelTensor has checked that the CPU supports AVX-512F: it is
+/// only reached through `GEMM.kernel == .avx512`.
+///
+/// The 6×32 tile keeps 12 `SIMD16<Float>` accumulators (zmm registers). Every C element is accumulated over k in the
+/// same order, one FMA per k, as the 6×16 AVX2 kernel does: the two kernels give bit-identical results.
+public enum MicroKernel512 {
+    public static let rows = 6
+    public static let columns = 32
+
+    @inline(__always)
+    static func store(_ low: SIMD16<Float>, _ high: SIMD16<Float>, to c: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let raw = UnsafeMutableRawPointer(c)
+        if accumulate {
+            raw.storeBytes(of: raw.loadUnaligned(as: SIMD16<Float>.self) + low, as: SIMD16<Float>.self)
+            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self) + high,
+                           toByteOffset: 64, as: SIMD16<Float>.self)
+        } else {
+            raw.storeBytes(of: low, as: SIMD16<Float>.self)
+            raw.storeBytes(of: high, toByteOffset: 64, as: SIMD16<Float>.self)
+        }
+    }
+
+    /// C[0..<rows, 0..<columns] (+)= A-panel (depth × 6, packed) · B-panel (depth × 32, packed).
+    public static func multiply(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, rows validRows: Int, columns validColumns: Int,
+                                accumulate: Bool) {
+        var c00 = SIMD16<Float>(), c01 = SIMD16<Float>()
+        var c10 = SIMD16<Float>(), c11 = SIMD16<Float>()
+        var c20 = SIMD16<Float>(), c21 = SIMD16<Float>()
+        var c30 = SIMD16<Float>(), c31 = SIMD16<Float>()
+        var c40 = SIMD16<Float>(), c41 = SIMD16<Float>()
+        var c50 = SIMD16<Float>(), c51 = SIMD16<Float>()
+        var ap = a
+        var bp = UnsafeRawPointer(b)
+        for _ in 0..<depth {
+            let b0 = bp.loadUnaligned(as: SIMD16<Float>.self)
+            let b1 = bp.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+            var broadcast = SIMD16<Float>(repeating: ap[0])
+            c00 = c00.addingProduct(broadcast, b0); c01 = c01.addingProduct(broadcast, b1)
+            broadcast = SIMD16<Float>(repeating: ap[1])
+            c10 = c10.addingProduct(broadcast, b0); c11 = c11.addingProduct(broadcast, b1)
+            broadcast = SIMD16<Float>(repeating: ap[2])
+            c20 = c20.addingProduct(broadcast, b0); c21 = c21.addingProduct(broadcast, b1)
+            broadcast = SIMD16<Float>(repeating: ap[3])
+            c30 = c30.addingProduct(broadcast, b0); c31 = c31.addingProduct(broadcast, b1)
+            broadcast = SIMD16<Float>(repeating: ap[4])
+            c40 = c40.addingProduct(broadcast, b0); c41 = c41.addingProduct(broadcast, b1)
+            broadcast = SIMD16<Float>(repeating: ap[5])
+            c50 = c50.addingProduct(broadcast, b0); c51 = c51.addingProduct(broadcast, b1)
+            ap += rows
+            bp += columns * 4
+        }
+        if validRows == rows && validColumns == columns {
+            store(c00, c01, to: c, accumulate: accumulate)
+            store(c10, c11, to: c + ldc, accumulate: accumulate)
+            store(c20, c21, to: c + 2 * ldc, accumulate: accumulate)
+            store(c30, c31, to: c + 3 * ldc, accumulate: accumulate)
+            store(c40, c41, to: c + 4 * ldc, accumulate: accumulate)
+            store(c50, c51, to: c + 5 * ldc, accumulate: accumulate)
+            return
+        }
+        withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 2 * rows) { tile in
+            tile[0] = c00; tile[1] = c01; tile[2] = c10; tile[3] = c11; tile[4] = c20; tile[5] = c21
+            tile[6] = c30; tile[7] = c31; tile[8] = c40; tile[9] = c41; tile[10] = c50; tile[11] = c51
+            let values = UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self)
+            for r in 0..<validRows {
+                let row = c + r * ldc
+                let source = values + r * columns
+                for j in 0..<validColumns { row[j] = accumulate ? row[j] + source[j] : source[j] }
+            }
+        }
+    }
+
+    /// FLOPs done by `iterations` rounds of 12 independent SIMD16 FMA chains (the peak loop); returns a value that
+    /// depends on the computation so it cannot be optimised away.
+    public static func fmaLoop(iterations: Int) -> Float {
+        let a = SIMD16<Float>(repeating: 0.999_999)
+        var c0 = SIMD16<Float>(repeating: 1), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0
+        var c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0
+        for _ in 0..<iterations {
+            c0 = c0.addingProduct(c0, a); c1 = c1.addingProduct(c1, a)
+            c2 = c2.addingProduct(c2, a); c3 = c3.addingProduct(c3, a)
+            c4 = c4.addingProduct(c4, a); c5 = c5.addingProduct(c5, a)
+            c6 = c6.addingProduct(c6, a); c7 = c7.addingProduct(c7, a)
+            c8 = c8.addingProduct(c8, a); c9 = c9.addingProduct(c9, a)
+            c10 = c10.addingProduct(c10, a); c11 = c11.addingProduct(c11, a)
+        }
+        return (c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11).sum()
+    }
+}
