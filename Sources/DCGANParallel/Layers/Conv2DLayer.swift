@@ -5,13 +5,19 @@ public struct Conv2DLayer: Sendable {
     public let geometry: ConvolutionGeometry
     public let kernel: ParameterSlot
     public let bias: ParameterSlot
+    public let packed: PackedWeights
 
-    public init(name: String, geometry: ConvolutionGeometry, layout: ParameterLayout) {
+    /// `needsInputGradient`: whether backward must produce ∂loss/∂input (false for a first layer fed with data only).
+    public init(name: String, geometry: ConvolutionGeometry, layout: ParameterLayout, needsInputGradient: Bool = true) {
         self.geometry = geometry
         kernel = layout.add("\(name).kernel", shape: [geometry.kernelHeight, geometry.kernelWidth,
                                                       geometry.inputChannels, geometry.outputChannels])
         bias = layout.add("\(name).bias", shape: [geometry.outputChannels])
+        packed = PackedWeights(depth: geometry.patchSize, columns: geometry.outputChannels,
+                               withTranspose: needsInputGradient)
     }
+
+    public func packWeights(parameters: UnsafePointer<Float>) { packed.pack(parameters + kernel.offset) }
 
     public var inputElements: Int { geometry.inputElementsPerImage }
     public var outputElements: Int { geometry.outputElementsPerImage }
@@ -19,7 +25,7 @@ public struct Conv2DLayer: Sendable {
     public func forward(batch: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                         parameters: UnsafePointer<Float>, workspace: KernelWorkspace) {
         Convolution.forward(geometry, batch: batch, input: input, weights: parameters + kernel.offset, output: output,
-                            workspace: workspace)
+                            workspace: workspace, packedWeights: packed.matrix)
         Elementwise.addBias(parameters + bias.offset, to: output, rows: batch * geometry.outputPixelsPerImage,
                             channels: geometry.outputChannels)
     }
@@ -38,7 +44,7 @@ public struct Conv2DLayer: Sendable {
         if let inputGradient {
             Convolution.backwardData(geometry, batch: batch, outputGradient: outputGradient,
                                      weights: parameters + kernel.offset, inputGradient: inputGradient,
-                                     workspace: workspace)
+                                     workspace: workspace, packedWeights: packed.transposed)
         }
     }
 }

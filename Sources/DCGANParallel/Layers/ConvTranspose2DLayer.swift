@@ -5,13 +5,18 @@ public struct ConvTranspose2DLayer: Sendable {
     public let geometry: TransposedConvolutionGeometry
     public let kernel: ParameterSlot
     public let bias: ParameterSlot
+    public let packed: PackedWeights
 
     public init(name: String, geometry: TransposedConvolutionGeometry, layout: ParameterLayout) {
         self.geometry = geometry
         kernel = layout.add("\(name).kernel", shape: [geometry.adjoint.kernelHeight, geometry.adjoint.kernelWidth,
                                                       geometry.outputChannels, geometry.inputChannels])
         bias = layout.add("\(name).bias", shape: [geometry.outputChannels])
+        // The forward pass multiplies by the adjoint convolution's transposed weights, backward-data by its weights.
+        packed = PackedWeights(depth: geometry.adjoint.patchSize, columns: geometry.inputChannels, withTranspose: true)
     }
+
+    public func packWeights(parameters: UnsafePointer<Float>) { packed.pack(parameters + kernel.offset) }
 
     public var inputElements: Int { geometry.inputElementsPerImage }
     public var outputElements: Int { geometry.outputElementsPerImage }
@@ -19,7 +24,7 @@ public struct ConvTranspose2DLayer: Sendable {
     public func forward(batch: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                         parameters: UnsafePointer<Float>, workspace: KernelWorkspace) {
         TransposedConvolution.forward(geometry, batch: batch, input: input, weights: parameters + kernel.offset,
-                                      output: output, workspace: workspace)
+                                      output: output, workspace: workspace, packedWeights: packed.transposed)
         Elementwise.addBias(parameters + bias.offset, to: output,
                             rows: batch * geometry.outputHeight * geometry.outputWidth, channels: geometry.outputChannels)
     }
@@ -38,7 +43,7 @@ public struct ConvTranspose2DLayer: Sendable {
         if let inputGradient {
             TransposedConvolution.backwardData(geometry, batch: batch, outputGradient: outputGradient,
                                                weights: parameters + kernel.offset, inputGradient: inputGradient,
-                                               workspace: workspace)
+                                               workspace: workspace, packedWeights: packed.matrix)
         }
     }
 }

@@ -6,20 +6,26 @@ public struct DenseLayer: Sendable {
     public let outputSize: Int
     public let kernel: ParameterSlot
     public let bias: ParameterSlot
+    public let packed: PackedWeights
 
-    public init(name: String, inputSize: Int, outputSize: Int, layout: ParameterLayout) {
+    /// `needsInputGradient`: whether backward must produce ∂loss/∂input (false when the input is noise).
+    public init(name: String, inputSize: Int, outputSize: Int, layout: ParameterLayout, needsInputGradient: Bool = true) {
         self.inputSize = inputSize
         self.outputSize = outputSize
         kernel = layout.add("\(name).kernel", shape: [inputSize, outputSize])
         bias = layout.add("\(name).bias", shape: [outputSize])
+        packed = PackedWeights(depth: inputSize, columns: outputSize, withTranspose: needsInputGradient)
     }
+
+    public func packWeights(parameters: UnsafePointer<Float>) { packed.pack(parameters + kernel.offset) }
 
     public var multiplyAddsPerSample: Int { inputSize * outputSize }
 
     public func forward(batch: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                         parameters: UnsafePointer<Float>, workspace: KernelWorkspace) {
         Dense.forward(batch: batch, inputSize: inputSize, outputSize: outputSize, input: input,
-                      weights: parameters + kernel.offset, output: output, workspace: workspace)
+                      weights: parameters + kernel.offset, output: output, workspace: workspace,
+                      packedWeights: packed.matrix)
         Elementwise.addBias(parameters + bias.offset, to: output, rows: batch, channels: outputSize)
     }
 
@@ -38,7 +44,7 @@ public struct DenseLayer: Sendable {
         if let inputGradient {
             Dense.backwardData(batch: batch, inputSize: inputSize, outputSize: outputSize,
                                outputGradient: outputGradient, weights: parameters + kernel.offset,
-                               inputGradient: inputGradient, workspace: workspace)
+                               inputGradient: inputGradient, workspace: workspace, packedWeights: packed.transposed)
         }
     }
 }

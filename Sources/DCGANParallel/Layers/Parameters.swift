@@ -41,3 +41,21 @@ public func glorotUniform(_ slot: ParameterSlot, into values: UnsafeMutablePoint
                    into: values + slot.offset)
     for i in 0..<slot.count { values[slot.offset + i] = (values[slot.offset + i] * 2 - 1) * limit }
 }
+
+/// A layer's weight matrix packed for GEMM (and its transpose, for layers whose input gradient is needed), refreshed
+/// by `pack` whenever the weights change — once per optimizer step — and then read by every shard.
+public final class PackedWeights: @unchecked Sendable {
+    public let matrix: PackedMatrix
+    public let transposed: PackedMatrix?
+
+    /// `depth` × `columns` is the weight's row-major matrix shape.
+    public init(depth: Int, columns: Int, withTranspose: Bool) {
+        matrix = PackedMatrix(depth: depth, columns: columns)
+        transposed = withTranspose ? PackedMatrix(depth: columns, columns: depth) : nil
+    }
+
+    public func pack(_ weights: UnsafePointer<Float>) {
+        matrix.pack(.rowMajor(weights, columns: matrix.columns))
+        transposed?.pack(.transposed(weights, columns: matrix.columns))
+    }
+}

@@ -38,6 +38,14 @@ public final class Discriminator: @unchecked Sendable {
         glorotUniform(convolution1.kernel, into: parameters.pointer, random: random, substream: 10)
         glorotUniform(convolution2.kernel, into: parameters.pointer, random: random, substream: 11)
         glorotUniform(dense.kernel, into: parameters.pointer, random: random, substream: 12)
+        packWeights()
+    }
+
+    /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`.
+    public func packWeights() {
+        convolution1.packWeights(parameters: parameters.pointer)
+        convolution2.packWeights(parameters: parameters.pointer)
+        dense.packWeights(parameters: parameters.pointer)
     }
 
     public var imageElements: Int { convolution1.inputElements }

@@ -26,7 +26,8 @@ public final class Generator: @unchecked Sendable {
     public init(codings: Int = 100) {
         self.codings = codings
         let base = Generator.imageSide / 4
-        dense = DenseLayer(name: "generator.dense", inputSize: codings, outputSize: base * base * 128, layout: layout)
+        dense = DenseLayer(name: "generator.dense", inputSize: codings, outputSize: base * base * 128, layout: layout,
+                           needsInputGradient: false)
         reshape = ReshapeLayer(height: base, width: base, channels: 128)
         reshape.checkCompatible(elementsPerSample: dense.outputSize)
         normalization0 = BatchNormLayer(name: "generator.batch_norm", channels: 128, layout: layout,
@@ -55,6 +56,14 @@ public final class Generator: @unchecked Sendable {
         glorotUniform(upsample2.kernel, into: parameters.pointer, random: random, substream: 2)
         normalization0.initialize(parameters: parameters.pointer, state: state.pointer)
         normalization1.initialize(parameters: parameters.pointer, state: state.pointer)
+        packWeights()
+    }
+
+    /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`.
+    public func packWeights() {
+        dense.packWeights(parameters: parameters.pointer)
+        upsample1.packWeights(parameters: parameters.pointer)
+        upsample2.packWeights(parameters: parameters.pointer)
     }
 
     public var imageElements: Int { upsample2.outputElements }

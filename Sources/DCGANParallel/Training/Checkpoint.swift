@@ -198,6 +198,7 @@ public enum Checkpoint {
                          prefix: "optimizer.\(owner).", suffix: ".\(name)")
             }
         }
+        trainer.discriminator.packWeights()
         trainer.step = step
         trainer.generatorOptimizer.iterations = gIterations
         trainer.discriminatorOptimizer.iterations = dIterations
@@ -210,6 +211,7 @@ public enum Checkpoint {
         }
         try load(file, path: path, layout: generator.layout, into: generator.parameters)
         try load(file, path: path, layout: generator.stateLayout, into: generator.state)
+        generator.packWeights()
     }
 
     static func load(_ file: SafeTensors, path: String, layout: ParameterLayout, into buffer: AlignedBuffer,

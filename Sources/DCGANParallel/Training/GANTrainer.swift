@@ -195,6 +195,7 @@ public final class GANTrainer: @unchecked Sendable {
         AllReduce.sum(discriminatorGradients.map(\.pointer), count: discriminator.parameters.count, executor: executor)
         discriminatorOptimizer.update(parameters: discriminator.parameters,
                                       gradients: discriminatorGradients[0].pointer, executor: executor)
+        discriminator.packWeights()
 
         // G phase.
         let rows0 = generator.rows0, rows1 = generator.rows1
@@ -252,6 +253,7 @@ public final class GANTrainer: @unchecked Sendable {
         generator.writeNormalizationGradients(into: generatorGradients[0].pointer, norms: trainingNorms)
         generatorOptimizer.update(parameters: generator.parameters, gradients: generatorGradients[0].pointer,
                                   executor: executor)
+        generator.packWeights()
         step += 1
         return lastStepMetrics()
     }

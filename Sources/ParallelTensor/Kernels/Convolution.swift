@@ -141,9 +141,10 @@ public enum Convolution {
     }
 
     /// output (n, OH, OW, Cout) = conv(input (n, H, W, Cin), weights (kh, kw, Cin, Cout)); no bias.
+    /// `packedWeights`, when given, must hold `weights` packed as a (patchSize × Cout) matrix.
     public static func forward(_ geometry: ConvolutionGeometry, batch: Int, input: UnsafePointer<Float>,
                                weights: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                               workspace: KernelWorkspace) {
+                               workspace: KernelWorkspace, packedWeights: PackedMatrix? = nil) {
         let g = geometry
         let chunk = imagesPerChunk(g, budget: scratchBudget)
         let columns = workspace.scratch(atLeast: min(chunk, batch) * g.outputPixelsPerImage * g.patchSize)
@@ -151,18 +152,24 @@ public enum Convolution {
         while first < batch {
             let images = min(chunk, batch - first)
             im2col(g, images: images, input: input + first * g.inputElementsPerImage, columns: columns)
-            GEMM.multiply(rows: images * g.outputPixelsPerImage, columns: g.outputChannels, depth: g.patchSize,
-                          a: .rowMajor(columns, columns: g.patchSize), b: .rowMajor(weights, columns: g.outputChannels),
-                          c: output + first * g.outputElementsPerImage, ldc: g.outputChannels,
-                          accumulate: false, workspace: workspace)
+            let rows = images * g.outputPixelsPerImage, destination = output + first * g.outputElementsPerImage
+            if let packedWeights {
+                GEMM.multiply(rows: rows, a: .rowMajor(columns, columns: g.patchSize), packedB: packedWeights,
+                              c: destination, ldc: g.outputChannels, accumulate: false, workspace: workspace)
+            } else {
+                GEMM.multiply(rows: rows, columns: g.outputChannels, depth: g.patchSize,
+                              a: .rowMajor(columns, columns: g.patchSize), b: .rowMajor(weights, columns: g.outputChannels),
+                              c: destination, ldc: g.outputChannels, accumulate: false, workspace: workspace)
+            }
             first += images
         }
     }
 
     /// inputGradient (n, H, W, Cin) = ∂loss/∂input given outputGradient (n, OH, OW, Cout). Overwrites.
+    /// `packedWeights`, when given, must hold the weights' transpose packed as a (Cout × patchSize) matrix.
     public static func backwardData(_ geometry: ConvolutionGeometry, batch: Int, outputGradient: UnsafePointer<Float>,
                                     weights: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>,
-                                    workspace: KernelWorkspace) {
+                                    workspace: KernelWorkspace, packedWeights: PackedMatrix? = nil) {
         let g = geometry
         inputGradient.update(repeating: 0, count: batch * g.inputElementsPerImage)
         let chunk = imagesPerChunk(g, budget: scratchBudget)
@@ -170,10 +177,16 @@ public enum Convolution {
         var first = 0
         while first < batch {
             let images = min(chunk, batch - first)
-            GEMM.multiply(rows: images * g.outputPixelsPerImage, columns: g.patchSize, depth: g.outputChannels,
-                          a: .rowMajor(outputGradient + first * g.outputElementsPerImage, columns: g.outputChannels),
-                          b: .transposed(weights, columns: g.outputChannels),
-                          c: columns, ldc: g.patchSize, accumulate: false, workspace: workspace)
+            let rows = images * g.outputPixelsPerImage
+            let gradient = MatrixOperand.rowMajor(outputGradient + first * g.outputElementsPerImage, columns: g.outputChannels)
+            if let packedWeights {
+                GEMM.multiply(rows: rows, a: gradient, packedB: packedWeights, c: columns, ldc: g.patchSize,
+                              accumulate: false, workspace: workspace)
+            } else {
+                GEMM.multiply(rows: rows, columns: g.patchSize, depth: g.outputChannels, a: gradient,
+                              b: .transposed(weights, columns: g.outputChannels),
+                              c: columns, ldc: g.patchSize, accumulate: false, workspace: workspace)
+            }
             col2imAdd(g, images: images, columns: columns, input: inputGradient + first * g.inputElementsPerImage)
             first += images
         }
@@ -237,18 +250,21 @@ public struct TransposedConvolutionGeometry: Hashable, Sendable {
 
 public enum TransposedConvolution {
     /// output (n, H·s, W·s, Cout) from input (n, H, W, Cin); no bias. Overwrites output.
+    /// `packedWeights`: the adjoint convolution's transposed weights (see `Convolution.backwardData`).
     public static func forward(_ geometry: TransposedConvolutionGeometry, batch: Int, input: UnsafePointer<Float>,
                                weights: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                               workspace: KernelWorkspace) {
+                               workspace: KernelWorkspace, packedWeights: PackedMatrix? = nil) {
         Convolution.backwardData(geometry.adjoint, batch: batch, outputGradient: input, weights: weights,
-                                 inputGradient: output, workspace: workspace)
+                                 inputGradient: output, workspace: workspace, packedWeights: packedWeights)
     }
 
+    /// `packedWeights`: the adjoint convolution's weights (see `Convolution.forward`).
     public static func backwardData(_ geometry: TransposedConvolutionGeometry, batch: Int,
                                     outputGradient: UnsafePointer<Float>, weights: UnsafePointer<Float>,
-                                    inputGradient: UnsafeMutablePointer<Float>, workspace: KernelWorkspace) {
+                                    inputGradient: UnsafeMutablePointer<Float>, workspace: KernelWorkspace,
+                                    packedWeights: PackedMatrix? = nil) {
         Convolution.forward(geometry.adjoint, batch: batch, input: outputGradient, weights: weights,
-                            output: inputGradient, workspace: workspace)
+                            output: inputGradient, workspace: workspace, packedWeights: packedWeights)
     }
 
     public static func backwardWeights(_ geometry: TransposedConvolutionGeometry, batch: Int,
@@ -263,21 +279,33 @@ public enum TransposedConvolution {
 /// Fully connected layer on row-major batches: output (n, out) = input (n, in) · weights (in, out) — the Keras Dense
 /// kernel layout.
 public enum Dense {
+    /// `packedWeights`, when given, must hold `weights` packed (in × out).
     public static func forward(batch: Int, inputSize: Int, outputSize: Int, input: UnsafePointer<Float>,
                                weights: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                               workspace: KernelWorkspace) {
-        GEMM.multiply(rows: batch, columns: outputSize, depth: inputSize, a: .rowMajor(input, columns: inputSize),
-                      b: .rowMajor(weights, columns: outputSize), c: output, ldc: outputSize, accumulate: false,
-                      workspace: workspace)
+                               workspace: KernelWorkspace, packedWeights: PackedMatrix? = nil) {
+        if let packedWeights {
+            GEMM.multiply(rows: batch, a: .rowMajor(input, columns: inputSize), packedB: packedWeights, c: output,
+                          ldc: outputSize, accumulate: false, workspace: workspace)
+        } else {
+            GEMM.multiply(rows: batch, columns: outputSize, depth: inputSize, a: .rowMajor(input, columns: inputSize),
+                          b: .rowMajor(weights, columns: outputSize), c: output, ldc: outputSize, accumulate: false,
+                          workspace: workspace)
+        }
     }
 
-    /// inputGradient (n, in) = outputGradient (n, out) · weightsᵀ. Overwrites.
+    /// inputGradient (n, in) = outputGradient (n, out) · weightsᵀ. Overwrites. `packedWeights`, when given, must
+    /// hold the weights' transpose packed (out × in).
     public static func backwardData(batch: Int, inputSize: Int, outputSize: Int, outputGradient: UnsafePointer<Float>,
                                     weights: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>,
-                                    workspace: KernelWorkspace) {
-        GEMM.multiply(rows: batch, columns: inputSize, depth: outputSize,
-                      a: .rowMajor(outputGradient, columns: outputSize), b: .transposed(weights, columns: outputSize),
-                      c: inputGradient, ldc: inputSize, accumulate: false, workspace: workspace)
+                                    workspace: KernelWorkspace, packedWeights: PackedMatrix? = nil) {
+        if let packedWeights {
+            GEMM.multiply(rows: batch, a: .rowMajor(outputGradient, columns: outputSize), packedB: packedWeights,
+                          c: inputGradient, ldc: inputSize, accumulate: false, workspace: workspace)
+        } else {
+            GEMM.multiply(rows: batch, columns: inputSize, depth: outputSize,
+                          a: .rowMajor(outputGradient, columns: outputSize), b: .transposed(weights, columns: outputSize),
+                          c: inputGradient, ldc: inputSize, accumulate: false, workspace: workspace)
+        }
     }
 
     /// weightGradient (in, out) = (or +=) inputᵀ · outputGradient.

@@ -109,6 +109,28 @@ public enum GEMM {
         c: UnsafeMutablePointer<Float>, ldc: Int,
         accumulate: Bool, workspace: KernelWorkspace, kernel: Kernel = GEMM.kernel
     ) {
+        multiply(rows: m, columns: n, depth: k, a: a, right: .strided(b), c: c, ldc: ldc, accumulate: accumulate,
+                 workspace: workspace, kernel: kernel)
+    }
+
+    /// `C (+)= A·B` with B packed beforehand (weights shared by every shard: packed once per step, not per call).
+    public static func multiply(
+        rows m: Int, a: MatrixOperand, packedB: PackedMatrix,
+        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, workspace: KernelWorkspace
+    ) {
+        multiply(rows: m, columns: packedB.columns, depth: packedB.depth, a: a, right: .packed(packedB), c: c, ldc: ldc,
+                 accumulate: accumulate, workspace: workspace, kernel: packedB.kernel)
+    }
+
+    enum RightOperand {
+        case strided(MatrixOperand)
+        case packed(PackedMatrix)
+    }
+
+    static func multiply(
+        rows m: Int, columns n: Int, depth k: Int, a: MatrixOperand, right: RightOperand,
+        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, workspace: KernelWorkspace, kernel: Kernel
+    ) {
         let microColumns = kernel.microColumns
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
@@ -121,8 +143,15 @@ public enum GEMM {
             var pc = 0
             while pc < k {
                 let kb = min(blockK, k - pc)
-                packB(b, rowOffset: pc, columnOffset: jc, depth: kb, columns: nb, panelWidth: microColumns,
-                      into: workspace.packedB)
+                let bPanels: UnsafePointer<Float>
+                switch right {
+                case .strided(let b):
+                    packB(b, rowOffset: pc, columnOffset: jc, depth: kb, columns: nb, panelWidth: microColumns,
+                          into: workspace.packedB)
+                    bPanels = UnsafePointer(workspace.packedB)
+                case .packed(let packed):
+                    bPanels = packed.block(columnOffset: jc, depthOffset: pc)
+                }
                 let addToC = accumulate || pc > 0
                 var ic = 0
                 while ic < m {
@@ -131,7 +160,7 @@ public enum GEMM {
                     var jr = 0
                     while jr < nb {
                         let panelColumns = min(microColumns, nb - jr)
-                        let bPanel = workspace.packedB + jr * kb
+                        let bPanel = bPanels + jr * kb
                         var ir = 0
                         while ir < mb {
                             let panelRows = min(microRows, mb - ir)
@@ -287,4 +316,61 @@ public enum GEMM {
 
     /// Multiply-adds performed by one call (for GFLOP/s reporting: FLOPs = 2 × this).
     public static func multiplyAdds(rows: Int, columns: Int, depth: Int) -> Int { rows * columns * depth }
+}
+
+/// A K×N right-hand operand packed once into the panel layout of `GEMM.multiply` — the blocks of `blockN` columns ×
+/// `blockK` depth, each a run of panels as wide as the kernel's tile. Weights that every shard multiplies by are packed
+/// once per step instead of once per shard and call.
+public final class PackedMatrix: @unchecked Sendable {
+    public let depth: Int
+    public let columns: Int
+    public let kernel: GEMM.Kernel
+    let storage: AlignedBuffer
+    let depthBlocks: Int
+    /// Offset of block (column block j, depth block p) at index j·depthBlocks + p.
+    let blockOffsets: [Int]
+
+    public init(depth: Int, columns: Int, kernel: GEMM.Kernel = GEMM.kernel) {
+        self.depth = depth
+        self.columns = columns
+        self.kernel = kernel
+        depthBlocks = (depth + GEMM.blockK - 1) / GEMM.blockK
+        var offsets: [Int] = []
+        var total = 0
+        var jc = 0
+        while jc < columns {
+            let paddedColumns = (min(GEMM.blockN, columns - jc) + kernel.microColumns - 1) / kernel.microColumns
+                * kernel.microColumns
+            var pc = 0
+            while pc < depth {
+                offsets.append(total)
+                total += paddedColumns * min(GEMM.blockK, depth - pc)
+                pc += GEMM.blockK
+            }
+            jc += GEMM.blockN
+        }
+        blockOffsets = offsets
+        storage = AlignedBuffer(count: total)
+    }
+
+    /// Packs `b` (depth × columns) into the blocks.
+    public func pack(_ b: MatrixOperand) {
+        var jc = 0, index = 0
+        while jc < columns {
+            var pc = 0
+            while pc < depth {
+                GEMM.packB(b, rowOffset: pc, columnOffset: jc, depth: min(GEMM.blockK, depth - pc),
+                           columns: min(GEMM.blockN, columns - jc), panelWidth: kernel.microColumns,
+                           into: storage.pointer + blockOffsets[index])
+                index += 1
+                pc += GEMM.blockK
+            }
+            jc += GEMM.blockN
+        }
+    }
+
+    @inline(__always)
+    func block(columnOffset: Int, depthOffset: Int) -> UnsafePointer<Float> {
+        UnsafePointer(storage.pointer + blockOffsets[(columnOffset / GEMM.blockN) * depthBlocks + depthOffset / GEMM.blockK])
+    }
 }
