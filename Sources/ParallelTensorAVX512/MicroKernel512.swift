@@ -21,16 +21,18 @@ public enum MicroKernel512 {
         }
     }
 
-    /// C[0..<rows, 0..<columns] (+)= A-panel (depth × 6, packed) · B-panel (depth × 32, packed).
-    public static func multiply(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                                c: UnsafeMutablePointer<Float>, ldc: Int, rows validRows: Int, columns validColumns: Int,
-                                accumulate: Bool) {
+    /// C[0..<rows, 0..<columns] (+)= A (6 rows × depth, element (r, p) at a[r·aRowStride + p·aDepthStride]: a packed
+    /// panel or the matrix itself) · B-panel (depth × 32, packed).
+    public static func multiply(depth: Int, a: UnsafePointer<Float>, aRowStride: Int, aDepthStride: Int,
+                                b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                rows validRows: Int, columns validColumns: Int, accumulate: Bool) {
         var c00 = SIMD16<Float>(), c01 = SIMD16<Float>()
         var c10 = SIMD16<Float>(), c11 = SIMD16<Float>()
         var c20 = SIMD16<Float>(), c21 = SIMD16<Float>()
         var c30 = SIMD16<Float>(), c31 = SIMD16<Float>()
         var c40 = SIMD16<Float>(), c41 = SIMD16<Float>()
         var c50 = SIMD16<Float>(), c51 = SIMD16<Float>()
+        let r1 = aRowStride, r2 = 2 * aRowStride, r3 = 3 * aRowStride, r4 = 4 * aRowStride, r5 = 5 * aRowStride
         var ap = a
         var bp = UnsafeRawPointer(b)
         for _ in 0..<depth {
@@ -38,17 +40,17 @@ public enum MicroKernel512 {
             let b1 = bp.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
             var broadcast = SIMD16<Float>(repeating: ap[0])
             c00 = c00.addingProduct(broadcast, b0); c01 = c01.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[1])
+            broadcast = SIMD16<Float>(repeating: ap[r1])
             c10 = c10.addingProduct(broadcast, b0); c11 = c11.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[2])
+            broadcast = SIMD16<Float>(repeating: ap[r2])
             c20 = c20.addingProduct(broadcast, b0); c21 = c21.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[3])
+            broadcast = SIMD16<Float>(repeating: ap[r3])
             c30 = c30.addingProduct(broadcast, b0); c31 = c31.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[4])
+            broadcast = SIMD16<Float>(repeating: ap[r4])
             c40 = c40.addingProduct(broadcast, b0); c41 = c41.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[5])
+            broadcast = SIMD16<Float>(repeating: ap[r5])
             c50 = c50.addingProduct(broadcast, b0); c51 = c51.addingProduct(broadcast, b1)
-            ap += rows
+            ap += aDepthStride
             bp += columns * 4
         }
         if validRows == rows && validColumns == columns {

@@ -68,8 +68,9 @@ public final class KernelWorkspace: @unchecked Sendable {
 /// Single-threaded SGEMM: `C = A·B` or `C += A·B`, with A M×K and B K×N given as strided views and C row-major with
 /// leading dimension `ldc`.
 ///
-/// The Goto/BLIS scheme: B is packed into K-blocks of 16-column panels, A into 6-row panels, and a 6×16 micro-kernel
-/// keeps its tile in 12 `SIMD8<Float>` registers, issuing two FMAs per loaded A value. Edges are handled by packing
+/// The Goto/BLIS scheme for B: K-blocks of 16- or 32-column panels (weights come packed once per step); A is read in
+/// place, six rows at a time through its strides, and the micro-kernel keeps a 6×16 (or 6×32) tile in 12 vector
+/// registers, issuing two FMAs per broadcast A value. Edges are handled by packing
 /// zeros and writing the valid part of the tile. The summation order of each C element depends only on (M, N, K),
 /// never on which thread runs it: the parity contract relies on that.
 public enum GEMM {
@@ -156,7 +157,13 @@ public enum GEMM {
                 var ic = 0
                 while ic < m {
                     let mb = min(blockM, m - ic)
-                    packA(a, rowOffset: ic, columnOffset: pc, rows: mb, depth: kb, into: workspace.packedA)
+                    // Whole 6-row panels are read from A where it lies (the kernel takes strides); only a last partial
+                    // panel is packed, zero-padded, so the kernel never reads past A's rows.
+                    let fullRows = mb / microRows * microRows
+                    if fullRows < mb {
+                        packA(a, rowOffset: ic + fullRows, columnOffset: pc, rows: mb - fullRows, depth: kb,
+                              into: workspace.packedA)
+                    }
                     var jr = 0
                     while jr < nb {
                         let panelColumns = min(microColumns, nb - jr)
@@ -165,13 +172,18 @@ public enum GEMM {
                         while ir < mb {
                             let panelRows = min(microRows, mb - ir)
                             let cTile = c + (ic + ir) * ldc + jc + jr
+                            let direct = panelRows == microRows
+                            let aPanel = direct ? a.base + (ic + ir) * a.rowStride + pc * a.columnStride
+                                : UnsafePointer(workspace.packedA)
+                            let rowStride = direct ? a.rowStride : 1, depthStride = direct ? a.columnStride : microRows
                             if kernel == .avx512 {
-                                MicroKernel512.multiply(depth: kb, a: workspace.packedA + ir * kb, b: bPanel, c: cTile,
-                                                        ldc: ldc, rows: panelRows, columns: panelColumns,
-                                                        accumulate: addToC)
+                                MicroKernel512.multiply(depth: kb, a: aPanel, aRowStride: rowStride,
+                                                        aDepthStride: depthStride, b: bPanel, c: cTile, ldc: ldc,
+                                                        rows: panelRows, columns: panelColumns, accumulate: addToC)
                             } else {
-                                microKernel(depth: kb, a: workspace.packedA + ir * kb, b: bPanel, c: cTile, ldc: ldc,
-                                            rows: panelRows, columns: panelColumns, accumulate: addToC)
+                                microKernel(depth: kb, a: aPanel, aRowStride: rowStride, aDepthStride: depthStride,
+                                            b: bPanel, c: cTile, ldc: ldc, rows: panelRows, columns: panelColumns,
+                                            accumulate: addToC)
                             }
                             ir += microRows
                         }
@@ -251,14 +263,16 @@ public enum GEMM {
     static let avx2TileColumns = 16
 
     @inline(__always)
-    static func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                            c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, accumulate: Bool) {
+    static func microKernel(depth: Int, a: UnsafePointer<Float>, aRowStride: Int, aDepthStride: Int,
+                            b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int,
+                            accumulate: Bool) {
         var c00 = SIMD8<Float>(), c01 = SIMD8<Float>()
         var c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
         var c20 = SIMD8<Float>(), c21 = SIMD8<Float>()
         var c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
         var c40 = SIMD8<Float>(), c41 = SIMD8<Float>()
         var c50 = SIMD8<Float>(), c51 = SIMD8<Float>()
+        let r1 = aRowStride, r2 = 2 * aRowStride, r3 = 3 * aRowStride, r4 = 4 * aRowStride, r5 = 5 * aRowStride
         var ap = a
         var bp = UnsafeRawPointer(b)
         for _ in 0..<depth {
@@ -266,17 +280,17 @@ public enum GEMM {
             let b1 = bp.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
             var broadcast = SIMD8<Float>(repeating: ap[0])
             c00 = c00.addingProduct(broadcast, b0); c01 = c01.addingProduct(broadcast, b1)
-            broadcast = SIMD8<Float>(repeating: ap[1])
+            broadcast = SIMD8<Float>(repeating: ap[r1])
             c10 = c10.addingProduct(broadcast, b0); c11 = c11.addingProduct(broadcast, b1)
-            broadcast = SIMD8<Float>(repeating: ap[2])
+            broadcast = SIMD8<Float>(repeating: ap[r2])
             c20 = c20.addingProduct(broadcast, b0); c21 = c21.addingProduct(broadcast, b1)
-            broadcast = SIMD8<Float>(repeating: ap[3])
+            broadcast = SIMD8<Float>(repeating: ap[r3])
             c30 = c30.addingProduct(broadcast, b0); c31 = c31.addingProduct(broadcast, b1)
-            broadcast = SIMD8<Float>(repeating: ap[4])
+            broadcast = SIMD8<Float>(repeating: ap[r4])
             c40 = c40.addingProduct(broadcast, b0); c41 = c41.addingProduct(broadcast, b1)
-            broadcast = SIMD8<Float>(repeating: ap[5])
+            broadcast = SIMD8<Float>(repeating: ap[r5])
             c50 = c50.addingProduct(broadcast, b0); c51 = c51.addingProduct(broadcast, b1)
-            ap += microRows
+            ap += aDepthStride
             bp += avx2TileColumns * 4
         }
         if rows == microRows && columns == avx2TileColumns {
