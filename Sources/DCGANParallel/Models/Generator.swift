@@ -26,10 +26,8 @@ public final class Generator: @unchecked Sendable {
     public init(codings: Int = 100) {
         self.codings = codings
         let base = Generator.imageSide / 4
-        dense = DenseLayer(name: "generator.dense", inputSize: codings, outputSize: base * base * 128, layout: layout,
-                           needsInputGradient: false)
+        let denseSize = base * base * 128
         reshape = ReshapeLayer(height: base, width: base, channels: 128)
-        reshape.checkCompatible(elementsPerSample: dense.outputSize)
         normalization0 = BatchNormLayer(name: "generator.batch_norm", channels: 128, layout: layout,
                                         stateLayout: stateLayout)
         upsample1 = ConvTranspose2DLayer(
@@ -43,6 +41,11 @@ public final class Generator: @unchecked Sendable {
                                                                 inputChannels: 64, outputChannels: 1, kernelSize: 5,
                                                                 stride: 2),
             layout: layout)
+        // The dense layer's tensors come last in the parameter vector: its gradient is computed for the whole
+        // minibatch at once (see `denseGradients`), so shards only need gradient buffers for the prefix before it.
+        dense = DenseLayer(name: "generator.dense", inputSize: codings, outputSize: denseSize, layout: layout,
+                           needsInputGradient: false)
+        reshape.checkCompatible(elementsPerSample: dense.outputSize)
         parameters = AlignedBuffer(count: layout.totalCount)
         state = AlignedBuffer(count: stateLayout.totalCount)
     }
@@ -166,13 +169,44 @@ public final class Generator: @unchecked Sendable {
                                               outputGradient: a.gradientB.pointer, batch: norms.first)
     }
 
-    /// Through the first BatchNorm and the dense layer (whose input, the noise, needs no gradient).
-    public func backwardDense(batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
-                              gradients: UnsafeMutablePointer<Float>, workspace: KernelWorkspace) {
+    /// Through the first BatchNorm, down to ∂loss/∂(dense output) in `activations.gradientB`.
+    public func backwardNormalization0(batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms) {
         normalization0.backward(rows: n * rows0, input: a.dense.pointer, outputGradient: a.gradientB.pointer,
                                 inputGradient: a.gradientB.pointer, parameters: parameters.pointer, batch: norms.first)
-        dense.backward(batch: n, input: a.noise.pointer, outputGradient: a.gradientB.pointer, inputGradient: nil,
-                       parameters: parameters.pointer, gradients: gradients, workspace: workspace)
+    }
+
+    /// How many leading entries of the gradient vector shards compute; the dense layer's (the rest) is computed for
+    /// the whole batch by `denseGradients`.
+    public var shardedGradientCount: Int { dense.kernel.offset }
+
+    /// The dense layer's kernel and bias gradients for the whole minibatch: Σ over shards, in shard order, of
+    /// noiseᵀ·∂loss/∂output. Per-shard buffers for this 627 200-float tensor would cost 2.5 MB each and a K = 2
+    /// GEMM per shard; instead the output columns are cut into slices, slice i handled by worker slot i mod S, each
+    /// summing every shard in order — the same bits for any thread count.
+    public func denseGradients(shardBatches: [Int], activations: [GeneratorActivations], workspaces: [KernelWorkspace],
+                               gradients: UnsafeMutablePointer<Float>, executor: ShardedExecutor) {
+        let columns = dense.outputSize, inputs = dense.inputSize
+        let sliceWidth = 256
+        let slices = (columns + sliceWidth - 1) / sliceWidth
+        let workers = workspaces.count
+        nonisolated(unsafe) let output = gradients
+        executor.run(iterations: workers) { worker in
+            var slice = worker
+            while slice < slices {
+                let first = slice * sliceWidth, width = min(sliceWidth, columns - first)
+                let kernel = output + dense.kernel.offset + first, bias = output + dense.bias.offset + first
+                for (shard, n) in shardBatches.enumerated() {
+                    let upstream = activations[shard].gradientB.pointer + first
+                    GEMM.multiply(rows: inputs, columns: width, depth: n,
+                                  a: .transposed(activations[shard].noise.pointer, columns: inputs),
+                                  b: MatrixOperand(base: upstream, rowStride: columns, columnStride: 1),
+                                  c: kernel, ldc: columns, accumulate: shard > 0, workspace: workspaces[worker])
+                    if shard == 0 { bias.update(repeating: 0, count: width) }
+                    for row in 0..<n { Elementwise.add(upstream + row * columns, into: bias, count: width) }
+                }
+                slice += workers
+            }
+        }
     }
 
     /// The reduced BatchNorm gamma/beta gradients, written into the (all-reduced) gradient vector.

@@ -101,7 +101,11 @@ public final class GANTrainer: @unchecked Sendable {
         generatorActivations = (0..<shards).map { _ in generator.makeActivations(capacity: capacity) }
         discriminatorActivations = (0..<shards).map { _ in discriminator.makeActivations(capacity: capacity) }
         workspaces = (0..<shards).map { _ in KernelWorkspace() }
-        generatorGradients = (0..<shards).map { _ in AlignedBuffer(count: generator.parameters.count) }
+        // Shard 0's buffer receives the all-reduced total and the batch-wide dense gradient, so it is full size; the
+        // others hold only the prefix that shards compute.
+        generatorGradients = (0..<shards).map {
+            AlignedBuffer(count: $0 == 0 ? generator.parameters.count : generator.shardedGradientCount)
+        }
         discriminatorGradients = (0..<shards).map { _ in AlignedBuffer(count: discriminator.parameters.count) }
         inferenceNorms = GeneratorNorms(generator: generator, shards: shards)
         self.trainingNorms = GeneratorNorms(generator: generator, shards: shards)
@@ -245,11 +249,13 @@ public final class GANTrainer: @unchecked Sendable {
         }
         generator.normalization0.finishGradientSums(totalRows: batch * rows0, batch: trainingNorms.first)
         executor.run(iterations: shards) { shard in
-            generator.backwardDense(batch: shardRange(shard, total: batch).count,
-                                    activations: generatorActivations[shard], norms: trainingNorms,
-                                    gradients: generatorGradients[shard].pointer, workspace: workspaces[shard])
+            generator.backwardNormalization0(batch: shardRange(shard, total: batch).count,
+                                             activations: generatorActivations[shard], norms: trainingNorms)
         }
-        AllReduce.sum(generatorGradients.map(\.pointer), count: generator.parameters.count, executor: executor)
+        AllReduce.sum(generatorGradients.map(\.pointer), count: generator.shardedGradientCount, executor: executor)
+        generator.denseGradients(shardBatches: (0..<shards).map { shardRange($0, total: batch).count },
+                                 activations: generatorActivations, workspaces: workspaces,
+                                 gradients: generatorGradients[0].pointer, executor: executor)
         generator.writeNormalizationGradients(into: generatorGradients[0].pointer, norms: trainingNorms)
         generatorOptimizer.update(parameters: generator.parameters, gradients: generatorGradients[0].pointer,
                                   executor: executor)
