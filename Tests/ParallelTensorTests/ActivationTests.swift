@@ -66,7 +66,7 @@ final class ActivationTests: XCTestCase {
         check("leakyReLU", forward: { Elementwise.leakyReLU($0, $1, count: $2, slope: 0.2) },
               backward: { x, _, dy, dx, n in Elementwise.leakyReLUBackward(input: x, outputGradient: dy, inputGradient: dx, count: n, slope: 0.2) })
         check("selu", forward: { Elementwise.selu($0, $1, count: $2) },
-              backward: { x, y, dy, dx, n in Elementwise.seluBackward(input: x, output: y, outputGradient: dy, inputGradient: dx, count: n) })
+              backward: { _, y, dy, dx, n in Elementwise.seluBackward(output: y, outputGradient: dy, inputGradient: dx, count: n) })
         check("tanh", forward: { Elementwise.tanh($0, $1, count: $2) },
               backward: { _, y, dy, dx, n in Elementwise.tanhBackward(output: y, outputGradient: dy, inputGradient: dx, count: n) })
         check("sigmoid", forward: { Elementwise.sigmoid($0, $1, count: $2) },

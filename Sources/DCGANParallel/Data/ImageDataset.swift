@@ -1,11 +1,12 @@
 import Foundation
 
-/// Grey-scale training images scaled to [−1, 1] (x / 127.5 − 1), row-major, one image after another.
+/// Grey-scale training images, row-major, one image after another; kept as bytes (4× smaller than floats) and
+/// scaled to [−1, 1] (x / 127.5 − 1) as batches are gathered.
 public struct ImageDataset: Sendable {
     public let count: Int
     public let height: Int
     public let width: Int
-    public let pixels: [Float]
+    public let bytes: [UInt8]
     /// Where the images came from, for messages and the checkpoint's metadata.
     public let source: String
     /// CRC-32 of the raw image bytes, so a checkpoint can tell whether it is resumed on the same data.
@@ -18,8 +19,22 @@ public struct ImageDataset: Sendable {
         self.height = height
         self.width = width
         self.source = source
-        pixels = rawImages.map { Float($0) / 127.5 - 1 }
+        bytes = rawImages
         checksum = Gzip.crc32(rawImages)
+    }
+
+    /// Every image scaled to [−1, 1].
+    public var pixels: [Float] { bytes.map(Self.scaled) }
+
+    @inline(__always)
+    static func scaled(_ byte: UInt8) -> Float { Float(byte) / 127.5 - 1 }
+
+    /// Writes image `index`, scaled to [−1, 1], to `destination` (height·width floats).
+    public func copyImage(_ index: Int, to destination: UnsafeMutablePointer<Float>) {
+        let size = elementsPerImage
+        bytes.withUnsafeBufferPointer { source in
+            for i in 0..<size { destination[i] = Self.scaled(source[index * size + i]) }
+        }
     }
 
     /// Loads an IDX image file and, when `digit` is given, keeps only the images whose label (from `labelsPath`) is
@@ -72,7 +87,7 @@ public struct ImageDataset: Sendable {
     /// A subset (first `limit` images), for quick runs and tests.
     public func prefix(_ limit: Int) -> ImageDataset {
         let n = min(limit, count)
-        let raw = pixels[0..<(n * elementsPerImage)].map { UInt8((($0 + 1) * 127.5).rounded()) }
-        return ImageDataset(rawImages: raw, count: n, height: height, width: width, source: source)
+        return ImageDataset(rawImages: Array(bytes[0..<(n * elementsPerImage)]), count: n, height: height, width: width,
+                            source: source)
     }
 }

@@ -25,10 +25,11 @@ public struct SELULayer: Sendable {
         Elementwise.selu(input, output, count: count)
     }
 
-    public func backward(count: Int, input: UnsafePointer<Float>, output: UnsafePointer<Float>,
-                         outputGradient: UnsafePointer<Float>, inputGradient: UnsafeMutablePointer<Float>) {
-        Elementwise.seluBackward(input: input, output: output, outputGradient: outputGradient,
-                                 inputGradient: inputGradient, count: count)
+    /// The derivative comes from the output alone (y > 0 exactly where x > 0), so the input need not be kept.
+    public func backward(count: Int, output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                         inputGradient: UnsafeMutablePointer<Float>) {
+        Elementwise.seluBackward(output: output, outputGradient: outputGradient, inputGradient: inputGradient,
+                                 count: count)
     }
 }
 

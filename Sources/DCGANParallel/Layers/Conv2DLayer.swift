@@ -32,14 +32,15 @@ public struct Conv2DLayer: Sendable {
 
     public func backward(batch: Int, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                          inputGradient: UnsafeMutablePointer<Float>?, parameters: UnsafePointer<Float>,
-                         gradients: UnsafeMutablePointer<Float>?, workspace: KernelWorkspace) {
+                         gradients: UnsafeMutablePointer<Float>?, workspace: KernelWorkspace,
+                         accumulateGradients: Bool = false) {
         if let gradients {
             Convolution.backwardWeights(geometry, batch: batch, input: input, outputGradient: outputGradient,
-                                        weightGradient: gradients + kernel.offset, accumulate: false,
-                                        workspace: workspace)
+                                        weightGradient: gradients + kernel.offset,
+                                        accumulate: accumulateGradients, workspace: workspace)
             Elementwise.biasGradient(outputGradient, rows: batch * geometry.outputPixelsPerImage,
                                      channels: geometry.outputChannels, into: gradients + bias.offset,
-                                     accumulate: false)
+                                     accumulate: accumulateGradients)
         }
         if let inputGradient {
             Convolution.backwardData(geometry, batch: batch, outputGradient: outputGradient,

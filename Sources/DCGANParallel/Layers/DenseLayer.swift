@@ -29,17 +29,18 @@ public struct DenseLayer: Sendable {
         Elementwise.addBias(parameters + bias.offset, to: output, rows: batch, channels: outputSize)
     }
 
-    /// Writes the input gradient when `inputGradient` is given, and the parameter gradients (overwriting) when
-    /// `gradients` is given (nil for a frozen layer).
+    /// Writes the input gradient when `inputGradient` is given, and the parameter gradients when `gradients` is given
+    /// (nil for a frozen layer) — overwriting them, or adding to them with `accumulateGradients`.
     public func backward(batch: Int, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                          inputGradient: UnsafeMutablePointer<Float>?, parameters: UnsafePointer<Float>,
-                         gradients: UnsafeMutablePointer<Float>?, workspace: KernelWorkspace) {
+                         gradients: UnsafeMutablePointer<Float>?, workspace: KernelWorkspace,
+                         accumulateGradients: Bool = false) {
         if let gradients {
             Dense.backwardWeights(batch: batch, inputSize: inputSize, outputSize: outputSize, input: input,
                                   outputGradient: outputGradient, weightGradient: gradients + kernel.offset,
-                                  accumulate: false, workspace: workspace)
+                                  accumulate: accumulateGradients, workspace: workspace)
             Elementwise.biasGradient(outputGradient, rows: batch, channels: outputSize, into: gradients + bias.offset,
-                                     accumulate: false)
+                                     accumulate: accumulateGradients)
         }
         if let inputGradient {
             Dense.backwardData(batch: batch, inputSize: inputSize, outputSize: outputSize,

@@ -13,6 +13,10 @@ public final class Discriminator: @unchecked Sendable {
     public let dense: DenseLayer
     public let parameters: AlignedBuffer
 
+    /// Samples per forward/backward pass. The discriminator has no batch statistics, so a shard's samples can go
+    /// through it a few at a time, which keeps its activations (~300 KB a sample) small whatever the batch size.
+    public static let chunkSize = 4
+
     public init(imageSide: Int = Generator.imageSide) {
         convolution1 = Conv2DLayer(name: "discriminator.conv2d",
                                    geometry: .same(inputHeight: imageSide, inputWidth: imageSide, inputChannels: 1,
@@ -86,23 +90,27 @@ public final class Discriminator: @unchecked Sendable {
 
     /// Backward from ∂loss/∂logit (in `activations.logitGradients`). Parameter gradients go to `gradients` (nil when
     /// the discriminator is frozen, as in the generator's phase); ∂loss/∂input to `inputGradient` when given.
+    /// With `accumulateGradients` the parameter gradients are added to `gradients` (for the chunks of a shard
+    /// after its first).
     public func backward(batch n: Int, activations a: DiscriminatorActivations,
                          gradients: UnsafeMutablePointer<Float>?, inputGradient: UnsafeMutablePointer<Float>?,
-                         workspace: KernelWorkspace) {
+                         workspace: KernelWorkspace, accumulateGradients: Bool = false) {
         let p = UnsafePointer(parameters.pointer)
         dense.backward(batch: n, input: a.dropped2.pointer, outputGradient: a.logitGradients.pointer,
-                       inputGradient: a.gradientB.pointer, parameters: p, gradients: gradients, workspace: workspace)
+                       inputGradient: a.gradientB.pointer, parameters: p, gradients: gradients, workspace: workspace,
+                       accumulateGradients: accumulateGradients)
         dropout2.apply(batch: n, input: a.gradientB.pointer, mask: a.mask2.pointer, output: a.gradientB.pointer)
         activation.backward(count: n * convolution2.outputElements, input: a.convolved2.pointer,
                             outputGradient: a.gradientB.pointer, inputGradient: a.gradientB.pointer)
         convolution2.backward(batch: n, input: a.dropped1.pointer, outputGradient: a.gradientB.pointer,
                               inputGradient: a.gradientA.pointer, parameters: p, gradients: gradients,
-                              workspace: workspace)
+                              workspace: workspace, accumulateGradients: accumulateGradients)
         dropout1.apply(batch: n, input: a.gradientA.pointer, mask: a.mask1.pointer, output: a.gradientA.pointer)
         activation.backward(count: n * convolution1.outputElements, input: a.convolved1.pointer,
                             outputGradient: a.gradientA.pointer, inputGradient: a.gradientA.pointer)
         convolution1.backward(batch: n, input: a.input!, outputGradient: a.gradientA.pointer,
-                              inputGradient: inputGradient, parameters: p, gradients: gradients, workspace: workspace)
+                              inputGradient: inputGradient, parameters: p, gradients: gradients, workspace: workspace,
+                              accumulateGradients: accumulateGradients)
     }
 }
 

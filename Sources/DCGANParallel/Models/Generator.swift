@@ -89,18 +89,10 @@ public final class Generator: @unchecked Sendable {
     /// images in `activations.image`.
     public func inferenceForward(batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
                                  workspace: KernelWorkspace) {
-        let p = UnsafePointer(parameters.pointer)
-        dense.forward(batch: n, input: a.noise.pointer, output: a.dense.pointer, parameters: p, workspace: workspace)
-        normalization0.forward(rows: n * rows0, input: a.dense.pointer, output: a.normalized0.pointer,
-                               batch: norms.first)
-        upsample1.forward(batch: n, input: a.normalized0.pointer, output: a.upsampled1.pointer, parameters: p,
-                          workspace: workspace)
-        selu.forward(count: n * upsample1.outputElements, input: a.upsampled1.pointer, output: a.activated1.pointer)
-        normalization1.forward(rows: n * rows1, input: a.activated1.pointer, output: a.normalized1.pointer,
-                               batch: norms.second)
-        upsample2.forward(batch: n, input: a.normalized1.pointer, output: a.upsampled2.pointer, parameters: p,
-                          workspace: workspace)
-        tanh.forward(count: n * imageElements, input: a.upsampled2.pointer, output: a.image.pointer)
+        dense.forward(batch: n, input: a.noise.pointer, output: a.dense.pointer, parameters: parameters.pointer,
+                      workspace: workspace)
+        forwardFromDense(batch: n, activations: a, norms: norms, workspace: workspace)
+        forwardFromActivated1(batch: n, activations: a, norms: norms, workspace: workspace)
     }
 
     public func prepareInference(norms: GeneratorNorms) {
@@ -109,6 +101,10 @@ public final class Generator: @unchecked Sendable {
     }
 
     // MARK: training mode, stage by stage (a whole-minibatch reduction separates each stage)
+    //
+    // To keep a shard's memory small only what backward cannot cheaply recompute is kept per sample: the dense output,
+    // the SELU output and the image. The BatchNorm outputs are recomputed (one multiply-add per element) into the
+    // gradient scratch buffers when needed, and SELU's and tanh's derivatives come from their outputs.
 
     /// Dense, then this shard's statistics for the first BatchNorm.
     public func trainingForwardDense(shard: Int, batch n: Int, activations a: GeneratorActivations,
@@ -121,11 +117,7 @@ public final class Generator: @unchecked Sendable {
     /// First BatchNorm, first transposed convolution and SELU, then this shard's statistics for the second BatchNorm.
     public func trainingForwardMiddle(shard: Int, batch n: Int, activations a: GeneratorActivations,
                                       norms: GeneratorNorms, workspace: KernelWorkspace) {
-        normalization0.forward(rows: n * rows0, input: a.dense.pointer, output: a.normalized0.pointer,
-                               batch: norms.first)
-        upsample1.forward(batch: n, input: a.normalized0.pointer, output: a.upsampled1.pointer,
-                          parameters: parameters.pointer, workspace: workspace)
-        selu.forward(count: n * upsample1.outputElements, input: a.upsampled1.pointer, output: a.activated1.pointer)
+        forwardFromDense(batch: n, activations: a, norms: norms, workspace: workspace)
         normalization1.accumulateStatistics(shard: shard, rows: n * rows1, input: a.activated1.pointer,
                                             batch: norms.second)
     }
@@ -133,36 +125,58 @@ public final class Generator: @unchecked Sendable {
     /// Second BatchNorm, second transposed convolution and tanh: images in `activations.image`.
     public func trainingForwardOutput(batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
                                       workspace: KernelWorkspace) {
-        normalization1.forward(rows: n * rows1, input: a.activated1.pointer, output: a.normalized1.pointer,
-                               batch: norms.second)
-        upsample2.forward(batch: n, input: a.normalized1.pointer, output: a.upsampled2.pointer,
-                          parameters: parameters.pointer, workspace: workspace)
-        tanh.forward(count: n * imageElements, input: a.upsampled2.pointer, output: a.image.pointer)
+        forwardFromActivated1(batch: n, activations: a, norms: norms, workspace: workspace)
     }
 
-    /// From ∂loss/∂image (in `activations.imageGradient`) back to the second BatchNorm's output; accumulates its
-    /// backward sums.
+    /// BatchNorm 0 (into the scratch `gradientB`), transposed convolution 1 and SELU, in place in `activated1`.
+    func forwardFromDense(batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
+                          workspace: KernelWorkspace) {
+        normalization0.forward(rows: n * rows0, input: a.dense.pointer, output: a.gradientB.pointer, batch: norms.first)
+        upsample1.forward(batch: n, input: a.gradientB.pointer, output: a.activated1.pointer,
+                          parameters: parameters.pointer, workspace: workspace)
+        selu.forward(count: n * upsample1.outputElements, input: a.activated1.pointer, output: a.activated1.pointer)
+    }
+
+    /// BatchNorm 1 (into the scratch `gradientA`), transposed convolution 2 and tanh, in place in `image`.
+    func forwardFromActivated1(batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
+                               workspace: KernelWorkspace) {
+        normalization1.forward(rows: n * rows1, input: a.activated1.pointer, output: a.gradientA.pointer,
+                               batch: norms.second)
+        upsample2.forward(batch: n, input: a.gradientA.pointer, output: a.image.pointer, parameters: parameters.pointer,
+                          workspace: workspace)
+        tanh.forward(count: n * imageElements, input: a.image.pointer, output: a.image.pointer)
+    }
+
+    /// From ∂loss/∂image (in `activations.imageGradient`) back to the second BatchNorm's output, into `gradientA`;
+    /// accumulates its backward sums.
     public func backwardOutput(shard: Int, batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
                                gradients: UnsafeMutablePointer<Float>, workspace: KernelWorkspace) {
         tanh.backward(count: n * imageElements, output: a.image.pointer, outputGradient: a.imageGradient.pointer,
                       inputGradient: a.imageGradient.pointer)
-        upsample2.backward(batch: n, input: a.normalized1.pointer, outputGradient: a.imageGradient.pointer,
+        // The layer's input (BatchNorm 1's output) is recomputed into gradientA, which the same call then overwrites
+        // with ∂loss/∂input: the layer computes its weight gradient before its input gradient.
+        normalization1.forward(rows: n * rows1, input: a.activated1.pointer, output: a.gradientA.pointer,
+                               batch: norms.second)
+        upsample2.backward(batch: n, input: a.gradientA.pointer, outputGradient: a.imageGradient.pointer,
                            inputGradient: a.gradientA.pointer, parameters: parameters.pointer, gradients: gradients,
                            workspace: workspace)
         normalization1.accumulateGradientSums(shard: shard, rows: n * rows1, input: a.activated1.pointer,
                                               outputGradient: a.gradientA.pointer, batch: norms.second)
     }
 
-    /// Through the second BatchNorm, SELU and the first transposed convolution; accumulates the first BatchNorm's
-    /// backward sums.
+    /// Through the second BatchNorm, SELU and the first transposed convolution, into `gradientB`; accumulates the
+    /// first BatchNorm's backward sums.
     public func backwardMiddle(shard: Int, batch n: Int, activations a: GeneratorActivations, norms: GeneratorNorms,
                                gradients: UnsafeMutablePointer<Float>, workspace: KernelWorkspace) {
         let count = n * upsample1.outputElements
         normalization1.backward(rows: n * rows1, input: a.activated1.pointer, outputGradient: a.gradientA.pointer,
                                 inputGradient: a.gradientA.pointer, parameters: parameters.pointer, batch: norms.second)
-        selu.backward(count: count, input: a.upsampled1.pointer, output: a.activated1.pointer,
-                      outputGradient: a.gradientA.pointer, inputGradient: a.gradientA.pointer)
-        upsample1.backward(batch: n, input: a.normalized0.pointer, outputGradient: a.gradientA.pointer,
+        selu.backward(count: count, output: a.activated1.pointer, outputGradient: a.gradientA.pointer,
+                      inputGradient: a.gradientA.pointer)
+        // As in backwardOutput: BatchNorm 0's output is recomputed into gradientB, read for the weight gradient, then
+        // overwritten by the input gradient.
+        normalization0.forward(rows: n * rows0, input: a.dense.pointer, output: a.gradientB.pointer, batch: norms.first)
+        upsample1.backward(batch: n, input: a.gradientB.pointer, outputGradient: a.gradientA.pointer,
                            inputGradient: a.gradientB.pointer, parameters: parameters.pointer, gradients: gradients,
                            workspace: workspace)
         normalization0.accumulateGradientSums(shard: shard, rows: n * rows0, input: a.dense.pointer,
@@ -181,30 +195,25 @@ public final class Generator: @unchecked Sendable {
 
     /// The dense layer's kernel and bias gradients for the whole minibatch: Σ over shards, in shard order, of
     /// noiseᵀ·∂loss/∂output. Per-shard buffers for this 627 200-float tensor would cost 2.5 MB each and a K = 2
-    /// GEMM per shard; instead the output columns are cut into slices, slice i handled by worker slot i mod S, each
-    /// summing every shard in order — the same bits for any thread count.
+    /// GEMM per shard; instead the output columns are cut into slices, each summing every shard in order — the same
+    /// bits for any thread count.
     public func denseGradients(shardBatches: [Int], activations: [GeneratorActivations], workspaces: [KernelWorkspace],
                                gradients: UnsafeMutablePointer<Float>, executor: ShardedExecutor) {
         let columns = dense.outputSize, inputs = dense.inputSize
         let sliceWidth = 256
         let slices = (columns + sliceWidth - 1) / sliceWidth
-        let workers = workspaces.count
         nonisolated(unsafe) let output = gradients
-        executor.run(iterations: workers) { worker in
-            var slice = worker
-            while slice < slices {
-                let first = slice * sliceWidth, width = min(sliceWidth, columns - first)
-                let kernel = output + dense.kernel.offset + first, bias = output + dense.bias.offset + first
-                for (shard, n) in shardBatches.enumerated() {
-                    let upstream = activations[shard].gradientB.pointer + first
-                    GEMM.multiply(rows: inputs, columns: width, depth: n,
-                                  a: .transposed(activations[shard].noise.pointer, columns: inputs),
-                                  b: MatrixOperand(base: upstream, rowStride: columns, columnStride: 1),
-                                  c: kernel, ldc: columns, accumulate: shard > 0, workspace: workspaces[worker])
-                    if shard == 0 { bias.update(repeating: 0, count: width) }
-                    for row in 0..<n { Elementwise.add(upstream + row * columns, into: bias, count: width) }
-                }
-                slice += workers
+        executor.run(iterations: slices) { slice, worker in
+            let first = slice * sliceWidth, width = min(sliceWidth, columns - first)
+            let kernel = output + dense.kernel.offset + first, bias = output + dense.bias.offset + first
+            for (shard, n) in shardBatches.enumerated() {
+                let upstream = activations[shard].gradientB.pointer + first
+                GEMM.multiply(rows: inputs, columns: width, depth: n,
+                              a: .transposed(activations[shard].noise.pointer, columns: inputs),
+                              b: MatrixOperand(base: upstream, rowStride: columns, columnStride: 1),
+                              c: kernel, ldc: columns, accumulate: shard > 0, workspace: workspaces[worker])
+                if shard == 0 { bias.update(repeating: 0, count: width) }
+                for row in 0..<n { Elementwise.add(upstream + row * columns, into: bias, count: width) }
             }
         }
     }
@@ -227,22 +236,23 @@ public final class GeneratorNorms: @unchecked Sendable {
     }
 }
 
-/// One shard's generator activations (NHWC, `capacity` samples) and gradient scratch.
+/// One shard's generator activations (NHWC, `capacity` samples): the noise, the dense output (BatchNorm 0's input),
+/// the SELU output (BatchNorm 1's input), the image and its gradient, and two gradient buffers that also hold the
+/// recomputed BatchNorm outputs.
 public final class GeneratorActivations: @unchecked Sendable {
-    public let noise, dense, normalized0, upsampled1, activated1, normalized1, upsampled2, image: AlignedBuffer
-    public let imageGradient, gradientA, gradientB: AlignedBuffer
+    public let noise, dense, activated1, image, imageGradient: AlignedBuffer
+    /// Middle-sized (14×14×64 per sample): BatchNorm 1's output, then gradients at that size.
+    public let gradientA: AlignedBuffer
+    /// Dense-sized (7×7×128 per sample): BatchNorm 0's output, then gradients at that size.
+    public let gradientB: AlignedBuffer
 
     init(capacity: Int, codings: Int, denseSize: Int, middleSize: Int, imageSize: Int) {
         noise = AlignedBuffer(count: capacity * codings)
         dense = AlignedBuffer(count: capacity * denseSize)
-        normalized0 = AlignedBuffer(count: capacity * denseSize)
-        upsampled1 = AlignedBuffer(count: capacity * middleSize)
         activated1 = AlignedBuffer(count: capacity * middleSize)
-        normalized1 = AlignedBuffer(count: capacity * middleSize)
-        upsampled2 = AlignedBuffer(count: capacity * imageSize)
         image = AlignedBuffer(count: capacity * imageSize)
         imageGradient = AlignedBuffer(count: capacity * imageSize)
         gradientA = AlignedBuffer(count: capacity * middleSize)
-        gradientB = AlignedBuffer(count: capacity * max(middleSize, denseSize))
+        gradientB = AlignedBuffer(count: capacity * denseSize)
     }
 }

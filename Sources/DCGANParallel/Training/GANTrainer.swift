@@ -65,12 +65,15 @@ public final class GANTrainer: @unchecked Sendable {
     public let generatorOptimizer: Optimizer
     public let discriminatorOptimizer: Optimizer
     public let random: CounterRandom
-    public var executor: ShardedExecutor
+    public let executor: ShardedExecutor
     /// Steps completed so far; the counter of every random draw of the next step.
     public var step: Int = 0
 
+    /// Per shard: the generator's activations live from its forward pass to its backward pass.
     let generatorActivations: [GeneratorActivations]
+    /// Per worker thread: the discriminator runs a few samples at a time, forward then backward, in one shard's turn.
     let discriminatorActivations: [DiscriminatorActivations]
+    /// Per worker thread: GEMM packing and im2col scratch.
     let workspaces: [KernelWorkspace]
     let generatorGradients: [AlignedBuffer]
     let discriminatorGradients: [AlignedBuffer]
@@ -97,10 +100,13 @@ public final class GANTrainer: @unchecked Sendable {
         discriminatorOptimizer = Optimizer(kind: configuration.optimizer, learningRate: rate,
                                            parameterCount: discriminator.parameters.count)
         let shards = configuration.shards, batch = configuration.batchSize
-        let capacity = (2 * batch + shards - 1) / shards
-        generatorActivations = (0..<shards).map { _ in generator.makeActivations(capacity: capacity) }
-        discriminatorActivations = (0..<shards).map { _ in discriminator.makeActivations(capacity: capacity) }
-        workspaces = (0..<shards).map { _ in KernelWorkspace() }
+        let generatorCapacity = max((batch + shards - 1) / shards, Discriminator.chunkSize)
+        generatorActivations = (0..<shards).map { _ in generator.makeActivations(capacity: generatorCapacity) }
+        // Scratch that does not outlive one shard's turn belongs to the worker running it, not to the shard.
+        discriminatorActivations = (0..<executor.threadCount).map { _ in
+            discriminator.makeActivations(capacity: Discriminator.chunkSize)
+        }
+        workspaces = (0..<executor.threadCount).map { _ in KernelWorkspace() }
         // Shard 0's buffer receives the all-reduced total and the batch-wide dense gradient, so it is full size; the
         // others hold only the prefix that shards compute.
         generatorGradients = (0..<shards).map {
@@ -144,6 +150,12 @@ public final class GANTrainer: @unchecked Sendable {
         return (shard * total / shards)..<((shard + 1) * total / shards)
     }
 
+    /// A shard's samples cut into consecutive chunks of at most Discriminator.chunkSize.
+    @inline(__always)
+    func chunks(of range: Range<Int>) -> SampleChunks {
+        SampleChunks(range: range, size: Discriminator.chunkSize)
+    }
+
     /// Multiply-adds of one step (D phase + G phase), counted from the layer shapes. FLOPs = 2 × this.
     public var multiplyAddsPerStep: Int {
         let b = configuration.batchSize
@@ -163,38 +175,40 @@ public final class GANTrainer: @unchecked Sendable {
         let imageSize = discriminator.imageElements
         realBatch.pointer.update(from: realImages, count: batch * imageSize)
 
-        // D phase.
+        // D phase: each shard's samples go through in chunks of Discriminator.chunkSize, gradients accumulating.
         generator.prepareInference(norms: inferenceNorms)
-        executor.run(iterations: shards) { shard in
-            let range = shardRange(shard, total: 2 * batch)
-            let n = range.count
-            let g = generatorActivations[shard], d = discriminatorActivations[shard], workspace = workspaces[shard]
-            let fakes = range.clamped(to: 0..<batch)
-            for i in fakes {
-                random.normal(step: stepCounter, stream: .discriminatorNoise, index: i, count: generator.codings,
-                              into: g.noise.pointer + (i - range.lowerBound) * generator.codings)
+        executor.run(iterations: shards) { shard, worker in
+            let g = generatorActivations[shard], d = discriminatorActivations[worker], workspace = workspaces[worker]
+            for chunk in chunks(of: shardRange(shard, total: 2 * batch)) {
+                let n = chunk.count
+                let fakes = chunk.clamped(to: 0..<batch)
+                for i in fakes {
+                    random.normal(step: stepCounter, stream: .discriminatorNoise, index: i, count: generator.codings,
+                                  into: g.noise.pointer + (i - chunk.lowerBound) * generator.codings)
+                }
+                if !fakes.isEmpty {
+                    generator.inferenceForward(batch: fakes.count, activations: g, norms: inferenceNorms,
+                                               workspace: workspace)
+                    d.images.pointer.update(from: g.image.pointer, count: fakes.count * imageSize)
+                    (discriminatorPhaseFakes.pointer + fakes.lowerBound * imageSize)
+                        .update(from: g.image.pointer, count: fakes.count * imageSize)
+                }
+                for i in chunk.clamped(to: batch..<(2 * batch)) {
+                    (d.images.pointer + (i - chunk.lowerBound) * imageSize)
+                        .update(from: realBatch.pointer + (i - batch) * imageSize, count: imageSize)
+                }
+                for i in chunk { d.labels[i - chunk.lowerBound] = i < batch ? 0 : 1 }
+                discriminator.forward(batch: n, input: d.images.pointer, random: random, step: stepCounter, phase: 0,
+                                      firstSample: chunk.lowerBound, activations: d, workspace: workspace)
+                SigmoidCrossEntropyLoss().evaluate(count: n, logits: d.logits.pointer, labels: d.labels.pointer,
+                                                   totalBatch: 2 * batch, losses: d.losses.pointer,
+                                                   logitGradients: d.logitGradients.pointer)
+                (discriminatorLogits.pointer + chunk.lowerBound).update(from: d.logits.pointer, count: n)
+                (discriminatorLosses.pointer + chunk.lowerBound).update(from: d.losses.pointer, count: n)
+                discriminator.backward(batch: n, activations: d, gradients: discriminatorGradients[shard].pointer,
+                                       inputGradient: nil, workspace: workspace,
+                                       accumulateGradients: chunk.lowerBound != shardRange(shard, total: 2 * batch).lowerBound)
             }
-            if !fakes.isEmpty {
-                generator.inferenceForward(batch: fakes.count, activations: g, norms: inferenceNorms,
-                                           workspace: workspace)
-                d.images.pointer.update(from: g.image.pointer, count: fakes.count * imageSize)
-                (discriminatorPhaseFakes.pointer + fakes.lowerBound * imageSize)
-                    .update(from: g.image.pointer, count: fakes.count * imageSize)
-            }
-            for i in range.clamped(to: batch..<(2 * batch)) {
-                (d.images.pointer + (i - range.lowerBound) * imageSize)
-                    .update(from: realBatch.pointer + (i - batch) * imageSize, count: imageSize)
-            }
-            for i in range { d.labels[i - range.lowerBound] = i < batch ? 0 : 1 }
-            discriminator.forward(batch: n, input: d.images.pointer, random: random, step: stepCounter, phase: 0,
-                                  firstSample: range.lowerBound, activations: d, workspace: workspace)
-            SigmoidCrossEntropyLoss().evaluate(count: n, logits: d.logits.pointer, labels: d.labels.pointer,
-                                               totalBatch: 2 * batch, losses: d.losses.pointer,
-                                               logitGradients: d.logitGradients.pointer)
-            (discriminatorLogits.pointer + range.lowerBound).update(from: d.logits.pointer, count: n)
-            (discriminatorLosses.pointer + range.lowerBound).update(from: d.losses.pointer, count: n)
-            discriminator.backward(batch: n, activations: d, gradients: discriminatorGradients[shard].pointer,
-                                   inputGradient: nil, workspace: workspace)
         }
         AllReduce.sum(discriminatorGradients.map(\.pointer), count: discriminator.parameters.count, executor: executor)
         discriminatorOptimizer.update(parameters: discriminator.parameters,
@@ -203,7 +217,7 @@ public final class GANTrainer: @unchecked Sendable {
 
         // G phase.
         let rows0 = generator.rows0, rows1 = generator.rows1
-        executor.run(iterations: shards) { shard in
+        executor.run(iterations: shards) { shard, worker in
             let range = shardRange(shard, total: batch)
             let g = generatorActivations[shard]
             for i in range {
@@ -211,41 +225,45 @@ public final class GANTrainer: @unchecked Sendable {
                               into: g.noise.pointer + (i - range.lowerBound) * generator.codings)
             }
             generator.trainingForwardDense(shard: shard, batch: range.count, activations: g, norms: trainingNorms,
-                                           workspace: workspaces[shard])
+                                           workspace: workspaces[worker])
         }
         generator.normalization0.finishStatistics(totalRows: batch * rows0, parameters: generator.parameters.pointer,
                                                   state: generator.state.pointer, batch: trainingNorms.first)
-        executor.run(iterations: shards) { shard in
+        executor.run(iterations: shards) { shard, worker in
             generator.trainingForwardMiddle(shard: shard, batch: shardRange(shard, total: batch).count,
                                             activations: generatorActivations[shard], norms: trainingNorms,
-                                            workspace: workspaces[shard])
+                                            workspace: workspaces[worker])
         }
         generator.normalization1.finishStatistics(totalRows: batch * rows1, parameters: generator.parameters.pointer,
                                                   state: generator.state.pointer, batch: trainingNorms.second)
-        executor.run(iterations: shards) { shard in
+        executor.run(iterations: shards) { shard, worker in
             let range = shardRange(shard, total: batch)
-            let n = range.count
-            let g = generatorActivations[shard], d = discriminatorActivations[shard], workspace = workspaces[shard]
-            generator.trainingForwardOutput(batch: n, activations: g, norms: trainingNorms, workspace: workspace)
-            (generatorPhaseFakes.pointer + range.lowerBound * imageSize).update(from: g.image.pointer, count: n * imageSize)
-            discriminator.forward(batch: n, input: g.image.pointer, random: random, step: stepCounter, phase: 1,
-                                  firstSample: range.lowerBound, activations: d, workspace: workspace)
-            d.labels.pointer.update(repeating: 1, count: n)
-            SigmoidCrossEntropyLoss().evaluate(count: n, logits: d.logits.pointer, labels: d.labels.pointer,
-                                               totalBatch: batch, losses: d.losses.pointer,
-                                               logitGradients: d.logitGradients.pointer)
-            (generatorLogits.pointer + range.lowerBound).update(from: d.logits.pointer, count: n)
-            (generatorLosses.pointer + range.lowerBound).update(from: d.losses.pointer, count: n)
-            discriminator.backward(batch: n, activations: d, gradients: nil, inputGradient: g.imageGradient.pointer,
-                                   workspace: workspace)
-            generator.backwardOutput(shard: shard, batch: n, activations: g, norms: trainingNorms,
+            let g = generatorActivations[shard], d = discriminatorActivations[worker], workspace = workspaces[worker]
+            generator.trainingForwardOutput(batch: range.count, activations: g, norms: trainingNorms,
+                                            workspace: workspace)
+            (generatorPhaseFakes.pointer + range.lowerBound * imageSize)
+                .update(from: g.image.pointer, count: range.count * imageSize)
+            d.labels.pointer.update(repeating: 1, count: Discriminator.chunkSize)
+            for chunk in chunks(of: range) {
+                let n = chunk.count, offset = (chunk.lowerBound - range.lowerBound) * imageSize
+                discriminator.forward(batch: n, input: g.image.pointer + offset, random: random, step: stepCounter,
+                                      phase: 1, firstSample: chunk.lowerBound, activations: d, workspace: workspace)
+                SigmoidCrossEntropyLoss().evaluate(count: n, logits: d.logits.pointer, labels: d.labels.pointer,
+                                                   totalBatch: batch, losses: d.losses.pointer,
+                                                   logitGradients: d.logitGradients.pointer)
+                (generatorLogits.pointer + chunk.lowerBound).update(from: d.logits.pointer, count: n)
+                (generatorLosses.pointer + chunk.lowerBound).update(from: d.losses.pointer, count: n)
+                discriminator.backward(batch: n, activations: d, gradients: nil,
+                                       inputGradient: g.imageGradient.pointer + offset, workspace: workspace)
+            }
+            generator.backwardOutput(shard: shard, batch: range.count, activations: g, norms: trainingNorms,
                                      gradients: generatorGradients[shard].pointer, workspace: workspace)
         }
         generator.normalization1.finishGradientSums(totalRows: batch * rows1, batch: trainingNorms.second)
-        executor.run(iterations: shards) { shard in
+        executor.run(iterations: shards) { shard, worker in
             generator.backwardMiddle(shard: shard, batch: shardRange(shard, total: batch).count,
                                      activations: generatorActivations[shard], norms: trainingNorms,
-                                     gradients: generatorGradients[shard].pointer, workspace: workspaces[shard])
+                                     gradients: generatorGradients[shard].pointer, workspace: workspaces[worker])
         }
         generator.normalization0.finishGradientSums(totalRows: batch * rows0, batch: trainingNorms.first)
         executor.run(iterations: shards) { shard in
@@ -287,7 +305,7 @@ public final class GANTrainer: @unchecked Sendable {
     public func generate(count: Int, noiseSeed: UInt64) -> [Float] {
         generator.prepareInference(norms: inferenceNorms)
         let imageSize = generator.imageElements
-        let capacity = (2 * configuration.batchSize + configuration.shards - 1) / configuration.shards
+        let capacity = generatorActivations[0].noise.count / generator.codings
         var images = [Float](repeating: 0, count: count * imageSize)
         let noiseRandom = CounterRandom(seed: noiseSeed)
         let chunks = (count + capacity - 1) / capacity
@@ -297,7 +315,7 @@ public final class GANTrainer: @unchecked Sendable {
             var first = 0
             while first < chunks {
                 let round = min(configuration.shards, chunks - first)
-                executor.run(iterations: round) { slot in
+                executor.run(iterations: round) { slot, worker in
                     let chunk = first + slot
                     let start = chunk * capacity, n = min(capacity, count - start)
                     let g = generatorActivations[slot]
@@ -306,12 +324,31 @@ public final class GANTrainer: @unchecked Sendable {
                                            into: g.noise.pointer + i * generator.codings)
                     }
                     generator.inferenceForward(batch: n, activations: g, norms: inferenceNorms,
-                                               workspace: workspaces[slot])
+                                               workspace: workspaces[worker])
                     (destination + start * imageSize).update(from: g.image.pointer, count: n * imageSize)
                 }
                 first += round
             }
         }
         return images
+    }
+}
+
+/// Consecutive subranges of `range`, each at most `size` long.
+struct SampleChunks: Sequence, IteratorProtocol {
+    let range: Range<Int>
+    let size: Int
+    var start: Int
+
+    init(range: Range<Int>, size: Int) {
+        self.range = range
+        self.size = size
+        start = range.lowerBound
+    }
+
+    mutating func next() -> Range<Int>? {
+        guard start < range.upperBound else { return nil }
+        defer { start += size }
+        return start..<Swift.min(start + size, range.upperBound)
     }
 }

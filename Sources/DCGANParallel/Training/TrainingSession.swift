@@ -135,12 +135,7 @@ public final class TrainingSession {
     func gatherBatch(step: Int, permutation: [Int], into buffer: AlignedBuffer) {
         let batch = trainer.configuration.batchSize, size = dataset.elementsPerImage
         let k = step % stepsPerEpoch
-        dataset.pixels.withUnsafeBufferPointer { pixels in
-            for i in 0..<batch {
-                let image = permutation[k * batch + i]
-                (buffer.pointer + i * size).update(from: pixels.baseAddress! + image * size, count: size)
-            }
-        }
+        for i in 0..<batch { dataset.copyImage(permutation[k * batch + i], to: buffer.pointer + i * size) }
     }
 
     /// Trains until the trainer has done `totalSteps` steps, writing the run files at every epoch end (and at the

@@ -102,20 +102,20 @@ public enum Elementwise {
         }
     }
 
-    /// dx = dy · (x > 0 ? scale : y + scale·alpha), using the forward output y (= scale·alpha·(eˣ−1) there).
-    public static func seluBackward(input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
-                                    outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>,
-                                    count: Int) {
+    /// dx = dy · (y > 0 ? scale : y + scale·alpha) from the forward output y alone: y > 0 exactly where x > 0, and
+    /// below zero y = scale·alpha·(eˣ−1), so the derivative scale·alpha·eˣ is y + scale·alpha. dx may alias dy.
+    public static func seluBackward(output y: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                                    inputGradient dx: UnsafeMutablePointer<Float>, count: Int) {
         let scaleAlpha = seluScale * seluAlpha
         var i = 0
         while i + 8 <= count {
-            let v = load(x + i)
-            let derivative = SIMD8<Float>(repeating: seluScale).replacing(with: load(y + i) + scaleAlpha, where: v .<= 0)
+            let v = load(y + i)
+            let derivative = SIMD8<Float>(repeating: seluScale).replacing(with: v + scaleAlpha, where: v .<= 0)
             store(load(dy + i) * derivative, dx + i)
             i += 8
         }
         while i < count {
-            dx[i] = dy[i] * (x[i] > 0 ? seluScale : y[i] + scaleAlpha)
+            dx[i] = dy[i] * (y[i] > 0 ? seluScale : y[i] + scaleAlpha)
             i += 1
         }
     }

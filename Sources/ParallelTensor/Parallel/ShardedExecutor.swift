@@ -56,11 +56,17 @@ public final class ShardedExecutor: @unchecked Sendable {
 
     /// Calls `body(i)` for every i in 0..<iterations, spread over the worker threads; returns when all are done.
     public func run(iterations: Int, _ body: (Int) -> Void) {
+        run(iterations: iterations) { iteration, _ in body(iteration) }
+    }
+
+    /// Calls `body(i, worker)` for every i in 0..<iterations; `worker` (0..<threadCount) is unique among the bodies
+    /// running at the same moment, so it can index per-worker scratch memory. Results must not depend on it.
+    public func run(iterations: Int, _ body: (_ iteration: Int, _ worker: Int) -> Void) {
         guard iterations > 0 else { return }
         let workers = min(threadCount, iterations)
         if workers == 1 {
             pinCurrentThread(toSlot: 0)
-            for i in 0..<iterations { body(i) }
+            for i in 0..<iterations { body(i, 0) }
             return
         }
         cursor.store(0, ordering: .relaxed)
@@ -71,7 +77,7 @@ public final class ShardedExecutor: @unchecked Sendable {
                 while true {
                     let i = self.cursor.loadThenWrappingIncrement(ordering: .relaxed)
                     if i >= iterations { break }
-                    work(i)
+                    work(i, worker)
                 }
             }
         }
