@@ -64,7 +64,7 @@ final class ParityTests: XCTestCase {
     }
 
     /// S = 1 (the whole batch at once) against S = 16: the same sums in another order, so the first step's losses,
-    /// logits and every gradient agree to float rounding (rtol 1e-5, plus 1e-5 of the tensor's RMS for elements near
+    /// logits and every gradient agree to float rounding (rtol 1e-5, plus 1e-4 of the tensor's RMS for elements near
     /// zero). Later steps do not stay that close: RMSprop's update lr·g/(√v+ε) is about lr·√10·sign(g) early on, so
     /// a rounding-level difference in a near-zero gradient moves a weight by a whole step, and the GAN's dynamics
     /// spread that to the next steps' gradients (measured: after three steps most generator weights differ by more
@@ -88,8 +88,10 @@ final class ParityTests: XCTestCase {
             for slot in layout.slots {
                 let expected = array(b + slot.offset, slot.count)
                 let rms = (expected.reduce(0) { $0 + $1 * $1 } / Float(slot.count)).squareRoot()
+                // 1e-4 of the tensor's RMS for elements that are small because their terms cancel (a bias feeding a
+                // BatchNorm): their rounding error is relative to the terms, not to the result.
                 assertAllClose(array(a + slot.offset, slot.count), expected, relativeTolerance: 1e-5,
-                               absoluteTolerance: 1e-5 * rms, "∂loss/∂\(slot.name)")
+                               absoluteTolerance: 1e-4 * rms, "∂loss/∂\(slot.name)")
             }
         }
 

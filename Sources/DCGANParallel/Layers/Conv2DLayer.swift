@@ -17,7 +17,9 @@ public struct Conv2DLayer: Sendable {
                                withTranspose: needsInputGradient)
     }
 
-    public func packWeights(parameters: UnsafePointer<Float>) { packed.pack(parameters + kernel.offset) }
+    public func packWeights(parameters: UnsafePointer<Float>, executor: ShardedExecutor?) {
+        packed.pack(parameters + kernel.offset, executor: executor)
+    }
 
     public var inputElements: Int { geometry.inputElementsPerImage }
     public var outputElements: Int { geometry.outputElementsPerImage }

@@ -16,7 +16,9 @@ public struct ConvTranspose2DLayer: Sendable {
         packed = PackedWeights(depth: geometry.adjoint.patchSize, columns: geometry.inputChannels, withTranspose: true)
     }
 
-    public func packWeights(parameters: UnsafePointer<Float>) { packed.pack(parameters + kernel.offset) }
+    public func packWeights(parameters: UnsafePointer<Float>, executor: ShardedExecutor?) {
+        packed.pack(parameters + kernel.offset, executor: executor)
+    }
 
     public var inputElements: Int { geometry.inputElementsPerImage }
     public var outputElements: Int { geometry.outputElementsPerImage }

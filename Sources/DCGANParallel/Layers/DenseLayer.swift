@@ -17,7 +17,9 @@ public struct DenseLayer: Sendable {
         packed = PackedWeights(depth: inputSize, columns: outputSize, withTranspose: needsInputGradient)
     }
 
-    public func packWeights(parameters: UnsafePointer<Float>) { packed.pack(parameters + kernel.offset) }
+    public func packWeights(parameters: UnsafePointer<Float>, executor: ShardedExecutor?) {
+        packed.pack(parameters + kernel.offset, executor: executor)
+    }
 
     public var multiplyAddsPerSample: Int { inputSize * outputSize }
 

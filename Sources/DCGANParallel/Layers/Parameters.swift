@@ -54,8 +54,8 @@ public final class PackedWeights: @unchecked Sendable {
         transposed = withTranspose ? PackedMatrix(depth: columns, columns: depth) : nil
     }
 
-    public func pack(_ weights: UnsafePointer<Float>) {
-        matrix.pack(.rowMajor(weights, columns: matrix.columns))
-        transposed?.pack(.transposed(weights, columns: matrix.columns))
+    public func pack(_ weights: UnsafePointer<Float>, executor: ShardedExecutor?) {
+        matrix.pack(.rowMajor(weights, columns: matrix.columns), executor: executor)
+        transposed?.pack(.transposed(weights, columns: matrix.columns), executor: executor)
     }
 }

@@ -46,10 +46,11 @@ public final class Discriminator: @unchecked Sendable {
     }
 
     /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`.
-    public func packWeights() {
-        convolution1.packWeights(parameters: parameters.pointer)
-        convolution2.packWeights(parameters: parameters.pointer)
-        dense.packWeights(parameters: parameters.pointer)
+    /// Panels are packed in parallel when an executor is given.
+    public func packWeights(executor: ShardedExecutor? = nil) {
+        convolution1.packWeights(parameters: parameters.pointer, executor: executor)
+        convolution2.packWeights(parameters: parameters.pointer, executor: executor)
+        dense.packWeights(parameters: parameters.pointer, executor: executor)
     }
 
     public var imageElements: Int { convolution1.inputElements }

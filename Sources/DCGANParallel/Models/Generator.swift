@@ -63,10 +63,11 @@ public final class Generator: @unchecked Sendable {
     }
 
     /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`.
-    public func packWeights() {
-        dense.packWeights(parameters: parameters.pointer)
-        upsample1.packWeights(parameters: parameters.pointer)
-        upsample2.packWeights(parameters: parameters.pointer)
+    /// Panels are packed in parallel when an executor is given.
+    public func packWeights(executor: ShardedExecutor? = nil) {
+        dense.packWeights(parameters: parameters.pointer, executor: executor)
+        upsample1.packWeights(parameters: parameters.pointer, executor: executor)
+        upsample2.packWeights(parameters: parameters.pointer, executor: executor)
     }
 
     public var imageElements: Int { upsample2.outputElements }

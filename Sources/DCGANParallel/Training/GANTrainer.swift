@@ -150,6 +150,23 @@ public final class GANTrainer: @unchecked Sendable {
         return (shard * total / shards)..<((shard + 1) * total / shards)
     }
 
+    /// One D-phase chunk already in the worker's `images`: forward, loss against `label`, backward into the shard's
+    /// gradients. `samples` are the global D-phase indices (fakes 0..<B, reals B..<2B).
+    func discriminatorPass(samples: Range<Int>, label: Float, worker: Int, shardGradients: AlignedBuffer,
+                           accumulate: Bool, step: UInt64) {
+        let d = discriminatorActivations[worker], n = samples.count
+        d.labels.pointer.update(repeating: label, count: n)
+        discriminator.forward(batch: n, input: d.images.pointer, random: random, step: step, phase: 0,
+                              firstSample: samples.lowerBound, activations: d, workspace: workspaces[worker])
+        SigmoidCrossEntropyLoss().evaluate(count: n, logits: d.logits.pointer, labels: d.labels.pointer,
+                                           totalBatch: 2 * configuration.batchSize, losses: d.losses.pointer,
+                                           logitGradients: d.logitGradients.pointer)
+        (discriminatorLogits.pointer + samples.lowerBound).update(from: d.logits.pointer, count: n)
+        (discriminatorLosses.pointer + samples.lowerBound).update(from: d.losses.pointer, count: n)
+        discriminator.backward(batch: n, activations: d, gradients: shardGradients.pointer, inputGradient: nil,
+                               workspace: workspaces[worker], accumulateGradients: accumulate)
+    }
+
     /// A shard's samples cut into consecutive chunks of at most Discriminator.chunkSize.
     @inline(__always)
     func chunks(of range: Range<Int>) -> SampleChunks {
@@ -175,45 +192,37 @@ public final class GANTrainer: @unchecked Sendable {
         let imageSize = discriminator.imageElements
         realBatch.pointer.update(from: realImages, count: batch * imageSize)
 
-        // D phase: each shard's samples go through in chunks of Discriminator.chunkSize, gradients accumulating.
+        // D phase. Shard s owns fakes F and the reals B + F for its range F of 0..<B, so every shard makes the same
+        // number of fakes (generator inference is a third of a fake's cost); its samples go through the
+        // discriminator in chunks of Discriminator.chunkSize, fakes first, gradients accumulating.
         generator.prepareInference(norms: inferenceNorms)
         executor.run(iterations: shards) { shard, worker in
             let g = generatorActivations[shard], d = discriminatorActivations[worker], workspace = workspaces[worker]
-            for chunk in chunks(of: shardRange(shard, total: 2 * batch)) {
-                let n = chunk.count
-                let fakes = chunk.clamped(to: 0..<batch)
-                for i in fakes {
+            let own = shardRange(shard, total: batch)
+            for chunk in chunks(of: own) {
+                for i in chunk {
                     random.normal(step: stepCounter, stream: .discriminatorNoise, index: i, count: generator.codings,
                                   into: g.noise.pointer + (i - chunk.lowerBound) * generator.codings)
                 }
-                if !fakes.isEmpty {
-                    generator.inferenceForward(batch: fakes.count, activations: g, norms: inferenceNorms,
-                                               workspace: workspace)
-                    d.images.pointer.update(from: g.image.pointer, count: fakes.count * imageSize)
-                    (discriminatorPhaseFakes.pointer + fakes.lowerBound * imageSize)
-                        .update(from: g.image.pointer, count: fakes.count * imageSize)
-                }
-                for i in chunk.clamped(to: batch..<(2 * batch)) {
-                    (d.images.pointer + (i - chunk.lowerBound) * imageSize)
-                        .update(from: realBatch.pointer + (i - batch) * imageSize, count: imageSize)
-                }
-                for i in chunk { d.labels[i - chunk.lowerBound] = i < batch ? 0 : 1 }
-                discriminator.forward(batch: n, input: d.images.pointer, random: random, step: stepCounter, phase: 0,
-                                      firstSample: chunk.lowerBound, activations: d, workspace: workspace)
-                SigmoidCrossEntropyLoss().evaluate(count: n, logits: d.logits.pointer, labels: d.labels.pointer,
-                                                   totalBatch: 2 * batch, losses: d.losses.pointer,
-                                                   logitGradients: d.logitGradients.pointer)
-                (discriminatorLogits.pointer + chunk.lowerBound).update(from: d.logits.pointer, count: n)
-                (discriminatorLosses.pointer + chunk.lowerBound).update(from: d.losses.pointer, count: n)
-                discriminator.backward(batch: n, activations: d, gradients: discriminatorGradients[shard].pointer,
-                                       inputGradient: nil, workspace: workspace,
-                                       accumulateGradients: chunk.lowerBound != shardRange(shard, total: 2 * batch).lowerBound)
+                generator.inferenceForward(batch: chunk.count, activations: g, norms: inferenceNorms, workspace: workspace)
+                d.images.pointer.update(from: g.image.pointer, count: chunk.count * imageSize)
+                (discriminatorPhaseFakes.pointer + chunk.lowerBound * imageSize)
+                    .update(from: g.image.pointer, count: chunk.count * imageSize)
+                discriminatorPass(samples: chunk, label: 0, worker: worker, shardGradients: discriminatorGradients[shard],
+                                  accumulate: chunk.lowerBound != own.lowerBound, step: stepCounter)
+            }
+            for chunk in chunks(of: own) {
+                d.images.pointer.update(from: realBatch.pointer + chunk.lowerBound * imageSize,
+                                        count: chunk.count * imageSize)
+                discriminatorPass(samples: (batch + chunk.lowerBound)..<(batch + chunk.upperBound), label: 1,
+                                  worker: worker, shardGradients: discriminatorGradients[shard], accumulate: true,
+                                  step: stepCounter)
             }
         }
         AllReduce.sum(discriminatorGradients.map(\.pointer), count: discriminator.parameters.count, executor: executor)
         discriminatorOptimizer.update(parameters: discriminator.parameters,
                                       gradients: discriminatorGradients[0].pointer, executor: executor)
-        discriminator.packWeights()
+        discriminator.packWeights(executor: executor)
 
         // G phase.
         let rows0 = generator.rows0, rows1 = generator.rows1
@@ -277,7 +286,7 @@ public final class GANTrainer: @unchecked Sendable {
         generator.writeNormalizationGradients(into: generatorGradients[0].pointer, norms: trainingNorms)
         generatorOptimizer.update(parameters: generator.parameters, gradients: generatorGradients[0].pointer,
                                   executor: executor)
-        generator.packWeights()
+        generator.packWeights(executor: executor)
         step += 1
         return lastStepMetrics()
     }

@@ -343,6 +343,8 @@ public final class PackedMatrix: @unchecked Sendable {
     let depthBlocks: Int
     /// Offset of block (column block j, depth block p) at index j·depthBlocks + p.
     let blockOffsets: [Int]
+    /// Every panel of every block, as (block index, first column, depth offset): the units packed in parallel.
+    let panels: [(block: Int, column: Int, depthOffset: Int)]
 
     public init(depth: Int, columns: Int, kernel: GEMM.Kernel = GEMM.kernel) {
         self.depth = depth
@@ -350,6 +352,7 @@ public final class PackedMatrix: @unchecked Sendable {
         self.kernel = kernel
         depthBlocks = (depth + GEMM.blockK - 1) / GEMM.blockK
         var offsets: [Int] = []
+        var panels: [(block: Int, column: Int, depthOffset: Int)] = []
         var total = 0
         var jc = 0
         while jc < columns {
@@ -357,6 +360,9 @@ public final class PackedMatrix: @unchecked Sendable {
                 * kernel.microColumns
             var pc = 0
             while pc < depth {
+                for column in stride(from: jc, to: min(jc + GEMM.blockN, columns), by: kernel.microColumns) {
+                    panels.append((offsets.count, column, pc))
+                }
                 offsets.append(total)
                 total += paddedColumns * min(GEMM.blockK, depth - pc)
                 pc += GEMM.blockK
@@ -364,22 +370,25 @@ public final class PackedMatrix: @unchecked Sendable {
             jc += GEMM.blockN
         }
         blockOffsets = offsets
+        self.panels = panels
         storage = AlignedBuffer(count: total)
     }
 
-    /// Packs `b` (depth × columns) into the blocks.
-    public func pack(_ b: MatrixOperand) {
-        var jc = 0, index = 0
-        while jc < columns {
-            var pc = 0
-            while pc < depth {
-                GEMM.packB(b, rowOffset: pc, columnOffset: jc, depth: min(GEMM.blockK, depth - pc),
-                           columns: min(GEMM.blockN, columns - jc), panelWidth: kernel.microColumns,
-                           into: storage.pointer + blockOffsets[index])
-                index += 1
-                pc += GEMM.blockK
-            }
-            jc += GEMM.blockN
+    /// Packs `b` (depth × columns) into the blocks, panels in parallel when an executor is given.
+    public func pack(_ b: MatrixOperand, executor: ShardedExecutor? = nil) {
+        let width = kernel.microColumns
+        let body = { (index: Int) in
+            let panel = self.panels[index]
+            let kb = min(GEMM.blockK, self.depth - panel.depthOffset)
+            let blockStart = panel.column / GEMM.blockN * GEMM.blockN
+            GEMM.packB(b, rowOffset: panel.depthOffset, columnOffset: panel.column, depth: kb,
+                       columns: min(width, self.columns - panel.column), panelWidth: width,
+                       into: self.storage.pointer + self.blockOffsets[panel.block] + (panel.column - blockStart) * kb)
+        }
+        if let executor {
+            executor.run(iterations: panels.count, body)
+        } else {
+            for index in panels.indices { body(index) }
         }
     }
 
