@@ -58,7 +58,7 @@ struct Bench: ParsableCommand {
         }
         let peakPerCore = FMAPeak.measureOneThread(seconds: 0.3)
         for line in MachineDescription.current(topology: topology).lines { log(line) }
-        log(String(format: "FMA peak: %.1f GFLOP/s per core (measured, %@ FMA loop; GEMM kernel %@)", peakPerCore, GEMM.kernel == .avx512 ? "SIMD16" : "SIMD8", GEMM.kernel.rawValue))
+        log(String(format: "FMA peak: %.1f GFLOP/s on one core (measured, %@ FMA loop; GEMM kernel %@); each point's peak is measured with its own thread count", peakPerCore, GEMM.kernel == .avx512 ? "SIMD16" : "SIMD8", GEMM.kernel.rawValue))
         let maximumThreads = threadCounts.max()!
         log("pinning map for \(maximumThreads) threads (worker → PU): "
             + topology.pinningMap(threads: maximumThreads).enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "))
@@ -67,7 +67,7 @@ struct Bench: ParsableCommand {
             var baseline: Double?
             for threadCount in threadCounts {
                 let point = benchmark.measure(threads: threadCount, batchSize: batch, topology: topology,
-                                              peakPerCore: peakPerCore, baseline: baseline)
+                                              baseline: baseline)
                 if baseline == nil { baseline = threadCount == 1 ? point.imagesPerSecond : nil }
                 points.append(point)
                 if format == "table" && points.count == 1 { print(BenchmarkPoint.tableHeader) }

@@ -185,7 +185,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(bench.status, 0, bench.error)
         let points = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bench.output.utf8)) as? [[String: Any]])
         XCTAssertEqual(points.count, 2)
-        for key in ["threads", "batch_size", "shards", "images_per_second", "speedup", "efficiency", "gflops", "peak_fraction", "oversubscribed"] {
+        for key in ["threads", "batch_size", "shards", "images_per_second", "speedup", "efficiency", "gflops", "peak_gflops", "peak_fraction", "oversubscribed"] {
             XCTAssertNotNil(points[0][key], key)
         }
         XCTAssertEqual(points[0]["speedup"] as? Double, 1)

@@ -11,25 +11,27 @@ public struct BenchmarkPoint: Sendable {
     public let speedup: Double?
     public let efficiency: Double?
     public let gflops: Double
+    /// The FMA peak of `threads` threads running the peak loop at once, measured just before the point.
+    public let peakGflops: Double
     public let peakFraction: Double
     public let oversubscribed: Bool
 
-    public static let tableHeader = "threads  batch  shards    images/s  speedup  efficiency   GFLOP/s  % of peak  note\n"
-        + "-------  -----  ------  ----------  -------  ----------  --------  ---------  ----"
+    public static let tableHeader = "threads  batch  shards    images/s  speedup  efficiency   GFLOP/s  peak GFLOP/s  % of peak  note\n"
+        + "-------  -----  ------  ----------  -------  ----------  --------  ------------  ---------  ----"
 
     public var tableRow: String {
-        String(format: "%7d  %5d  %6d  %10.1f  %7@  %10@  %8.1f  %8.1f%%  %@", threads, batchSize, shards,
+        String(format: "%7d  %5d  %6d  %10.1f  %7@  %10@  %8.1f  %12.1f  %8.1f%%  %@", threads, batchSize, shards,
                imagesPerSecond, speedup.map { String(format: "%.2f×", $0) } ?? "–",
-               efficiency.map { String(format: "%.0f%%", $0 * 100) } ?? "–", gflops, peakFraction * 100,
+               efficiency.map { String(format: "%.0f%%", $0 * 100) } ?? "–", gflops, peakGflops, peakFraction * 100,
                oversubscribed ? "oversubscribed" : "")
     }
 
-    public static let csvHeader = "threads,batch_size,shards,images_per_second,speedup,efficiency,gflops,peak_fraction,oversubscribed"
+    public static let csvHeader = "threads,batch_size,shards,images_per_second,speedup,efficiency,gflops,peak_gflops,peak_fraction,oversubscribed"
 
     public var csvRow: String {
         "\(threads),\(batchSize),\(shards),\(String(format: "%.2f", imagesPerSecond)),"
             + "\(speedup.map { String(format: "%.4f", $0) } ?? ""),\(efficiency.map { String(format: "%.4f", $0) } ?? ""),"
-            + "\(String(format: "%.3f", gflops)),\(String(format: "%.4f", peakFraction)),\(oversubscribed)"
+            + "\(String(format: "%.3f", gflops)),\(String(format: "%.1f", peakGflops)),\(String(format: "%.4f", peakFraction)),\(oversubscribed)"
     }
 
     public var json: String {
@@ -37,6 +39,7 @@ public struct BenchmarkPoint: Sendable {
         return "{\"threads\":\(threads),\"batch_size\":\(batchSize),\"shards\":\(shards),"
             + "\"images_per_second\":\(String(format: "%.2f", imagesPerSecond)),\"speedup\":\(number(speedup)),"
             + "\"efficiency\":\(number(efficiency)),\"gflops\":\(String(format: "%.3f", gflops)),"
+            + "\"peak_gflops\":\(String(format: "%.1f", peakGflops)),"
             + "\"peak_fraction\":\(String(format: "%.4f", peakFraction)),\"oversubscribed\":\(oversubscribed),"
             + "\"repetitions_images_per_second\":[\(repetitions.map { String(format: "%.2f", $0) }.joined(separator: ","))]}"
     }
@@ -56,10 +59,13 @@ public struct ThroughputBenchmark: Sendable {
         self.shards = shards
     }
 
-    public func measure(threads: Int, batchSize: Int, topology: Topology, peakPerCore: Double,
-                        baseline: Double?) -> BenchmarkPoint {
+    /// `baseline`: images/s of the one-thread point at this batch size, for speedup and efficiency.
+    public func measure(threads: Int, batchSize: Int, topology: Topology, baseline: Double?) -> BenchmarkPoint {
         let executor = ShardedExecutor(threadCount: threads, topology: topology)
         defer { executor.restoreCallerBinding() }
+        // The peak these threads can reach together: on machines whose "cores" share FMA units (SMT presented as
+        // cores by a hypervisor) it grows less than the thread count, and that bounds any speedup.
+        let peak = FMAPeak.measure(executor: executor, seconds: 0.2)
         let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: batchSize, shards: shards),
                                  executor: executor)
         let images = AlignedBuffer(count: batchSize * trainer.discriminator.imageElements)
@@ -75,11 +81,10 @@ public struct ThroughputBenchmark: Sendable {
         let median = rates.sorted()[rates.count / 2]
         let flopsPerImage = 2 * Double(trainer.multiplyAddsPerStep) / Double(batchSize)
         let gflops = median * flopsPerImage / 1e9
-        let usableCores = min(threads, topology.coreCount)
         let speedup = baseline.map { median / $0 } ?? (threads == 1 ? 1 : nil)
         return BenchmarkPoint(threads: threads, batchSize: batchSize, shards: shards, imagesPerSecond: median,
                               repetitions: rates, speedup: speedup, efficiency: speedup.map { $0 / Double(threads) },
-                              gflops: gflops, peakFraction: gflops / (peakPerCore * Double(usableCores)),
+                              gflops: gflops, peakGflops: peak, peakFraction: gflops / peak,
                               oversubscribed: threads > topology.processingUnitCount)
     }
 }
