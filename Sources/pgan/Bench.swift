@@ -26,6 +26,8 @@ struct Bench: ParsableCommand {
     var shards: Int = 16
     @Option(help: "table, csv or json.")
     var format: String = "table"
+    @Option(help: "Comma-separated schedulers to compare: dispatch (concurrentPerform), spin (pinned spinning pool).")
+    var scheduler: String = "dispatch"
 
     func parseList(_ text: String, flag: String) throws -> [Int] {
         let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -48,6 +50,12 @@ struct Bench: ParsableCommand {
         if defaultThreads.last! != topology.coreCount { defaultThreads.append(topology.coreCount) }
         let threadCounts = try threads.map { try parseList($0, flag: "threads") } ?? defaultThreads
         let batches = try parseList(batchSize, flag: "batch-size")
+        let schedulers = try scheduler.split(separator: ",").map { name in
+            guard let kind = ShardedExecutor.Scheduling(rawValue: String(name)) else {
+                throw UsageError("--scheduler must be a list of dispatch and spin (got '\(scheduler)')")
+            }
+            return kind
+        }
         for batch in batches {
             try TrainingConfiguration(batchSize: batch, shards: shards).validate()
         }
@@ -63,11 +71,11 @@ struct Bench: ParsableCommand {
         log("pinning map for \(maximumThreads) threads (worker → PU): "
             + topology.pinningMap(threads: maximumThreads).enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "))
         var points: [BenchmarkPoint] = []
-        for batch in batches {
+        for (kind, batch) in schedulers.flatMap({ kind in batches.map { (kind, $0) } }) {
             var baseline: Double?
             for threadCount in threadCounts {
                 let point = benchmark.measure(threads: threadCount, batchSize: batch, topology: topology,
-                                              baseline: baseline)
+                                              scheduling: kind, baseline: baseline)
                 if baseline == nil { baseline = threadCount == 1 ? point.imagesPerSecond : nil }
                 points.append(point)
                 if format == "table" && points.count == 1 { print(BenchmarkPoint.tableHeader) }

@@ -38,6 +38,8 @@ struct Train: ParsableCommand {
     var outputDirectory: String = "pgan-run"
     @Option(help: "Continue the run in this directory from its checkpoint (same data, seed, shards, batch size).")
     var resume: String?
+    @Option(help: "dispatch (concurrentPerform, the default) or spin (a pinned pool that spins between phases: faster where waking threads is slow).")
+    var scheduler: String = "dispatch"
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
@@ -51,6 +53,9 @@ struct Train: ParsableCommand {
         if let digit, !(0...255).contains(digit) { throw UsageError("--digit must be a label value 0–255 (got \(digit))") }
         if labels != nil && data == nil { throw UsageError("--labels needs --data") }
         let threadCount = try checkThreads(threads)
+        guard let scheduling = ShardedExecutor.Scheduling(rawValue: scheduler) else {
+            throw UsageError("--scheduler must be dispatch or spin (got '\(scheduler)')")
+        }
 
         var configuration = TrainingConfiguration(batchSize: batchSize, shards: shards, seed: seed, optimizer: kind,
                                                   learningRate: learningRate)
@@ -74,7 +79,7 @@ struct Train: ParsableCommand {
             }
             dataset = try ImageDataset.defaultZeros()
         }
-        let executor = ShardedExecutor(threadCount: threadCount)
+        let executor = ShardedExecutor(threadCount: threadCount, scheduling: scheduling)
         defer { executor.restoreCallerBinding() }
         let trainer = GANTrainer(configuration: configuration, executor: executor)
         let session = try TrainingSession(trainer: trainer, dataset: dataset, outputDirectory: directory)
@@ -93,7 +98,7 @@ struct Train: ParsableCommand {
             "pgan train: \(dataset.count) images from \(dataset.source), \(session.stepsPerEpoch) steps per epoch of \(configuration.batchSize)",
             "model: generator \(trainer.generator.trainableParameterCount + trainer.generator.stateCount) parameters, discriminator \(trainer.discriminator.trainableParameterCount); optimizer \(configuration.optimizer.rawValue) lr \(configuration.effectiveLearningRate)",
             "machine: \(Topology.shared.summary)",
-            "threads \(threadCount), shards \(configuration.shards), pinning (worker → PU): " + executor.pinningMap.enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "),
+            "threads \(threadCount) (\(executor.scheduling.rawValue)), shards \(configuration.shards), pinning (worker → PU): " + executor.pinningMap.enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "),
             trainer.step > 0 ? "resuming at step \(trainer.step) (epoch \(trainer.step / session.stepsPerEpoch + 1)) in \(directory)" : "writing to \(directory)/",
         ])
         if trainer.step >= totalSteps {

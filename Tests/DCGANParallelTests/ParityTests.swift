@@ -19,10 +19,12 @@ final class ParityTests: XCTestCase {
     }
 
     /// Three steps (each with BatchNorm in both modes and dropout in both phases) on fixed batches.
-    func train(threads: Int, shards: Int, batchSize: Int = 16, optimizer: OptimizerKind = .rmsprop, steps: Int = 3) -> RunResult {
+    func train(threads: Int, shards: Int, batchSize: Int = 16, optimizer: OptimizerKind = .rmsprop, steps: Int = 3,
+               scheduling: ShardedExecutor.Scheduling = .dispatch) -> RunResult {
         let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: batchSize, shards: shards, seed: 7,
                                                                       optimizer: optimizer),
-                                 executor: ShardedExecutor(threadCount: threads, pinsThreads: false))
+                                 executor: ShardedExecutor(threadCount: threads, pinsThreads: false,
+                                                           scheduling: scheduling))
         var metrics: [StepMetrics] = []
         let size = Self.dataset.elementsPerImage
         Self.dataset.pixels.withUnsafeBufferPointer { pixels in
@@ -52,6 +54,9 @@ final class ParityTests: XCTestCase {
         for threads in [2, 3, 5, 16] {
             assertIdentical(train(threads: threads, shards: 8), reference, "threads \(threads) vs 1")
         }
+        // The spinning pool is used while the threads fit on the machine's hardware threads.
+        let fitting = min(2, Topology.shared.processingUnitCount)
+        assertIdentical(train(threads: fitting, shards: 8, scheduling: .spinning), reference, "spinning pool, \(fitting) threads")
     }
 
     func testUnevenShardsAndAdamAreThreadIndependentToo() {

@@ -67,12 +67,13 @@ final class TopologyTests: XCTestCase {
     }
 
     func testExecutorRunsEveryIterationOnce() {
-        for threads in [1, 2, 5] {
-            let executor = ShardedExecutor(threadCount: threads, pinsThreads: false)
+        for (threads, scheduling) in [(1, ShardedExecutor.Scheduling.dispatch), (2, .dispatch), (5, .dispatch),
+                                      (2, .spinning)] {
+            let executor = ShardedExecutor(threadCount: threads, pinsThreads: false, scheduling: scheduling)
             let hits = AlignedBuffer(count: 100)
             nonisolated(unsafe) let pointer = hits.pointer
-            executor.run(iterations: 100) { pointer[$0] += 1 }
-            XCTAssertEqual(hits.array, [Float](repeating: 1, count: 100))
+            for _ in 0..<3 { executor.run(iterations: 100) { pointer[$0] += 1 } }
+            XCTAssertEqual(hits.array, [Float](repeating: 3, count: 100), "\(threads) threads, \(scheduling)")
         }
     }
 }

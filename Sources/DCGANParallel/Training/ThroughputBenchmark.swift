@@ -3,6 +3,7 @@ import ParallelTensor
 
 /// One point of the scaling benchmark.
 public struct BenchmarkPoint: Sendable {
+    public let scheduler: String
     public let threads: Int
     public let batchSize: Int
     public let shards: Int
@@ -16,27 +17,28 @@ public struct BenchmarkPoint: Sendable {
     public let peakFraction: Double
     public let oversubscribed: Bool
 
-    public static let tableHeader = "threads  batch  shards    images/s  speedup  efficiency   GFLOP/s  peak GFLOP/s  % of peak  note\n"
-        + "-------  -----  ------  ----------  -------  ----------  --------  ------------  ---------  ----"
+    public static let tableHeader = "scheduler  threads  batch  shards    images/s  speedup  efficiency   GFLOP/s  peak GFLOP/s  % of peak  note\n"
+        + "---------  -------  -----  ------  ----------  -------  ----------  --------  ------------  ---------  ----"
 
     public var tableRow: String {
-        String(format: "%7d  %5d  %6d  %10.1f  %7@  %10@  %8.1f  %12.1f  %8.1f%%  %@", threads, batchSize, shards,
+        String(format: "%9@  %7d  %5d  %6d  %10.1f  %7@  %10@  %8.1f  %12.1f  %8.1f%%  %@", scheduler, threads,
+               batchSize, shards,
                imagesPerSecond, speedup.map { String(format: "%.2f×", $0) } ?? "–",
                efficiency.map { String(format: "%.0f%%", $0 * 100) } ?? "–", gflops, peakGflops, peakFraction * 100,
                oversubscribed ? "oversubscribed" : "")
     }
 
-    public static let csvHeader = "threads,batch_size,shards,images_per_second,speedup,efficiency,gflops,peak_gflops,peak_fraction,oversubscribed"
+    public static let csvHeader = "scheduler,threads,batch_size,shards,images_per_second,speedup,efficiency,gflops,peak_gflops,peak_fraction,oversubscribed"
 
     public var csvRow: String {
-        "\(threads),\(batchSize),\(shards),\(String(format: "%.2f", imagesPerSecond)),"
+        "\(scheduler),\(threads),\(batchSize),\(shards),\(String(format: "%.2f", imagesPerSecond)),"
             + "\(speedup.map { String(format: "%.4f", $0) } ?? ""),\(efficiency.map { String(format: "%.4f", $0) } ?? ""),"
             + "\(String(format: "%.3f", gflops)),\(String(format: "%.1f", peakGflops)),\(String(format: "%.4f", peakFraction)),\(oversubscribed)"
     }
 
     public var json: String {
         func number(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "null" }
-        return "{\"threads\":\(threads),\"batch_size\":\(batchSize),\"shards\":\(shards),"
+        return "{\"scheduler\":\"\(scheduler)\",\"threads\":\(threads),\"batch_size\":\(batchSize),\"shards\":\(shards),"
             + "\"images_per_second\":\(String(format: "%.2f", imagesPerSecond)),\"speedup\":\(number(speedup)),"
             + "\"efficiency\":\(number(efficiency)),\"gflops\":\(String(format: "%.3f", gflops)),"
             + "\"peak_gflops\":\(String(format: "%.1f", peakGflops)),"
@@ -60,8 +62,9 @@ public struct ThroughputBenchmark: Sendable {
     }
 
     /// `baseline`: images/s of the one-thread point at this batch size, for speedup and efficiency.
-    public func measure(threads: Int, batchSize: Int, topology: Topology, baseline: Double?) -> BenchmarkPoint {
-        let executor = ShardedExecutor(threadCount: threads, topology: topology)
+    public func measure(threads: Int, batchSize: Int, topology: Topology, scheduling: ShardedExecutor.Scheduling,
+                        baseline: Double?) -> BenchmarkPoint {
+        let executor = ShardedExecutor(threadCount: threads, topology: topology, scheduling: scheduling)
         defer { executor.restoreCallerBinding() }
         // The peak these threads can reach together: on machines whose "cores" share FMA units (SMT presented as
         // cores by a hypervisor) it grows less than the thread count, and that bounds any speedup.
@@ -82,7 +85,7 @@ public struct ThroughputBenchmark: Sendable {
         let flopsPerImage = 2 * Double(trainer.multiplyAddsPerStep) / Double(batchSize)
         let gflops = median * flopsPerImage / 1e9
         let speedup = baseline.map { median / $0 } ?? (threads == 1 ? 1 : nil)
-        return BenchmarkPoint(threads: threads, batchSize: batchSize, shards: shards, imagesPerSecond: median,
+        return BenchmarkPoint(scheduler: scheduling.rawValue, threads: threads, batchSize: batchSize, shards: shards, imagesPerSecond: median,
                               repetitions: rates, speedup: speedup, efficiency: speedup.map { $0 / Double(threads) },
                               gflops: gflops, peakGflops: peak, peakFraction: gflops / peak,
                               oversubscribed: threads > topology.processingUnitCount)

@@ -13,13 +13,26 @@ import Glibc
 /// k's core, and a thread is re-bound only when it runs a different slot than it did last time (a thread-local
 /// record avoids the system call otherwise).
 ///
+/// With `Scheduling.spinning` the same work goes to a persistent pool of pinned, spinning threads instead
+/// (`SpinningPool`), for machines where waking threads through the kernel is slow.
+///
 /// Work is handed out dynamically (an atomic cursor), so which thread runs which shard changes from call to call:
 /// callers must make every result a function of the shard index alone. That is the whole parity contract: shards,
 /// not threads, are the unit of work and of summation.
 public final class ShardedExecutor: @unchecked Sendable {
+    public enum Scheduling: String, Sendable, CaseIterable {
+        /// `DispatchQueue.concurrentPerform` (the default).
+        case dispatch
+        /// A persistent pool of pinned threads that spin between phases; used only while the threads fit on
+        /// distinct hardware threads (spinning on a shared one would starve the thread doing the work).
+        case spinning = "spin"
+    }
+
     public let threadCount: Int
     public let topology: Topology
     public let pinsThreads: Bool
+    public let scheduling: Scheduling
+    private var pool: SpinningPool?
 
     private let cursor = ManagedAtomic<Int>(0)
     /// Thread-local: 1 + the slot the thread is bound to (0: not bound by this executor).
@@ -31,16 +44,25 @@ public final class ShardedExecutor: @unchecked Sendable {
     nonisolated(unsafe) private static var warnedAboutBinding = false
     private static let warningLock = PThreadMutex()
 
-    public init(threadCount: Int, topology: Topology = .shared, pinsThreads: Bool = true) {
+    public init(threadCount: Int, topology: Topology = .shared, pinsThreads: Bool = true,
+                scheduling: Scheduling = .dispatch) {
         precondition(threadCount >= 1, "threadCount must be at least 1")
         self.threadCount = threadCount
         self.topology = topology
         self.pinsThreads = pinsThreads
         callerBinding = pinsThreads ? topology.currentThreadBinding() : nil
         pthread_key_create(&pinnedKey, nil)
+        let spins = scheduling == .spinning && threadCount > 1 && threadCount <= topology.processingUnitCount
+        self.scheduling = spins ? .spinning : .dispatch
+        if spins {
+            pool = SpinningPool(workerCount: threadCount) { [unowned self] worker in
+                self.pinCurrentThread(toSlot: worker)
+            }
+        }
     }
 
     deinit {
+        pool?.shutdown()
         pthread_key_delete(pinnedKey)
     }
 
@@ -70,6 +92,17 @@ public final class ShardedExecutor: @unchecked Sendable {
             return
         }
         cursor.store(0, ordering: .relaxed)
+        if let pool {
+            pool.run { worker in
+                self.pinCurrentThread(toSlot: worker)
+                while true {
+                    let i = self.cursor.loadThenWrappingIncrement(ordering: .relaxed)
+                    if i >= iterations { break }
+                    body(i, worker)
+                }
+            }
+            return
+        }
         withoutActuallyEscaping(body) { escapable in
             nonisolated(unsafe) let work = escapable
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
@@ -96,6 +129,8 @@ public final class ShardedExecutor: @unchecked Sendable {
     /// worker of concurrentPerform and so gets pinned).
     public func restoreCallerBinding() {
         if let callerBinding { topology.bindCurrentThread(toProcessingUnits: callerBinding) }
+        // Forget the caller's slot too: a later executor may be handed the same pthread key.
+        pthread_setspecific(pinnedKey, nil)
     }
 
     private func pinCurrentThread(toSlot slot: Int) {
