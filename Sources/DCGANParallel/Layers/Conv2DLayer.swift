@@ -17,8 +17,8 @@ public struct Conv2DLayer: Sendable {
                                withTranspose: needsInputGradient)
     }
 
-    public func packWeights(parameters: UnsafePointer<Float>, executor: ShardedExecutor?) {
-        packed.pack(parameters + kernel.offset, executor: executor)
+    public func packingJobs(parameters: UnsafePointer<Float>) -> [(matrix: PackedMatrix, source: MatrixOperand)] {
+        packed.jobs(parameters + kernel.offset)
     }
 
     public var inputElements: Int { geometry.inputElementsPerImage }

@@ -16,8 +16,8 @@ public struct ConvTranspose2DLayer: Sendable {
         packed = PackedWeights(depth: geometry.adjoint.patchSize, columns: geometry.inputChannels, withTranspose: true)
     }
 
-    public func packWeights(parameters: UnsafePointer<Float>, executor: ShardedExecutor?) {
-        packed.pack(parameters + kernel.offset, executor: executor)
+    public func packingJobs(parameters: UnsafePointer<Float>) -> [(matrix: PackedMatrix, source: MatrixOperand)] {
+        packed.jobs(parameters + kernel.offset)
     }
 
     public var inputElements: Int { geometry.inputElementsPerImage }

@@ -17,8 +17,8 @@ public struct DenseLayer: Sendable {
         packed = PackedWeights(depth: inputSize, columns: outputSize, withTranspose: needsInputGradient)
     }
 
-    public func packWeights(parameters: UnsafePointer<Float>, executor: ShardedExecutor?) {
-        packed.pack(parameters + kernel.offset, executor: executor)
+    public func packingJobs(parameters: UnsafePointer<Float>) -> [(matrix: PackedMatrix, source: MatrixOperand)] {
+        packed.jobs(parameters + kernel.offset)
     }
 
     public var multiplyAddsPerSample: Int { inputSize * outputSize }

@@ -54,8 +54,10 @@ public final class PackedWeights: @unchecked Sendable {
         transposed = withTranspose ? PackedMatrix(depth: columns, columns: depth) : nil
     }
 
-    public func pack(_ weights: UnsafePointer<Float>, executor: ShardedExecutor?) {
-        matrix.pack(.rowMajor(weights, columns: matrix.columns), executor: executor)
-        transposed?.pack(.transposed(weights, columns: matrix.columns), executor: executor)
+    /// The matrices to pack from `weights` and where each reads them.
+    public func jobs(_ weights: UnsafePointer<Float>) -> [(matrix: PackedMatrix, source: MatrixOperand)] {
+        var jobs = [(matrix: matrix, source: MatrixOperand.rowMajor(weights, columns: matrix.columns))]
+        if let transposed { jobs.append((transposed, .transposed(weights, columns: matrix.columns))) }
+        return jobs
     }
 }

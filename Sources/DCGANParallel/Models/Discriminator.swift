@@ -46,11 +46,10 @@ public final class Discriminator: @unchecked Sendable {
     }
 
     /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`.
-    /// Panels are packed in parallel when an executor is given.
-    public func packWeights(executor: ShardedExecutor? = nil) {
-        convolution1.packWeights(parameters: parameters.pointer, executor: executor)
-        convolution2.packWeights(parameters: parameters.pointer, executor: executor)
-        dense.packWeights(parameters: parameters.pointer, executor: executor)
+    public func packWeights(executor: ShardedExecutor = ShardedExecutor(threadCount: 1, pinsThreads: false)) {
+        PackedMatrix.pack(convolution1.packingJobs(parameters: parameters.pointer)
+                          + convolution2.packingJobs(parameters: parameters.pointer)
+                          + dense.packingJobs(parameters: parameters.pointer), executor: executor)
     }
 
     public var imageElements: Int { convolution1.inputElements }

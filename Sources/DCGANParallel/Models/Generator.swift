@@ -63,11 +63,10 @@ public final class Generator: @unchecked Sendable {
     }
 
     /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`.
-    /// Panels are packed in parallel when an executor is given.
-    public func packWeights(executor: ShardedExecutor? = nil) {
-        dense.packWeights(parameters: parameters.pointer, executor: executor)
-        upsample1.packWeights(parameters: parameters.pointer, executor: executor)
-        upsample2.packWeights(parameters: parameters.pointer, executor: executor)
+    public func packWeights(executor: ShardedExecutor = ShardedExecutor(threadCount: 1, pinsThreads: false)) {
+        PackedMatrix.pack(dense.packingJobs(parameters: parameters.pointer)
+                          + upsample1.packingJobs(parameters: parameters.pointer)
+                          + upsample2.packingJobs(parameters: parameters.pointer), executor: executor)
     }
 
     public var imageElements: Int { upsample2.outputElements }
@@ -196,26 +195,24 @@ public final class Generator: @unchecked Sendable {
 
     /// The dense layer's kernel and bias gradients for the whole minibatch: Σ over shards, in shard order, of
     /// noiseᵀ·∂loss/∂output. Per-shard buffers for this 627 200-float tensor would cost 2.5 MB each and a K = 2
-    /// GEMM per shard; instead the output columns are cut into slices, each summing every shard in order — the same
-    /// bits for any thread count.
-    public func denseGradients(shardBatches: [Int], activations: [GeneratorActivations], workspaces: [KernelWorkspace],
-                               gradients: UnsafeMutablePointer<Float>, executor: ShardedExecutor) {
+    /// GEMM per shard; instead the output columns are cut into `denseGradientSliceCount` slices, each summing every
+    /// shard in order — the same bits for any thread count. Slices are independent units of parallel work.
+    public var denseGradientSliceCount: Int { (dense.outputSize + Self.denseSliceWidth - 1) / Self.denseSliceWidth }
+    static let denseSliceWidth = 256
+
+    public func denseGradientSlice(_ slice: Int, shardBatches: [Int], activations: [GeneratorActivations],
+                                   workspace: KernelWorkspace, gradients: UnsafeMutablePointer<Float>) {
         let columns = dense.outputSize, inputs = dense.inputSize
-        let sliceWidth = 256
-        let slices = (columns + sliceWidth - 1) / sliceWidth
-        nonisolated(unsafe) let output = gradients
-        executor.run(iterations: slices) { slice, worker in
-            let first = slice * sliceWidth, width = min(sliceWidth, columns - first)
-            let kernel = output + dense.kernel.offset + first, bias = output + dense.bias.offset + first
-            for (shard, n) in shardBatches.enumerated() {
-                let upstream = activations[shard].gradientB.pointer + first
-                GEMM.multiply(rows: inputs, columns: width, depth: n,
-                              a: .transposed(activations[shard].noise.pointer, columns: inputs),
-                              b: MatrixOperand(base: upstream, rowStride: columns, columnStride: 1),
-                              c: kernel, ldc: columns, accumulate: shard > 0, workspace: workspaces[worker])
-                if shard == 0 { bias.update(repeating: 0, count: width) }
-                for row in 0..<n { Elementwise.add(upstream + row * columns, into: bias, count: width) }
-            }
+        let first = slice * Self.denseSliceWidth, width = min(Self.denseSliceWidth, columns - first)
+        let kernel = gradients + dense.kernel.offset + first, bias = gradients + dense.bias.offset + first
+        for (shard, n) in shardBatches.enumerated() {
+            let upstream = activations[shard].gradientB.pointer + first
+            GEMM.multiply(rows: inputs, columns: width, depth: n,
+                          a: .transposed(activations[shard].noise.pointer, columns: inputs),
+                          b: MatrixOperand(base: upstream, rowStride: columns, columnStride: 1),
+                          c: kernel, ldc: columns, accumulate: shard > 0, workspace: workspace)
+            if shard == 0 { bias.update(repeating: 0, count: width) }
+            for row in 0..<n { Elementwise.add(upstream + row * columns, into: bias, count: width) }
         }
     }
 

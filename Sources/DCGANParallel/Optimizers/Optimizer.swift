@@ -44,36 +44,34 @@ public final class Optimizer: @unchecked Sendable {
         }
     }
 
-    public func update(parameters: AlignedBuffer, gradients: UnsafePointer<Float>, executor: ShardedExecutor) {
+    /// Adam's bias-corrected rate for the current step (set by `beginStep`).
+    private var correctedRate: Float = 0
+
+    /// Starts an update: counts the step. Then `apply` every slice of the parameter vector, in any order.
+    public func beginStep() {
         iterations += 1
-        nonisolated(unsafe) let weights = parameters.pointer
-        nonisolated(unsafe) let gradient = gradients
-        nonisolated(unsafe) let m = first.pointer
-        nonisolated(unsafe) let v = second.pointer
-        let lr = learningRate, rho = rho, epsilon = epsilon, beta1 = beta1, beta2 = beta2
+        let t = Double(iterations)
+        correctedRate = Float(Double(learningRate) * (1 - pow(Double(beta2), t)).squareRoot() / (1 - pow(Double(beta1), t)))
+    }
+
+    /// Updates `parameters[range]` from `gradients[range]`. Element-wise, so slices can run in parallel.
+    public func apply(_ range: Range<Int>, parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>) {
+        let m = first.pointer, v = second.pointer
         switch kind {
         case .rmsprop:
-            executor.runSlices(count: parameters.count, sliceLength: 1 << 15) { range in
-                for i in range {
-                    let g = gradient[i]
-                    let velocity = rho * m[i] + (1 - rho) * g * g
-                    m[i] = velocity
-                    weights[i] -= lr * g / (velocity.squareRoot() + epsilon)
-                }
+            for i in range {
+                let g = gradients[i]
+                let velocity = rho * m[i] + (1 - rho) * g * g
+                m[i] = velocity
+                parameters[i] -= learningRate * g / (velocity.squareRoot() + epsilon)
             }
         case .adam:
-            let t = Double(iterations)
-            let correctedRate = Float(Double(lr) * (1 - pow(Double(beta2), t)).squareRoot()
-                / (1 - pow(Double(beta1), t)))
-            executor.runSlices(count: parameters.count, sliceLength: 1 << 15) { range in
-                for i in range {
-                    let g = gradient[i]
-                    m[i] = beta1 * m[i] + (1 - beta1) * g
-                    v[i] = beta2 * v[i] + (1 - beta2) * g * g
-                    weights[i] -= correctedRate * m[i] / (v[i].squareRoot() + epsilon)
-                }
+            for i in range {
+                let g = gradients[i]
+                m[i] = beta1 * m[i] + (1 - beta1) * g
+                v[i] = beta2 * v[i] + (1 - beta2) * g * g
+                parameters[i] -= correctedRate * m[i] / (v[i].squareRoot() + epsilon)
             }
         }
     }
 }
-

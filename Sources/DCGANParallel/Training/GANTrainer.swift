@@ -219,9 +219,14 @@ public final class GANTrainer: @unchecked Sendable {
                                   step: stepCounter)
             }
         }
-        AllReduce.sum(discriminatorGradients.map(\.pointer), count: discriminator.parameters.count, executor: executor)
-        discriminatorOptimizer.update(parameters: discriminator.parameters,
-                                      gradients: discriminatorGradients[0].pointer, executor: executor)
+        // All-reduce and optimizer step fused: each slice is summed over shards, then updated.
+        nonisolated(unsafe) let discriminatorShards = discriminatorGradients.map(\.pointer)
+        discriminatorOptimizer.beginStep()
+        executor.runSlices(count: discriminator.parameters.count, sliceLength: AllReduce.sliceLength) { range in
+            AllReduce.sumSlice(discriminatorShards, range: range)
+            discriminatorOptimizer.apply(range, parameters: discriminator.parameters.pointer,
+                                         gradients: discriminatorShards[0])
+        }
         discriminator.packWeights(executor: executor)
 
         // G phase.
@@ -279,13 +284,26 @@ public final class GANTrainer: @unchecked Sendable {
             generator.backwardNormalization0(batch: shardRange(shard, total: batch).count,
                                              activations: generatorActivations[shard], norms: trainingNorms)
         }
-        AllReduce.sum(generatorGradients.map(\.pointer), count: generator.shardedGradientCount, executor: executor)
-        generator.denseGradients(shardBatches: (0..<shards).map { shardRange($0, total: batch).count },
-                                 activations: generatorActivations, workspaces: workspaces,
-                                 gradients: generatorGradients[0].pointer, executor: executor)
+        // The shard all-reduce and the batch-wide dense gradient in one parallel call, then the optimizer step.
+        nonisolated(unsafe) let generatorShards = generatorGradients.map(\.pointer)
+        let reduceSlices = (generator.shardedGradientCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
+        let shardBatches = (0..<shards).map { shardRange($0, total: batch).count }
+        executor.run(iterations: reduceSlices + generator.denseGradientSliceCount) { index, worker in
+            if index < reduceSlices {
+                let start = index * AllReduce.sliceLength
+                AllReduce.sumSlice(generatorShards,
+                                   range: start..<min(start + AllReduce.sliceLength, generator.shardedGradientCount))
+            } else {
+                generator.denseGradientSlice(index - reduceSlices, shardBatches: shardBatches,
+                                             activations: generatorActivations, workspace: workspaces[worker],
+                                             gradients: generatorShards[0])
+            }
+        }
         generator.writeNormalizationGradients(into: generatorGradients[0].pointer, norms: trainingNorms)
-        generatorOptimizer.update(parameters: generator.parameters, gradients: generatorGradients[0].pointer,
-                                  executor: executor)
+        generatorOptimizer.beginStep()
+        executor.runSlices(count: generator.parameters.count, sliceLength: AllReduce.sliceLength) { range in
+            generatorOptimizer.apply(range, parameters: generator.parameters.pointer, gradients: generatorShards[0])
+        }
         generator.packWeights(executor: executor)
         step += 1
         return lastStepMetrics()

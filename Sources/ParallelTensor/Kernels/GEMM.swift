@@ -374,21 +374,38 @@ public final class PackedMatrix: @unchecked Sendable {
         storage = AlignedBuffer(count: total)
     }
 
-    /// Packs `b` (depth × columns) into the blocks, panels in parallel when an executor is given.
-    public func pack(_ b: MatrixOperand, executor: ShardedExecutor? = nil) {
+    public var panelCount: Int { panels.count }
+
+    /// Packs panel `index` (of `panelCount`) of `b` (depth × columns).
+    public func packPanel(_ index: Int, from b: MatrixOperand) {
         let width = kernel.microColumns
-        let body = { (index: Int) in
-            let panel = self.panels[index]
-            let kb = min(GEMM.blockK, self.depth - panel.depthOffset)
-            let blockStart = panel.column / GEMM.blockN * GEMM.blockN
-            GEMM.packB(b, rowOffset: panel.depthOffset, columnOffset: panel.column, depth: kb,
-                       columns: min(width, self.columns - panel.column), panelWidth: width,
-                       into: self.storage.pointer + self.blockOffsets[panel.block] + (panel.column - blockStart) * kb)
+        let panel = panels[index]
+        let kb = min(GEMM.blockK, depth - panel.depthOffset)
+        let blockStart = panel.column / GEMM.blockN * GEMM.blockN
+        GEMM.packB(b, rowOffset: panel.depthOffset, columnOffset: panel.column, depth: kb,
+                   columns: min(width, columns - panel.column), panelWidth: width,
+                   into: storage.pointer + blockOffsets[panel.block] + (panel.column - blockStart) * kb)
+    }
+
+    /// Packs `b` (depth × columns) into the blocks.
+    public func pack(_ b: MatrixOperand) {
+        for index in panels.indices { packPanel(index, from: b) }
+    }
+
+    /// Packs several matrices at once, every panel of every matrix a unit of parallel work (one executor call in
+    /// all: each call costs a wake-up of every worker).
+    public static func pack(_ jobs: [(matrix: PackedMatrix, source: MatrixOperand)], executor: ShardedExecutor) {
+        var starts: [Int] = []
+        var total = 0
+        for job in jobs {
+            starts.append(total)
+            total += job.matrix.panelCount
         }
-        if let executor {
-            executor.run(iterations: panels.count, body)
-        } else {
-            for index in panels.indices { body(index) }
+        nonisolated(unsafe) let work = jobs
+        executor.run(iterations: total) { index in
+            var job = starts.count - 1
+            while starts[job] > index { job -= 1 }
+            work[job].matrix.packPanel(index - starts[job], from: work[job].source)
         }
     }
 

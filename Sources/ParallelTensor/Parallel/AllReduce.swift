@@ -6,29 +6,33 @@
 /// that is a subtree (aligned power of two) reduces to the same bits on its own, which is what a multi-process
 /// all-reduce needs to reproduce one process.
 public enum AllReduce {
-    static let sliceLength = 1 << 14
+    public static let sliceLength = 1 << 14
     static let chunkLength = 1 << 10
 
     /// Sums `buffers[s][0..<count]` over s into `buffers[0]`; the other buffers are clobbered.
     public static func sum(_ buffers: [UnsafeMutablePointer<Float>], count: Int, executor: ShardedExecutor) {
-        let shards = buffers.count
-        guard shards > 1 else { return }
+        guard buffers.count > 1 else { return }
         nonisolated(unsafe) let pointers = buffers
-        executor.runSlices(count: count, sliceLength: sliceLength) { range in
-            var start = range.lowerBound
-            while start < range.upperBound {
-                let length = min(chunkLength, range.upperBound - start)
-                var stride = 1
-                while stride < shards {
-                    var target = 0
-                    while target + stride < shards {
-                        Elementwise.add(pointers[target + stride] + start, into: pointers[target] + start, count: length)
-                        target += 2 * stride
-                    }
-                    stride *= 2
+        executor.runSlices(count: count, sliceLength: sliceLength) { sumSlice(pointers, range: $0) }
+    }
+
+    /// The reduction of one slice of the buffers (elements `range`), for callers that fuse it with other per-slice
+    /// work in one parallel call.
+    public static func sumSlice(_ buffers: [UnsafeMutablePointer<Float>], range: Range<Int>) {
+        let shards = buffers.count
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let length = min(chunkLength, range.upperBound - start)
+            var stride = 1
+            while stride < shards {
+                var target = 0
+                while target + stride < shards {
+                    Elementwise.add(buffers[target + stride] + start, into: buffers[target] + start, count: length)
+                    target += 2 * stride
                 }
-                start += length
+                stride *= 2
             }
+            start += length
         }
     }
 
