@@ -27,6 +27,18 @@ final class PhiloxTests: XCTestCase {
         XCTAssertEqual(Array(long.prefix(10)), a)
     }
 
+    /// The SIMD path (whole groups of eight blocks) must give the words of the block function itself.
+    func testUniformMatchesTheBlockFunction() {
+        let random = CounterRandom(seed: 0x1234_5678_9ABC)
+        var values = [Float](repeating: 0, count: 77)
+        random.uniform(step: 5, stream: .dropout, substream: 3, index: 11, count: values.count, into: &values)
+        for element in values.indices {
+            let w = random.generator.block((UInt32(element / 4), 11, 5, RandomStream.dropout.rawValue | (3 << 8)))
+            let word = [w.0, w.1, w.2, w.3][element % 4]
+            XCTAssertEqual(values[element], CounterRandom.unitFloat(word), "element \(element)")
+        }
+    }
+
     func testDistributions() {
         let random = CounterRandom(seed: 7)
         var normals = [Float](repeating: 0, count: 40_000), uniforms = normals

@@ -23,7 +23,18 @@ public struct DropoutLayer: Sendable {
             let row = mask + n * elementsPerSample
             random.uniform(step: step, stream: .dropout, substream: substream + phase * 16, index: firstSample + n,
                            count: elementsPerSample, into: row)
-            for i in 0..<elementsPerSample { row[i] = row[i] < rate ? 0 : keep }
+            var i = 0
+            while i + 8 <= elementsPerSample {
+                let raw = UnsafeMutableRawPointer(row + i)
+                let u = raw.loadUnaligned(as: SIMD8<Float>.self)
+                raw.storeBytes(of: SIMD8<Float>(repeating: keep).replacing(with: 0, where: u .< rate),
+                               as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < elementsPerSample {
+                row[i] = row[i] < rate ? 0 : keep
+                i += 1
+            }
         }
     }
 

@@ -87,6 +87,27 @@ public enum Convolution {
         let g = geometry
         let channels = g.inputChannels
         var row = columns
+        if channels == 1 {
+            // One channel (the images themselves): element copies, not one memcpy call per tap.
+            for n in 0..<images {
+                let image = input + n * g.inputElementsPerImage
+                for oy in 0..<g.outputHeight {
+                    for ox in 0..<g.outputWidth {
+                        for ky in 0..<g.kernelHeight {
+                            let iy = oy * g.strideY + ky - g.padTop
+                            let inside = iy >= 0 && iy < g.inputHeight
+                            for kx in 0..<g.kernelWidth {
+                                let ix = ox * g.strideX + kx - g.padLeft
+                                row[ky * g.kernelWidth + kx] = inside && ix >= 0 && ix < g.inputWidth
+                                    ? image[iy * g.inputWidth + ix] : 0
+                            }
+                        }
+                        row += g.patchSize
+                    }
+                }
+            }
+            return
+        }
         for n in 0..<images {
             let image = input + n * g.inputElementsPerImage
             for oy in 0..<g.outputHeight {
@@ -120,6 +141,25 @@ public enum Convolution {
         let g = geometry
         let channels = g.inputChannels
         var row = columns
+        if channels == 1 {
+            for n in 0..<images {
+                let image = input + n * g.inputElementsPerImage
+                for oy in 0..<g.outputHeight {
+                    for ox in 0..<g.outputWidth {
+                        for ky in 0..<g.kernelHeight {
+                            let iy = oy * g.strideY + ky - g.padTop
+                            if iy < 0 || iy >= g.inputHeight { continue }
+                            for kx in 0..<g.kernelWidth {
+                                let ix = ox * g.strideX + kx - g.padLeft
+                                if ix >= 0 && ix < g.inputWidth { image[iy * g.inputWidth + ix] += row[ky * g.kernelWidth + kx] }
+                            }
+                        }
+                        row += g.patchSize
+                    }
+                }
+            }
+            return
+        }
         for n in 0..<images {
             let image = input + n * g.inputElementsPerImage
             for oy in 0..<g.outputHeight {

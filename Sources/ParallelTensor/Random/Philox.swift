@@ -69,11 +69,55 @@ public struct CounterRandom: Sendable {
     @inline(__always)
     public static func unitFloat(_ word: UInt32) -> Float { Float(word >> 8) * (1.0 / 16_777_216.0) }
 
-    /// Fills `count` uniforms in [0, 1) for (step, stream, substream, index).
+    /// Eight consecutive blocks at once (lane b = block firstBlock + b): the same ten rounds on SIMD8 lanes.
+    @inline(__always)
+    func eightBlocks(firstBlock: Int, step: UInt64, stream: RandomStream, substream: UInt32, index: Int)
+        -> (SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>)
+    {
+        var c0 = SIMD8<UInt32>(0, 1, 2, 3, 4, 5, 6, 7) &+ UInt32(truncatingIfNeeded: firstBlock)
+        var c1 = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: index))
+        var c2 = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: step))
+        var c3 = SIMD8<UInt32>(repeating: stream.rawValue | (substream << 8)
+                                   | (UInt32(truncatingIfNeeded: step >> 32) << 24))
+        var (k0, k1) = generator.key
+        for round in 0..<10 {
+            if round > 0 {
+                k0 &+= 0x9E37_79B9
+                k1 &+= 0xBB67_AE85
+            }
+            let p0 = SIMD8<UInt64>(truncatingIfNeeded: c0) &* 0xD251_1F53
+            let p1 = SIMD8<UInt64>(truncatingIfNeeded: c2) &* 0xCD9E_8D57
+            let high0 = SIMD8<UInt32>(truncatingIfNeeded: p0 &>> 32), low0 = SIMD8<UInt32>(truncatingIfNeeded: p0)
+            let high1 = SIMD8<UInt32>(truncatingIfNeeded: p1 &>> 32), low1 = SIMD8<UInt32>(truncatingIfNeeded: p1)
+            (c0, c1, c2, c3) = (high1 ^ c1 ^ k0, low1, high0 ^ c3 ^ k1, low0)
+        }
+        return (c0, c1, c2, c3)
+    }
+
+    /// Fills `count` uniforms in [0, 1) for (step, stream, substream, index). Element e is word e mod 4 of block
+    /// e / 4; whole groups of eight blocks are computed on SIMD lanes, the rest one block at a time (same words).
     public func uniform(step: UInt64, stream: RandomStream, substream: UInt32 = 0, index: Int, count: Int,
                         into destination: UnsafeMutablePointer<Float>) {
         var element = 0
         var block = 0
+        let scale = SIMD8<Float>(repeating: 1.0 / 16_777_216.0)
+        while element + 32 <= count {
+            let (w0, w1, w2, w3) = eightBlocks(firstBlock: block, step: step, stream: stream, substream: substream,
+                                               index: index)
+            let f0 = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: w0 &>> 8)) * scale
+            let f1 = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: w1 &>> 8)) * scale
+            let f2 = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: w2 &>> 8)) * scale
+            let f3 = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: w3 &>> 8)) * scale
+            let out = destination + element
+            for lane in 0..<8 {
+                out[4 * lane] = f0[lane]
+                out[4 * lane + 1] = f1[lane]
+                out[4 * lane + 2] = f2[lane]
+                out[4 * lane + 3] = f3[lane]
+            }
+            element += 32
+            block += 8
+        }
         while element < count {
             let w = words(step: step, stream: stream, substream: substream, index: index, block: block)
             let values = (w.0, w.1, w.2, w.3)
