@@ -3,7 +3,9 @@ import ParallelTensor
 
 /// GFLOP/s of the GEMM micro-kernel and of each convolution at the DCGAN's real shapes (per shard of 2 and of the
 /// whole batch of 32), next to the FMA peak measured in the same process. Single-threaded: the per-core numbers
-/// that the data-parallel trainer multiplies by the core count.
+/// that the data-parallel trainer multiplies by the core count. `PGAN_SIMD=avx2` measures the AVX2 kernel on an
+/// AVX-512 machine. Convolutions here pass raw weights, so they include packing them (training packs them once
+/// per step).
 struct Measurement {
     let name: String
     let multiplyAdds: Int
@@ -43,6 +45,18 @@ var measurements: [Measurement] = []
     })
 }
 
+/// As in training: the weights (B) packed once, so the time is the micro-kernel's and A's reads.
+@MainActor func gemmPrepacked(_ name: String, m: Int, n: Int, k: Int) {
+    let a = randomBuffer(m * k, seed: 1), b = randomBuffer(k * n, seed: 2), c = AlignedBuffer(count: m * n)
+    let packed = PackedMatrix(depth: k, columns: n)
+    packed.pack(.rowMajor(b.pointer, columns: n))
+    measurements.append(Measurement(name: name, multiplyAdds: m * n * k) {
+        withExtendedLifetime(a) {}
+        GEMM.multiply(rows: m, a: .rowMajor(a.pointer, columns: k), packedB: packed, c: c.pointer, ldc: n,
+                      accumulate: false, workspace: workspace)
+    })
+}
+
 @MainActor func convolution(_ name: String, _ g: ConvolutionGeometry, batch: Int) {
     let input = randomBuffer(batch * g.inputElementsPerImage, seed: 3), weights = randomBuffer(g.weightCount, seed: 4)
     let output = randomBuffer(batch * g.outputElementsPerImage, seed: 5)
@@ -62,7 +76,11 @@ var measurements: [Measurement] = []
     })
 }
 
-gemm("GEMM 6×16 tiles only: 96×1024×1600", m: 96, n: 1024, k: 1600)
+gemmPrepacked("GEMM packed B: 96×1024×1600 (whole tiles)", m: 96, n: 1024, k: 1600)
+gemmPrepacked("GEMM packed B: 98×128×1600 (D conv2 fwd, 2 images)", m: 98, n: 128, k: 1600)
+gemmPrepacked("GEMM packed B: 196×128×1600 (D conv2 fwd, 4 images)", m: 196, n: 128, k: 1600)
+gemmPrepacked("GEMM packed B: 98×1600×128 (G convT1 fwd, 2 images)", m: 98, n: 1600, k: 128)
+gemm("GEMM 96×1024×1600, B packed per call", m: 96, n: 1024, k: 1600)
 gemm("GEMM M=128 N=3136 K=1600 (conv2 dW shape)", m: 128, n: 3136, k: 1600)
 gemm("GEMM 98×128×1600 (D conv2 fwd, 2 images)", m: 98, n: 128, k: 1600)
 gemm("GEMM 98×1600×128ᵀ (G convT1 fwd, 2 images)", m: 98, n: 1600, k: 128, transposeB: true)
