@@ -12,7 +12,7 @@ final class CheckpointTests: XCTestCase {
 
     func testSafeTensorsLayoutIsStandard() throws {
         let trainer = makeTrainer()
-        let data = Checkpoint.make(trainer: trainer, dataset: DatasetFingerprint(count: 10, checksum: 5)).encoded()
+        let data = Checkpoint.encoded(trainer: trainer, dataset: DatasetFingerprint(count: 10, checksum: 5))
         let bytes = [UInt8](data)
         var headerLength = 0
         for i in 0..<8 { headerLength |= Int(bytes[i]) << (8 * i) }
@@ -43,7 +43,7 @@ final class CheckpointTests: XCTestCase {
         let source = makeTrainer()
         let images = [Float](repeating: 0.5, count: 8 * 784)
         images.withUnsafeBufferPointer { _ = source.trainStep(realImages: $0.baseAddress!) }
-        let encoded = Checkpoint.make(trainer: source, dataset: DatasetFingerprint(count: 8, checksum: 1)).encoded()
+        let encoded = Checkpoint.encoded(trainer: source, dataset: DatasetFingerprint(count: 8, checksum: 1))
         let file = try SafeTensors.decode(encoded, path: "memory")
         let configuration = try Checkpoint.configuration(of: file, path: "memory")
         XCTAssertEqual(configuration, source.configuration.withLearningRate(source.configuration.effectiveLearningRate))
@@ -54,11 +54,11 @@ final class CheckpointTests: XCTestCase {
         assertBitIdentical(target.generator.state.array, source.generator.state.array)
         assertBitIdentical(target.discriminator.parameters.array, source.discriminator.parameters.array)
         assertBitIdentical(target.discriminatorOptimizer.first.array, source.discriminatorOptimizer.first.array)
-        XCTAssertEqual(Checkpoint.make(trainer: target, dataset: DatasetFingerprint(count: 8, checksum: 1)).encoded(), encoded)
+        XCTAssertEqual(Checkpoint.encoded(trainer: target, dataset: DatasetFingerprint(count: 8, checksum: 1)), encoded)
     }
 
     func testCorruptAndForeignFilesAreRejected() throws {
-        let good = Checkpoint.make(trainer: makeTrainer(), dataset: DatasetFingerprint(count: 8, checksum: 1)).encoded()
+        let good = Checkpoint.encoded(trainer: makeTrainer(), dataset: DatasetFingerprint(count: 8, checksum: 1))
         XCTAssertThrowsError(try SafeTensors.decode(good.prefix(good.count - 100), path: "cut.safetensors")) { error in
             XCTAssertTrue("\(error)".contains("cut.safetensors: not a valid safetensors checkpoint"), "\(error)")
         }

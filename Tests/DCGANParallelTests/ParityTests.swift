@@ -36,7 +36,7 @@ final class ParityTests: XCTestCase {
             + trainer.discriminatorOptimizer.first.array + trainer.discriminatorOptimizer.second.array
         return RunResult(metrics: metrics, generator: trainer.generator.parameters.array, state: trainer.generator.state.array,
                          discriminator: trainer.discriminator.parameters.array, optimizerState: optimizerState,
-                         checkpoint: Checkpoint.make(trainer: trainer, dataset: DatasetFingerprint(count: 96, checksum: 1)).encoded())
+                         checkpoint: Checkpoint.encoded(trainer: trainer, dataset: DatasetFingerprint(count: 96, checksum: 1)))
     }
 
     func assertIdentical(_ a: RunResult, _ b: RunResult, _ label: String) {

@@ -32,12 +32,21 @@ public struct SafeTensors: Sendable {
     public func tensor(_ name: String) -> Tensor? { tensors.first { $0.name == name } }
 
     public func encoded() -> Data {
+        var data = Self.header(metadata: metadata, tensors: tensors.map { ($0.name, $0.shape) })
+        for tensor in tensors {
+            tensor.values.withUnsafeBufferPointer { Self.appendLittleEndian($0, to: &data) }
+        }
+        return data
+    }
+
+    /// The length prefix and JSON header for tensors stored one after another in the given order.
+    static func header(metadata: [(key: String, value: String)], tensors: [(name: String, shape: [Int])]) -> Data {
         var header = "{\"__metadata__\":{"
         header += metadata.map { "\(jsonString($0.key)):\(jsonString($0.value))" }.joined(separator: ",")
         header += "}"
         var offset = 0
         for tensor in tensors {
-            let bytes = tensor.values.count * 4
+            let bytes = tensor.shape.reduce(1, *) * 4
             header += ",\(jsonString(tensor.name)):{\"dtype\":\"F32\",\"shape\":[\(tensor.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
             offset += bytes
         }
@@ -47,15 +56,20 @@ public struct SafeTensors: Sendable {
         var length = UInt64(header.utf8.count).littleEndian
         withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
         data.append(contentsOf: Array(header.utf8))
-        for tensor in tensors {
-            tensor.values.withUnsafeBufferPointer { values in
-                for value in values {
-                    var bits = value.bitPattern.littleEndian
-                    withUnsafeBytes(of: &bits) { data.append(contentsOf: $0) }
-                }
-            }
-        }
         return data
+    }
+
+    /// Appends floats as little-endian F32 (safetensors' byte order).
+    static func appendLittleEndian(_ values: UnsafeBufferPointer<Float>, to data: inout Data) {
+        #if _endian(little)
+        data.append(UnsafeBufferPointer(start: UnsafeRawPointer(values.baseAddress!).assumingMemoryBound(to: UInt8.self),
+                                        count: values.count * 4))
+        #else
+        for value in values {
+            var bits = value.bitPattern.littleEndian
+            withUnsafeBytes(of: &bits) { data.append(contentsOf: $0) }
+        }
+        #endif
     }
 
     public static func decode(_ data: Data, path: String) throws -> SafeTensors {
@@ -128,7 +142,9 @@ public enum Checkpoint {
     public static let format = "pgan-dcgan-checkpoint"
     public static let version = "1"
 
-    public static func make(trainer: GANTrainer, dataset: DatasetFingerprint) -> SafeTensors {
+    /// The checkpoint file's bytes, written straight from the trainer's buffers (no intermediate copies of the
+    /// ~8 MB of tensors).
+    public static func encoded(trainer: GANTrainer, dataset: DatasetFingerprint) -> Data {
         let c = trainer.configuration
         let metadata: [(key: String, value: String)] = [
             ("format", format), ("version", version), ("model", "seed-dcgan-\(Generator.imageSide)x\(Generator.imageSide)"),
@@ -139,12 +155,9 @@ public enum Checkpoint {
             ("discriminator_optimizer_iterations", String(trainer.discriminatorOptimizer.iterations)),
             ("data_images", String(dataset.count)), ("data_crc32", String(dataset.checksum)),
         ]
-        var tensors: [SafeTensors.Tensor] = []
+        var sources: [(name: String, slot: ParameterSlot, buffer: AlignedBuffer)] = []
         func add(_ layout: ParameterLayout, _ buffer: AlignedBuffer, prefix: String = "", suffix: String = "") {
-            for slot in layout.slots {
-                tensors.append(.init(name: prefix + slot.name + suffix, shape: slot.shape,
-                                     values: Array(UnsafeBufferPointer(start: buffer.pointer + slot.offset, count: slot.count))))
-            }
+            for slot in layout.slots { sources.append((prefix + slot.name + suffix, slot, buffer)) }
         }
         add(trainer.generator.layout, trainer.generator.parameters)
         add(trainer.generator.stateLayout, trainer.generator.state)
@@ -155,11 +168,16 @@ public enum Checkpoint {
                 add(layout, optimizer.stateBuffer(named: name)!, prefix: "optimizer.\(owner).", suffix: ".\(name)")
             }
         }
-        return SafeTensors(metadata: metadata, tensors: tensors)
+        var data = SafeTensors.header(metadata: metadata, tensors: sources.map { ($0.name, $0.slot.shape) })
+        for source in sources {
+            SafeTensors.appendLittleEndian(UnsafeBufferPointer(start: source.buffer.pointer + source.slot.offset,
+                                                               count: source.slot.count), to: &data)
+        }
+        return data
     }
 
     public static func write(trainer: GANTrainer, dataset: DatasetFingerprint, to path: String) throws {
-        try writeAtomically(make(trainer: trainer, dataset: dataset).encoded(), to: path)
+        try writeAtomically(encoded(trainer: trainer, dataset: dataset), to: path)
     }
 
     /// Reads the run facts a trainer must be built with to resume this checkpoint.

@@ -35,22 +35,16 @@ public struct MatrixOperand {
     public subscript(row: Int, column: Int) -> Float { base[row * rowStride + column * columnStride] }
 }
 
-/// Packing buffers for one thread's GEMMs, plus a scratch area for im2col. Owned per shard and reused across steps
-/// so that no step allocates; the scratch area grows (once) when a larger layer first asks for more.
+/// Packing buffers for one worker's GEMMs, plus a scratch area for im2col. Reused across steps so that no step
+/// allocates: each buffer grows (once) to what the largest call asks for, which keeps the per-worker memory at what
+/// the model needs (the DCGAN's strided B blocks are at most 256 × 128) rather than the blocking maxima.
 public final class KernelWorkspace: @unchecked Sendable {
-    let packedA: UnsafeMutablePointer<Float>
-    let packedB: UnsafeMutablePointer<Float>
+    private var packedABuffer = AlignedBuffer(count: 0)
+    private var packedBBuffer = AlignedBuffer(count: 0)
     public private(set) var scratch: AlignedBuffer
 
     public init(scratchCount: Int = 1 << 16) {
-        packedA = Self.allocate(GEMM.blockM * GEMM.blockK)
-        packedB = Self.allocate(GEMM.blockN * GEMM.blockK)
         scratch = AlignedBuffer(count: scratchCount)
-    }
-
-    deinit {
-        UnsafeMutableRawPointer(packedA).deallocate()
-        UnsafeMutableRawPointer(packedB).deallocate()
     }
 
     /// Returns a scratch area of at least `count` floats (its contents are undefined).
@@ -59,9 +53,14 @@ public final class KernelWorkspace: @unchecked Sendable {
         return scratch.pointer
     }
 
-    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
-        UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: AlignedBuffer.alignment)
-            .bindMemory(to: Float.self, capacity: count)
+    func packedA(atLeast count: Int) -> UnsafeMutablePointer<Float> {
+        if packedABuffer.count < count { packedABuffer = AlignedBuffer(count: count) }
+        return packedABuffer.pointer
+    }
+
+    func packedB(atLeast count: Int) -> UnsafeMutablePointer<Float> {
+        if packedBBuffer.count < count { packedBBuffer = AlignedBuffer(count: count) }
+        return packedBBuffer.pointer
     }
 }
 
@@ -147,9 +146,10 @@ public enum GEMM {
                 let bPanels: UnsafePointer<Float>
                 switch right {
                 case .strided(let b):
+                    let packed = workspace.packedB(atLeast: kb * ((nb + microColumns - 1) / microColumns * microColumns))
                     packB(b, rowOffset: pc, columnOffset: jc, depth: kb, columns: nb, panelWidth: microColumns,
-                          into: workspace.packedB)
-                    bPanels = UnsafePointer(workspace.packedB)
+                          into: packed)
+                    bPanels = UnsafePointer(packed)
                 case .packed(let packed):
                     bPanels = packed.block(columnOffset: jc, depthOffset: pc)
                 }
@@ -160,9 +160,10 @@ public enum GEMM {
                     // Whole 6-row panels are read from A where it lies (the kernel takes strides); only a last partial
                     // panel is packed, zero-padded, so the kernel never reads past A's rows.
                     let fullRows = mb / microRows * microRows
+                    let partialPanel = workspace.packedA(atLeast: microRows * kb)
                     if fullRows < mb {
                         packA(a, rowOffset: ic + fullRows, columnOffset: pc, rows: mb - fullRows, depth: kb,
-                              into: workspace.packedA)
+                              into: partialPanel)
                     }
                     var jr = 0
                     while jr < nb {
@@ -174,7 +175,7 @@ public enum GEMM {
                             let cTile = c + (ic + ir) * ldc + jc + jr
                             let direct = panelRows == microRows
                             let aPanel = direct ? a.base + (ic + ir) * a.rowStride + pc * a.columnStride
-                                : UnsafePointer(workspace.packedA)
+                                : UnsafePointer(partialPanel)
                             let rowStride = direct ? a.rowStride : 1, depthStride = direct ? a.columnStride : microRows
                             if kernel == .avx512 {
                                 MicroKernel512.multiply(depth: kb, a: aPanel, aRowStride: rowStride,
