@@ -15,7 +15,7 @@ public final class Discriminator: @unchecked Sendable {
 
     /// Samples per forward/backward pass. The discriminator has no batch statistics, so a shard's samples can go
     /// through it a few at a time, which keeps its activations (~300 KB a sample) small whatever the batch size.
-    public static let chunkSize = 4
+    public static let chunkSize = 2
 
     public init(imageSide: Int = Generator.imageSide) {
         convolution1 = Conv2DLayer(name: "discriminator.conv2d",
