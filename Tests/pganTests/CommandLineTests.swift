@@ -164,6 +164,11 @@ final class CommandLineTests: XCTestCase {
         try Data(IDXFile(dimensions: [3], bytes: [0, 1, 2]).encoded()).write(to: URL(fileURLWithPath: labels))
         try assertFails(["train", "--data", tinyData, "--labels", labels, "--digit", "0", "--out", "\(directory!)/c"],
                         status: 1, mentions: [labels, "3 labels", "64 images"])
+        let small = "\(directory!)/small.idx"
+        try Data(IDXFile(dimensions: [40, 14, 14], bytes: [UInt8](repeating: 3, count: 40 * 196)).encoded())
+            .write(to: URL(fileURLWithPath: small))
+        try assertFails(["train", "--data", small, "--batch-size", "16", "--shards", "4", "--out", "\(directory!)/d"],
+                        status: 1, mentions: [small, "14×14", "28×28"])
         let blocker = "\(directory!)/file"
         try Data().write(to: URL(fileURLWithPath: blocker))
         try assertFails(["train", "--data", tinyData, "--batch-size", "16", "--shards", "4", "--steps", "1", "--out", "\(blocker)/run"],
