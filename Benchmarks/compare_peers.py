@@ -44,7 +44,8 @@ def peer_python(venv):
 
 
 def has_module(python, module):
-    return run([python, "-c", f"import {module}"])[0] == 0
+    # Keras picks its backend at import; without this it looks for TensorFlow.
+    return run([python, "-c", f"import {module}"], env=dict(os.environ, KERAS_BACKEND="jax"))[0] == 0
 
 
 def pgan_points(pgan, threads, batches, steps):
