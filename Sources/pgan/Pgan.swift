@@ -71,5 +71,7 @@ func defaultThreadCount() -> Int { max(Topology.shared.coreCount, 1) }
 func checkThreads(_ threads: Int?) throws -> Int {
     let count = threads ?? defaultThreadCount()
     guard count >= 1 else { throw UsageError("--threads must be at least 1 (got \(count))") }
+    // Every worker thread gets its own scratch memory (about 1 MB); far beyond the machine's size that is only waste.
+    guard count <= 1024 else { throw UsageError("--threads must be at most 1024 (got \(count))") }
     return count
 }

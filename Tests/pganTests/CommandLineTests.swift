@@ -144,6 +144,7 @@ final class CommandLineTests: XCTestCase {
 
     func testUsageErrorsExitWithTwo() throws {
         try assertFails(["train", "--threads", "0"], status: 2, mentions: ["--threads", "0"])
+        try assertFails(["train", "--threads", "5000"], status: 2, mentions: ["--threads", "5000"])
         try assertFails(["train", "--batch-size", "8", "--shards", "16"], status: 2, mentions: ["--batch-size 8", "--shards 16"])
         try assertFails(["train", "--optimizer", "sgd"], status: 2, mentions: ["sgd"])
         try assertFails(["train", "--epochs", "0"], status: 2, mentions: ["--epochs"])
