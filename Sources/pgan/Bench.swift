@@ -48,7 +48,7 @@ struct Bench: ParsableCommand {
         var defaultThreads = [1]
         while defaultThreads.last! * 2 <= topology.coreCount { defaultThreads.append(defaultThreads.last! * 2) }
         if defaultThreads.last! != topology.coreCount { defaultThreads.append(topology.coreCount) }
-        let threadCounts = try threads.map { try parseList($0, flag: "threads") } ?? defaultThreads
+        let threadCounts = try (threads.map { try parseList($0, flag: "threads") } ?? defaultThreads).map(checkThreads)
         let batches = try parseList(batchSize, flag: "batch-size")
         let schedulers = try scheduler.split(separator: ",").map { name in
             guard let kind = ShardedExecutor.Scheduling(rawValue: String(name)) else {
