@@ -47,9 +47,15 @@ public final class Discriminator: @unchecked Sendable {
 
     /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`.
     public func packWeights(executor: ShardedExecutor = ShardedExecutor(threadCount: 1, pinsThreads: false)) {
-        PackedMatrix.pack(convolution1.packingJobs(parameters: parameters.pointer)
-                          + convolution2.packingJobs(parameters: parameters.pointer)
-                          + dense.packingJobs(parameters: parameters.pointer), executor: executor)
+        let plan = packingPlan()
+        executor.run(iterations: plan.panelCount) { plan.packPanel($0) }
+    }
+
+    /// The packing work of `packWeights`, for running it inside another parallel call.
+    public func packingPlan() -> PackingPlan {
+        PackingPlan(convolution1.packingJobs(parameters: parameters.pointer)
+                    + convolution2.packingJobs(parameters: parameters.pointer)
+                    + dense.packingJobs(parameters: parameters.pointer))
     }
 
     public var imageElements: Int { convolution1.inputElements }

@@ -219,19 +219,23 @@ public final class GANTrainer: @unchecked Sendable {
                                   step: stepCounter)
             }
         }
-        // All-reduce and optimizer step fused: each slice is summed over shards, then updated.
+        // From here the discriminator's update and packing share parallel calls with the G phase's first stages,
+        // which do not read the discriminator: each call wakes every worker, so fewer calls scale further.
+        // Call 1: each slice of D's gradients summed over shards then stepped by the optimizer; G's dense layer.
         nonisolated(unsafe) let discriminatorShards = discriminatorGradients.map(\.pointer)
         discriminatorOptimizer.beginStep()
-        executor.runSlices(count: discriminator.parameters.count, sliceLength: AllReduce.sliceLength) { range in
-            AllReduce.sumSlice(discriminatorShards, range: range)
-            discriminatorOptimizer.apply(range, parameters: discriminator.parameters.pointer,
-                                         gradients: discriminatorShards[0])
-        }
-        discriminator.packWeights(executor: executor)
-
-        // G phase.
-        let rows0 = generator.rows0, rows1 = generator.rows1
-        executor.run(iterations: shards) { shard, worker in
+        let discriminatorCount = discriminator.parameters.count
+        let discriminatorSlices = (discriminatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
+        executor.run(iterations: discriminatorSlices + shards) { index, worker in
+            if index < discriminatorSlices {
+                let start = index * AllReduce.sliceLength
+                let range = start..<min(start + AllReduce.sliceLength, discriminatorCount)
+                AllReduce.sumSlice(discriminatorShards, range: range)
+                discriminatorOptimizer.apply(range, parameters: discriminator.parameters.pointer,
+                                             gradients: discriminatorShards[0])
+                return
+            }
+            let shard = index - discriminatorSlices
             let range = shardRange(shard, total: batch)
             let g = generatorActivations[shard]
             for i in range {
@@ -241,9 +245,17 @@ public final class GANTrainer: @unchecked Sendable {
             generator.trainingForwardDense(shard: shard, batch: range.count, activations: g, norms: trainingNorms,
                                            workspace: workspaces[worker])
         }
+        let rows0 = generator.rows0, rows1 = generator.rows1
         generator.normalization0.finishStatistics(totalRows: batch * rows0, parameters: generator.parameters.pointer,
                                                   state: generator.state.pointer, batch: trainingNorms.first)
-        executor.run(iterations: shards) { shard, worker in
+        // Call 2: D's weights packed; G's middle stage.
+        let discriminatorPacking = discriminator.packingPlan()
+        executor.run(iterations: discriminatorPacking.panelCount + shards) { index, worker in
+            if index < discriminatorPacking.panelCount {
+                discriminatorPacking.packPanel(index)
+                return
+            }
+            let shard = index - discriminatorPacking.panelCount
             generator.trainingForwardMiddle(shard: shard, batch: shardRange(shard, total: batch).count,
                                             activations: generatorActivations[shard], norms: trainingNorms,
                                             workspace: workspaces[worker])

@@ -396,22 +396,38 @@ public final class PackedMatrix: @unchecked Sendable {
     /// Packs several matrices at once, every panel of every matrix a unit of parallel work (one executor call in
     /// all: each call costs a wake-up of every worker).
     public static func pack(_ jobs: [(matrix: PackedMatrix, source: MatrixOperand)], executor: ShardedExecutor) {
+        let plan = PackingPlan(jobs)
+        executor.run(iterations: plan.panelCount) { plan.packPanel($0) }
+    }
+
+    @inline(__always)
+    func block(columnOffset: Int, depthOffset: Int) -> UnsafePointer<Float> {
+        UnsafePointer(storage.pointer + blockOffsets[(columnOffset / GEMM.blockN) * depthBlocks + depthOffset / GEMM.blockK])
+    }
+}
+
+/// The panels of several matrices to pack, numbered 0..<panelCount, so that packing can share one parallel call with
+/// other work.
+public struct PackingPlan: @unchecked Sendable {
+    let jobs: [(matrix: PackedMatrix, source: MatrixOperand)]
+    let starts: [Int]
+    public let panelCount: Int
+
+    public init(_ jobs: [(matrix: PackedMatrix, source: MatrixOperand)]) {
+        self.jobs = jobs
         var starts: [Int] = []
         var total = 0
         for job in jobs {
             starts.append(total)
             total += job.matrix.panelCount
         }
-        nonisolated(unsafe) let work = jobs
-        executor.run(iterations: total) { index in
-            var job = starts.count - 1
-            while starts[job] > index { job -= 1 }
-            work[job].matrix.packPanel(index - starts[job], from: work[job].source)
-        }
+        self.starts = starts
+        panelCount = total
     }
 
-    @inline(__always)
-    func block(columnOffset: Int, depthOffset: Int) -> UnsafePointer<Float> {
-        UnsafePointer(storage.pointer + blockOffsets[(columnOffset / GEMM.blockN) * depthBlocks + depthOffset / GEMM.blockK])
+    public func packPanel(_ index: Int) {
+        var job = starts.count - 1
+        while starts[job] > index { job -= 1 }
+        jobs[job].matrix.packPanel(index - starts[job], from: jobs[job].source)
     }
 }
