@@ -34,9 +34,7 @@ struct Sample: ParsableCommand {
         }
         let threadCount = try checkThreads(threads)
         let file = try SafeTensors.read(path: checkpoint)
-        var configuration = try Checkpoint.configuration(of: file, path: checkpoint)
-        // Sampling runs inference only; shard buffers sized for this count's chunks are enough.
-        configuration.batchSize = max(configuration.batchSize, configuration.shards)
+        let configuration = try Checkpoint.configuration(of: file, path: checkpoint)
         let executor = ShardedExecutor(threadCount: threadCount)
         defer { executor.restoreCallerBinding() }
         let trainer = GANTrainer(configuration: configuration, executor: executor)

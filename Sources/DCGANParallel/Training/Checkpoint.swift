@@ -195,8 +195,14 @@ public enum Checkpoint {
               let rate = file.metadataValue("learning_rate").flatMap(Float.init) else {
             throw DataError(path: path, problem: "corrupt checkpoint metadata")
         }
-        return TrainingConfiguration(batchSize: batch, shards: shards, seed: seed, optimizer: optimizer,
-                                     learningRate: rate)
+        let configuration = TrainingConfiguration(batchSize: batch, shards: shards, seed: seed, optimizer: optimizer,
+                                                  learningRate: rate)
+        do {
+            try configuration.validate()
+        } catch {
+            throw DataError(path: path, problem: "corrupt checkpoint metadata (\(error))")
+        }
+        return configuration
     }
 
     /// Copies weights, running statistics, optimizer state and the step into `trainer`, whose configuration must be
