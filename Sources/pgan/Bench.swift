@@ -32,17 +32,17 @@ struct Bench: ParsableCommand {
     func parseList(_ text: String, flag: String) throws -> [Int] {
         let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
-            throw UsageError("--\(flag) must be a comma-separated list of positive integers (got '\(text)')")
+            throw ConfigurationError("--\(flag) must be a comma-separated list of positive integers (got '\(text)')")
         }
         return values.map { $0! }
     }
 
     mutating func run() throws {
         guard ["table", "csv", "json"].contains(format) else {
-            throw UsageError("--format must be table, csv or json (got '\(format)')")
+            throw ConfigurationError("--format must be table, csv or json (got '\(format)')")
         }
         guard steps >= 1, warmup >= 0, repeats >= 1 else {
-            throw UsageError("--steps and --repeats must be at least 1, --warmup at least 0")
+            throw ConfigurationError("--steps and --repeats must be at least 1, --warmup at least 0")
         }
         let topology = Topology.shared
         var defaultThreads = [1]
@@ -52,7 +52,7 @@ struct Bench: ParsableCommand {
         let batches = try parseList(batchSize, flag: "batch-size")
         let schedulers = try scheduler.split(separator: ",").map { name in
             guard let kind = ShardedExecutor.Scheduling(rawValue: String(name)) else {
-                throw UsageError("--scheduler must be a list of dispatch and spin (got '\(scheduler)')")
+                throw ConfigurationError("--scheduler must be a list of dispatch and spin (got '\(scheduler)')")
             }
             return kind
         }

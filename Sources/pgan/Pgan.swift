@@ -11,13 +11,9 @@ enum PganMain {
         do {
             var command = try Pgan.parseAsRoot()
             try command.run()
-        } catch let error as UsageError {
-            fail("\(error.description)", status: 2)
         } catch let error as ConfigurationError {
             fail("\(error.description)", status: 2)
         } catch let error as DataError {
-            fail("\(error.description)", status: 1)
-        } catch let error as RunFailure {
             fail("\(error.description)", status: 1)
         } catch {
             let code = Pgan.exitCode(for: error)
@@ -52,25 +48,13 @@ struct Pgan: ParsableCommand {
     )
 }
 
-/// A flag or value the user got wrong (exit status 2).
-struct UsageError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// A run that could not be completed (exit status 1).
-struct RunFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
 /// Thread counts default to the physical cores hwloc sees.
 func defaultThreadCount() -> Int { max(Topology.shared.coreCount, 1) }
 
 func checkThreads(_ threads: Int?) throws -> Int {
     let count = threads ?? defaultThreadCount()
-    guard count >= 1 else { throw UsageError("--threads must be at least 1 (got \(count))") }
+    guard count >= 1 else { throw ConfigurationError("--threads must be at least 1 (got \(count))") }
     // Every worker thread gets its own scratch memory (about 1 MB); far beyond the machine's size that is only waste.
-    guard count <= 1024 else { throw UsageError("--threads must be at most 1024 (got \(count))") }
+    guard count <= 1024 else { throw ConfigurationError("--threads must be at most 1024 (got \(count))") }
     return count
 }

@@ -22,7 +22,7 @@ struct Sample: ParsableCommand {
     enum Format { case png, idx }
 
     mutating func run() throws {
-        guard count >= 1 else { throw UsageError("--count must be at least 1 (got \(count))") }
+        guard count >= 1 else { throw ConfigurationError("--count must be at least 1 (got \(count))") }
         let lower = output.lowercased()
         let format: Format
         if lower.hasSuffix(".png") {
@@ -30,7 +30,7 @@ struct Sample: ParsableCommand {
         } else if lower.hasSuffix(".idx") || lower.hasSuffix(".idx3-ubyte") {
             format = .idx
         } else {
-            throw UsageError("--out \(output): unknown format (use .png, .idx or .idx3-ubyte)")
+            throw ConfigurationError("--out \(output): unknown format (use .png, .idx or .idx3-ubyte)")
         }
         let threadCount = try checkThreads(threads)
         let file = try SafeTensors.read(path: checkpoint)

@@ -45,16 +45,16 @@ struct Train: ParsableCommand {
 
     mutating func run() throws {
         guard let kind = OptimizerKind(rawValue: optimizer) else {
-            throw UsageError("--optimizer must be rmsprop or adam (got '\(optimizer)')")
+            throw ConfigurationError("--optimizer must be rmsprop or adam (got '\(optimizer)')")
         }
-        if let epochs, epochs < 1 { throw UsageError("--epochs must be at least 1 (got \(epochs))") }
-        if let steps, steps < 1 { throw UsageError("--steps must be at least 1 (got \(steps))") }
-        if epochs != nil && steps != nil { throw UsageError("give --epochs or --steps, not both") }
-        if let digit, !(0...255).contains(digit) { throw UsageError("--digit must be a label value 0–255 (got \(digit))") }
-        if labels != nil && data == nil { throw UsageError("--labels needs --data") }
+        if let epochs, epochs < 1 { throw ConfigurationError("--epochs must be at least 1 (got \(epochs))") }
+        if let steps, steps < 1 { throw ConfigurationError("--steps must be at least 1 (got \(steps))") }
+        if epochs != nil && steps != nil { throw ConfigurationError("give --epochs or --steps, not both") }
+        if let digit, !(0...255).contains(digit) { throw ConfigurationError("--digit must be a label value 0–255 (got \(digit))") }
+        if labels != nil && data == nil { throw ConfigurationError("--labels needs --data") }
         let threadCount = try checkThreads(threads)
         guard let scheduling = ShardedExecutor.Scheduling(rawValue: scheduler) else {
-            throw UsageError("--scheduler must be dispatch or spin (got '\(scheduler)')")
+            throw ConfigurationError("--scheduler must be dispatch or spin (got '\(scheduler)')")
         }
 
         var configuration = TrainingConfiguration(batchSize: batchSize, shards: shards, seed: seed, optimizer: kind,
@@ -75,7 +75,7 @@ struct Train: ParsableCommand {
             dataset = try ImageDataset.load(imagesPath: data, labelsPath: labels, digit: digit)
         } else {
             if let digit, digit != 0 {
-                throw UsageError("the built-in data set holds only zeros; give --data and --labels for digit \(digit)")
+                throw ConfigurationError("the built-in data set holds only zeros; give --data and --labels for digit \(digit)")
             }
             dataset = try ImageDataset.defaultZeros()
         }
@@ -86,7 +86,7 @@ struct Train: ParsableCommand {
         if let checkpoint, let path = resume.map({ "\($0)/checkpoint.safetensors" }) {
             guard checkpoint.metadataValue("data_crc32") == String(dataset.checksum),
                   checkpoint.metadataValue("data_images") == String(dataset.count) else {
-                throw UsageError("\(path): checkpoint was trained on other data than \(dataset.source)")
+                throw ConfigurationError("\(path): checkpoint was trained on other data than \(dataset.source)")
             }
             try Checkpoint.restore(checkpoint, path: path, into: trainer)
             session.loadEarlierLogs()

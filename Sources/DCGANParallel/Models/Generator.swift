@@ -64,9 +64,10 @@ public final class Generator: @unchecked Sendable {
 
     /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`.
     public func packWeights(executor: ShardedExecutor = ShardedExecutor(threadCount: 1, pinsThreads: false)) {
-        PackedMatrix.pack(dense.packingJobs(parameters: parameters.pointer)
-                          + upsample1.packingJobs(parameters: parameters.pointer)
-                          + upsample2.packingJobs(parameters: parameters.pointer), executor: executor)
+        let plan = PackingPlan(dense.packingJobs(parameters: parameters.pointer)
+                               + upsample1.packingJobs(parameters: parameters.pointer)
+                               + upsample2.packingJobs(parameters: parameters.pointer))
+        executor.run(iterations: plan.panelCount) { plan.packPanel($0) }
     }
 
     public var imageElements: Int { upsample2.outputElements }

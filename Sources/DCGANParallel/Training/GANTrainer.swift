@@ -34,6 +34,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
     }
 }
 
+/// A flag or value the user got wrong; the CLI exits with status 2 for it.
 public struct ConfigurationError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
@@ -150,20 +151,24 @@ public final class GANTrainer: @unchecked Sendable {
         return (shard * total / shards)..<((shard + 1) * total / shards)
     }
 
-    /// One D-phase chunk already in the worker's `images`: forward, loss against `label`, backward into the shard's
-    /// gradients. `samples` are the global D-phase indices (fakes 0..<B, reals B..<2B).
-    func discriminatorPass(samples: Range<Int>, label: Float, worker: Int, shardGradients: AlignedBuffer,
-                           accumulate: Bool, step: UInt64) {
+    /// One chunk through the discriminator: forward on `input` with the dropout masks of `phase` (0: D phase, 1: G
+    /// phase), the loss against `label` as part of a mean over `totalBatch`, the per-sample logits and losses stored
+    /// at the chunk's indices `samples`, then backward into `gradients` (nil while the discriminator is frozen) and,
+    /// when given, `inputGradient`.
+    func discriminatorPass(input: UnsafePointer<Float>, samples: Range<Int>, label: Float, phase: UInt32,
+                           totalBatch: Int, logits: AlignedBuffer, losses: AlignedBuffer, worker: Int,
+                           gradients: UnsafeMutablePointer<Float>?, accumulate: Bool,
+                           inputGradient: UnsafeMutablePointer<Float>?, step: UInt64) {
         let d = discriminatorActivations[worker], n = samples.count
         d.labels.pointer.update(repeating: label, count: n)
-        discriminator.forward(batch: n, input: d.images.pointer, random: random, step: step, phase: 0,
+        discriminator.forward(batch: n, input: input, random: random, step: step, phase: phase,
                               firstSample: samples.lowerBound, activations: d, workspace: workspaces[worker])
         SigmoidCrossEntropyLoss().evaluate(count: n, logits: d.logits.pointer, labels: d.labels.pointer,
-                                           totalBatch: 2 * configuration.batchSize, losses: d.losses.pointer,
+                                           totalBatch: totalBatch, losses: d.losses.pointer,
                                            logitGradients: d.logitGradients.pointer)
-        (discriminatorLogits.pointer + samples.lowerBound).update(from: d.logits.pointer, count: n)
-        (discriminatorLosses.pointer + samples.lowerBound).update(from: d.losses.pointer, count: n)
-        discriminator.backward(batch: n, activations: d, gradients: shardGradients.pointer, inputGradient: nil,
+        (logits.pointer + samples.lowerBound).update(from: d.logits.pointer, count: n)
+        (losses.pointer + samples.lowerBound).update(from: d.losses.pointer, count: n)
+        discriminator.backward(batch: n, activations: d, gradients: gradients, inputGradient: inputGradient,
                                workspace: workspaces[worker], accumulateGradients: accumulate)
     }
 
@@ -208,15 +213,20 @@ public final class GANTrainer: @unchecked Sendable {
                 d.images.pointer.update(from: g.image.pointer, count: chunk.count * imageSize)
                 (discriminatorPhaseFakes.pointer + chunk.lowerBound * imageSize)
                     .update(from: g.image.pointer, count: chunk.count * imageSize)
-                discriminatorPass(samples: chunk, label: 0, worker: worker, shardGradients: discriminatorGradients[shard],
-                                  accumulate: chunk.lowerBound != own.lowerBound, step: stepCounter)
+                discriminatorPass(input: d.images.pointer, samples: chunk, label: 0, phase: 0, totalBatch: 2 * batch,
+                                  logits: discriminatorLogits, losses: discriminatorLosses, worker: worker,
+                                  gradients: discriminatorGradients[shard].pointer,
+                                  accumulate: chunk.lowerBound != own.lowerBound, inputGradient: nil,
+                                  step: stepCounter)
             }
             for chunk in chunks(of: own) {
                 d.images.pointer.update(from: realBatch.pointer + chunk.lowerBound * imageSize,
                                         count: chunk.count * imageSize)
-                discriminatorPass(samples: (batch + chunk.lowerBound)..<(batch + chunk.upperBound), label: 1,
-                                  worker: worker, shardGradients: discriminatorGradients[shard], accumulate: true,
-                                  step: stepCounter)
+                discriminatorPass(input: d.images.pointer, samples: (batch + chunk.lowerBound)..<(batch + chunk.upperBound),
+                                  label: 1, phase: 0, totalBatch: 2 * batch, logits: discriminatorLogits,
+                                  losses: discriminatorLosses, worker: worker,
+                                  gradients: discriminatorGradients[shard].pointer, accumulate: true,
+                                  inputGradient: nil, step: stepCounter)
             }
         }
         // From here the discriminator's update and packing share parallel calls with the G phase's first stages,
@@ -264,23 +274,17 @@ public final class GANTrainer: @unchecked Sendable {
                                                   state: generator.state.pointer, batch: trainingNorms.second)
         executor.run(iterations: shards) { shard, worker in
             let range = shardRange(shard, total: batch)
-            let g = generatorActivations[shard], d = discriminatorActivations[worker], workspace = workspaces[worker]
+            let g = generatorActivations[shard], workspace = workspaces[worker]
             generator.trainingForwardOutput(batch: range.count, activations: g, norms: trainingNorms,
                                             workspace: workspace)
             (generatorPhaseFakes.pointer + range.lowerBound * imageSize)
                 .update(from: g.image.pointer, count: range.count * imageSize)
-            d.labels.pointer.update(repeating: 1, count: Discriminator.chunkSize)
             for chunk in chunks(of: range) {
-                let n = chunk.count, offset = (chunk.lowerBound - range.lowerBound) * imageSize
-                discriminator.forward(batch: n, input: g.image.pointer + offset, random: random, step: stepCounter,
-                                      phase: 1, firstSample: chunk.lowerBound, activations: d, workspace: workspace)
-                SigmoidCrossEntropyLoss().evaluate(count: n, logits: d.logits.pointer, labels: d.labels.pointer,
-                                                   totalBatch: batch, losses: d.losses.pointer,
-                                                   logitGradients: d.logitGradients.pointer)
-                (generatorLogits.pointer + chunk.lowerBound).update(from: d.logits.pointer, count: n)
-                (generatorLosses.pointer + chunk.lowerBound).update(from: d.losses.pointer, count: n)
-                discriminator.backward(batch: n, activations: d, gradients: nil,
-                                       inputGradient: g.imageGradient.pointer + offset, workspace: workspace)
+                let offset = (chunk.lowerBound - range.lowerBound) * imageSize
+                discriminatorPass(input: g.image.pointer + offset, samples: chunk, label: 1, phase: 1, totalBatch: batch,
+                                  logits: generatorLogits, losses: generatorLosses, worker: worker, gradients: nil,
+                                  accumulate: false, inputGradient: g.imageGradient.pointer + offset,
+                                  step: stepCounter)
             }
             generator.backwardOutput(shard: shard, batch: range.count, activations: g, norms: trainingNorms,
                                      gradients: generatorGradients[shard].pointer, workspace: workspace)

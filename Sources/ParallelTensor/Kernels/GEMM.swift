@@ -328,9 +328,6 @@ public enum GEMM {
             raw.storeBytes(of: high, toByteOffset: 32, as: SIMD8<Float>.self)
         }
     }
-
-    /// Multiply-adds performed by one call (for GFLOP/s reporting: FLOPs = 2 × this).
-    public static func multiplyAdds(rows: Int, columns: Int, depth: Int) -> Int { rows * columns * depth }
 }
 
 /// A K×N right-hand operand packed once into the panel layout of `GEMM.multiply` — the blocks of `blockN` columns ×
@@ -393,21 +390,14 @@ public final class PackedMatrix: @unchecked Sendable {
         for index in panels.indices { packPanel(index, from: b) }
     }
 
-    /// Packs several matrices at once, every panel of every matrix a unit of parallel work (one executor call in
-    /// all: each call costs a wake-up of every worker).
-    public static func pack(_ jobs: [(matrix: PackedMatrix, source: MatrixOperand)], executor: ShardedExecutor) {
-        let plan = PackingPlan(jobs)
-        executor.run(iterations: plan.panelCount) { plan.packPanel($0) }
-    }
-
     @inline(__always)
     func block(columnOffset: Int, depthOffset: Int) -> UnsafePointer<Float> {
         UnsafePointer(storage.pointer + blockOffsets[(columnOffset / GEMM.blockN) * depthBlocks + depthOffset / GEMM.blockK])
     }
 }
 
-/// The panels of several matrices to pack, numbered 0..<panelCount, so that packing can share one parallel call with
-/// other work.
+/// The panels of several matrices to pack, numbered 0..<panelCount: each panel is a unit of parallel work, so all of a
+/// model's matrices pack in one parallel call, which can also carry other work (each call wakes every worker).
 public struct PackingPlan: @unchecked Sendable {
     let jobs: [(matrix: PackedMatrix, source: MatrixOperand)]
     let starts: [Int]

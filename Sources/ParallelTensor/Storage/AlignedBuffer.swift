@@ -36,11 +36,6 @@ public final class AlignedBuffer: @unchecked Sendable {
         pointer.update(repeating: value, count: count)
     }
 
-    public func copy(from other: AlignedBuffer) {
-        precondition(other.count == count, "AlignedBuffer.copy: sizes differ (\(other.count) vs \(count))")
-        pointer.update(from: other.pointer, count: count)
-    }
-
     public subscript(index: Int) -> Float {
         get { pointer[index] }
         set { pointer[index] = newValue }
@@ -60,8 +55,6 @@ public final class DoubleBuffer: @unchecked Sendable {
     }
 
     deinit { pointer.deallocate() }
-
-    public func fill(with value: Double) { pointer.update(repeating: value, count: count) }
 
     public subscript(index: Int) -> Double {
         get { pointer[index] }

@@ -136,17 +136,11 @@ extension Reference {
     }
 
     public static func leakyReLU(_ x: Float, slope: Float) -> Float { x < 0 ? slope * x : x }
-    public static func leakyReLUDerivative(_ x: Float, slope: Float) -> Float { x < 0 ? slope : 1 }
 
     public static func selu(_ x: Float) -> Float {
         let alpha = 1.6732632423543772, scale = 1.0507009873554805
         let v = Double(x)
         return Float(v > 0 ? scale * v : scale * alpha * (Glibc.exp(v) - 1))
-    }
-
-    public static func seluDerivative(_ x: Float) -> Float {
-        let alpha = 1.6732632423543772, scale = 1.0507009873554805
-        return Float(x > 0 ? scale : scale * alpha * Glibc.exp(Double(x)))
     }
 
     public static func tanh(_ x: Float) -> Float { Float(Glibc.tanh(Double(x))) }
