@@ -76,4 +76,29 @@ final class TopologyTests: XCTestCase {
             XCTAssertEqual(hits.array, [Float](repeating: 3, count: 100), "\(threads) threads, \(scheduling)")
         }
     }
+
+    func testPhasedWorkRunsPhasesInOrderWithSerialStepsBetween() {
+        for (threads, scheduling) in [(1, ShardedExecutor.Scheduling.dispatch), (2, .dispatch), (3, .dispatch),
+                                      (16, .dispatch), (2, .spinning)] {
+            let executor = ShardedExecutor(threadCount: threads, pinsThreads: false, scheduling: scheduling)
+            let first = AlignedBuffer(count: 64), second = AlignedBuffer(count: 64), serial = AlignedBuffer(count: 3)
+            nonisolated(unsafe) let a = first.pointer, b = second.pointer, s = serial.pointer
+            for round in 0..<4 {
+                var work = PhasedWork()
+                work.parallel(iterations: 64) { i, _ in a[i] = Float(i + round) }
+                // Sees every item of the phase before it.
+                work.serial { s[0] = (0..<64).reduce(0) { $0 + a[$1] } }
+                work.parallel(iterations: 0) { _, _ in XCTFail("a phase without items ran one") }
+                work.serial { s[1] += 1 }
+                work.serial { s[2] = s[1] }
+                // Reads items written by other workers in the first phase and the serial steps' results.
+                work.parallel(iterations: 64) { i, _ in b[i] = a[63 - i] + s[0] + s[2] }
+                executor.run(work)
+                let total = Float((0..<64).reduce(0) { $0 + $1 + round })
+                XCTAssertEqual(second.array, (0..<64).map { Float(63 - $0 + round) + total + Float(round + 1) },
+                               "\(threads) threads, \(scheduling), round \(round)")
+                XCTAssertEqual(serial[1], Float(round + 1), "each serial step runs once per run")
+            }
+        }
+    }
 }

@@ -6,4 +6,14 @@ int pgan_cpu_supports_avx512f(void);
 /// 1 when the CPU supports AVX2 and FMA, else 0.
 int pgan_cpu_supports_avx2_fma(void);
 
+/// A spin-wait hint (x86 `pause`): lets the sibling hardware thread run and saves power while a worker waits for
+/// the next phase.
+static inline void pgan_cpu_relax(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

@@ -64,10 +64,15 @@ public final class Generator: @unchecked Sendable {
 
     /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`.
     public func packWeights(executor: ShardedExecutor = ShardedExecutor(threadCount: 1, pinsThreads: false)) {
-        let plan = PackingPlan(dense.packingJobs(parameters: parameters.pointer)
-                               + upsample1.packingJobs(parameters: parameters.pointer)
-                               + upsample2.packingJobs(parameters: parameters.pointer))
+        let plan = packingPlan()
         executor.run(iterations: plan.panelCount) { plan.packPanel($0) }
+    }
+
+    /// The packing work of `packWeights`, for running it inside another parallel call.
+    public func packingPlan() -> PackingPlan {
+        PackingPlan(dense.packingJobs(parameters: parameters.pointer)
+                    + upsample1.packingJobs(parameters: parameters.pointer)
+                    + upsample2.packingJobs(parameters: parameters.pointer))
     }
 
     public var imageElements: Int { upsample2.outputElements }

@@ -197,11 +197,17 @@ public final class GANTrainer: @unchecked Sendable {
         let imageSize = discriminator.imageElements
         realBatch.pointer.update(from: realImages, count: batch * imageSize)
 
+        // The whole step is one parallel call of phases: each call wakes every worker, and where that is slow (about
+        // a millisecond in a sandbox with 16 cores) a call per barrier would cap the speedup. Work that does not
+        // depend on a barrier shares a phase with work that does: the discriminator's update and packing run beside
+        // the G phase's first stages, which do not read the discriminator.
+        var work = PhasedWork()
+        generator.prepareInference(norms: inferenceNorms)
+
         // D phase. Shard s owns fakes F and the reals B + F for its range F of 0..<B, so every shard makes the same
         // number of fakes (generator inference is a third of a fake's cost); its samples go through the
         // discriminator in chunks of Discriminator.chunkSize, fakes first, gradients accumulating.
-        generator.prepareInference(norms: inferenceNorms)
-        executor.run(iterations: shards) { shard, worker in
+        work.parallel(iterations: shards) { [self] shard, worker in
             let g = generatorActivations[shard], d = discriminatorActivations[worker], workspace = workspaces[worker]
             let own = shardRange(shard, total: batch)
             for chunk in chunks(of: own) {
@@ -229,14 +235,13 @@ public final class GANTrainer: @unchecked Sendable {
                                   inputGradient: nil, step: stepCounter)
             }
         }
-        // From here the discriminator's update and packing share parallel calls with the G phase's first stages,
-        // which do not read the discriminator: each call wakes every worker, so fewer calls scale further.
-        // Call 1: each slice of D's gradients summed over shards then stepped by the optimizer; G's dense layer.
+
+        // Each slice of D's gradients summed over shards then stepped by the optimizer; G's dense layer.
         nonisolated(unsafe) let discriminatorShards = discriminatorGradients.map(\.pointer)
         discriminatorOptimizer.beginStep()
         let discriminatorCount = discriminator.parameters.count
         let discriminatorSlices = (discriminatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
-        executor.run(iterations: discriminatorSlices + shards) { index, worker in
+        work.parallel(iterations: discriminatorSlices + shards) { [self] index, worker in
             if index < discriminatorSlices {
                 let start = index * AllReduce.sliceLength
                 let range = start..<min(start + AllReduce.sliceLength, discriminatorCount)
@@ -256,11 +261,14 @@ public final class GANTrainer: @unchecked Sendable {
                                            workspace: workspaces[worker])
         }
         let rows0 = generator.rows0, rows1 = generator.rows1
-        generator.normalization0.finishStatistics(totalRows: batch * rows0, parameters: generator.parameters.pointer,
-                                                  state: generator.state.pointer, batch: trainingNorms.first)
-        // Call 2: D's weights packed; G's middle stage.
+        work.serial { [self] in
+            generator.normalization0.finishStatistics(totalRows: batch * rows0, parameters: generator.parameters.pointer,
+                                                      state: generator.state.pointer, batch: trainingNorms.first)
+        }
+
+        // D's weights packed; G's middle stage.
         let discriminatorPacking = discriminator.packingPlan()
-        executor.run(iterations: discriminatorPacking.panelCount + shards) { index, worker in
+        work.parallel(iterations: discriminatorPacking.panelCount + shards) { [self] index, worker in
             if index < discriminatorPacking.panelCount {
                 discriminatorPacking.packPanel(index)
                 return
@@ -270,9 +278,13 @@ public final class GANTrainer: @unchecked Sendable {
                                             activations: generatorActivations[shard], norms: trainingNorms,
                                             workspace: workspaces[worker])
         }
-        generator.normalization1.finishStatistics(totalRows: batch * rows1, parameters: generator.parameters.pointer,
-                                                  state: generator.state.pointer, batch: trainingNorms.second)
-        executor.run(iterations: shards) { shard, worker in
+        work.serial { [self] in
+            generator.normalization1.finishStatistics(totalRows: batch * rows1, parameters: generator.parameters.pointer,
+                                                      state: generator.state.pointer, batch: trainingNorms.second)
+        }
+
+        // G's output stage, through the frozen discriminator and back to the second BatchNorm.
+        work.parallel(iterations: shards) { [self] shard, worker in
             let range = shardRange(shard, total: batch)
             let g = generatorActivations[shard], workspace = workspaces[worker]
             generator.trainingForwardOutput(batch: range.count, activations: g, norms: trainingNorms,
@@ -289,22 +301,24 @@ public final class GANTrainer: @unchecked Sendable {
             generator.backwardOutput(shard: shard, batch: range.count, activations: g, norms: trainingNorms,
                                      gradients: generatorGradients[shard].pointer, workspace: workspace)
         }
-        generator.normalization1.finishGradientSums(totalRows: batch * rows1, batch: trainingNorms.second)
-        executor.run(iterations: shards) { shard, worker in
+        work.serial { [self] in generator.normalization1.finishGradientSums(totalRows: batch * rows1, batch: trainingNorms.second) }
+        work.parallel(iterations: shards) { [self] shard, worker in
             generator.backwardMiddle(shard: shard, batch: shardRange(shard, total: batch).count,
                                      activations: generatorActivations[shard], norms: trainingNorms,
                                      gradients: generatorGradients[shard].pointer, workspace: workspaces[worker])
         }
-        generator.normalization0.finishGradientSums(totalRows: batch * rows0, batch: trainingNorms.first)
-        executor.run(iterations: shards) { shard in
+        work.serial { [self] in generator.normalization0.finishGradientSums(totalRows: batch * rows0, batch: trainingNorms.first) }
+        work.parallel(iterations: shards) { [self] shard, _ in
             generator.backwardNormalization0(batch: shardRange(shard, total: batch).count,
                                              activations: generatorActivations[shard], norms: trainingNorms)
         }
-        // The shard all-reduce and the batch-wide dense gradient in one parallel call, then the optimizer step.
+
+        // The shard all-reduce and the batch-wide dense gradient in one phase, then the optimizer step, then the
+        // generator's weights packed for the next step.
         nonisolated(unsafe) let generatorShards = generatorGradients.map(\.pointer)
         let reduceSlices = (generator.shardedGradientCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
         let shardBatches = (0..<shards).map { shardRange($0, total: batch).count }
-        executor.run(iterations: reduceSlices + generator.denseGradientSliceCount) { index, worker in
+        work.parallel(iterations: reduceSlices + generator.denseGradientSliceCount) { [self] index, worker in
             if index < reduceSlices {
                 let start = index * AllReduce.sliceLength
                 AllReduce.sumSlice(generatorShards,
@@ -315,12 +329,17 @@ public final class GANTrainer: @unchecked Sendable {
                                              gradients: generatorShards[0])
             }
         }
-        generator.writeNormalizationGradients(into: generatorGradients[0].pointer, norms: trainingNorms)
+        work.serial { [self] in generator.writeNormalizationGradients(into: generatorShards[0], norms: trainingNorms) }
         generatorOptimizer.beginStep()
-        executor.runSlices(count: generator.parameters.count, sliceLength: AllReduce.sliceLength) { range in
-            generatorOptimizer.apply(range, parameters: generator.parameters.pointer, gradients: generatorShards[0])
+        let generatorCount = generator.parameters.count
+        work.parallel(iterations: (generatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength) { [self] slice, _ in
+            let start = slice * AllReduce.sliceLength
+            generatorOptimizer.apply(start..<min(start + AllReduce.sliceLength, generatorCount),
+                                     parameters: generator.parameters.pointer, gradients: generatorShards[0])
         }
-        generator.packWeights(executor: executor)
+        let generatorPacking = generator.packingPlan()
+        work.parallel(iterations: generatorPacking.panelCount) { panel, _ in generatorPacking.packPanel(panel) }
+        executor.run(work)
         step += 1
         return lastStepMetrics()
     }

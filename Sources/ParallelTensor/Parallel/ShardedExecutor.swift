@@ -1,4 +1,5 @@
 import Atomics
+import CPUFeatures
 import Dispatch
 #if canImport(Glibc)
 import Glibc
@@ -16,7 +17,7 @@ import Glibc
 /// With `Scheduling.spinning` the same work goes to a persistent pool of pinned, spinning threads instead
 /// (`SpinningPool`), for machines where waking threads through the kernel is slow.
 ///
-/// Work is handed out dynamically (an atomic cursor), so which thread runs which shard changes from call to call:
+/// Work is handed out dynamically (atomic counters), so which thread runs which shard changes from call to call:
 /// callers must make every result a function of the shard index alone. That is the whole parity contract: shards,
 /// not threads, are the unit of work and of summation.
 public final class ShardedExecutor: @unchecked Sendable {
@@ -34,7 +35,7 @@ public final class ShardedExecutor: @unchecked Sendable {
     public let scheduling: Scheduling
     private var pool: SpinningPool?
 
-    private let cursor = ManagedAtomic<Int>(0)
+    private let counters = PhaseCounters()
     /// Thread-local: 1 + the slot the thread is bound to (0: not bound by this executor).
     private var pinnedKey = pthread_key_t()
     private let bindingsLock = PThreadMutex()
@@ -84,33 +85,53 @@ public final class ShardedExecutor: @unchecked Sendable {
     /// Calls `body(i, worker)` for every i in 0..<iterations; `worker` (0..<threadCount) is unique among the bodies
     /// running at the same moment, so it can index per-worker scratch memory. Results must not depend on it.
     public func run(iterations: Int, _ body: (_ iteration: Int, _ worker: Int) -> Void) {
-        guard iterations > 0 else { return }
-        let workers = min(threadCount, iterations)
-        if workers == 1 {
-            pinCurrentThread(toSlot: 0)
-            for i in 0..<iterations { body(i, 0) }
-            return
+        withoutActuallyEscaping(body) { escapable in
+            run(PhasedWork(iterations: iterations, escapable))
         }
-        cursor.store(0, ordering: .relaxed)
-        if let pool {
-            pool.run { worker in
-                self.pinCurrentThread(toSlot: worker)
-                while true {
-                    let i = self.cursor.loadThenWrappingIncrement(ordering: .relaxed)
-                    if i >= iterations { break }
-                    body(i, worker)
-                }
+    }
+
+    /// Runs the phases of `work` in order, each spread over the worker threads, in a single parallel call (one
+    /// wake-up of the workers); returns when the last phase and its serial step are done.
+    public func run(_ work: PhasedWork) {
+        let workers = min(threadCount, work.widestPhase)
+        if workers <= 1 {
+            if !work.isEmpty { pinCurrentThread(toSlot: 0) }
+            for phase in work.phases {
+                for i in 0..<phase.iterations { phase.body(i, 0) }
+                phase.after?()
             }
             return
         }
-        withoutActuallyEscaping(body) { escapable in
-            nonisolated(unsafe) let work = escapable
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        counters.reset(phaseCount: work.phases.count)
+        nonisolated(unsafe) let phases = work.phases
+        if let pool {
+            pool.run { worker in
                 self.pinCurrentThread(toSlot: worker)
-                while true {
-                    let i = self.cursor.loadThenWrappingIncrement(ordering: .relaxed)
-                    if i >= iterations { break }
-                    work(i, worker)
+                self.participate(in: phases, worker: worker)
+            }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            self.pinCurrentThread(toSlot: worker)
+            self.participate(in: phases, worker: worker)
+        }
+    }
+
+    /// One worker's share of a `PhasedWork`: for each phase, wait until the previous one is released, then claim and
+    /// run items until none are left. Whoever completes a phase's last item runs its serial step and releases it.
+    private func participate(in phases: [PhasedWork.Phase], worker: Int) {
+        for (index, phase) in phases.enumerated() {
+            if index > 0 { counters.waitUntilReleased(index) }
+            // A phase with no items still has one (empty) claim, so that its serial step runs and it is released.
+            let claims = max(phase.iterations, 1)
+            let claimed = counters.claimed[index], completed = counters.completed[index]
+            while true {
+                let item = claimed.loadThenWrappingIncrement(ordering: .relaxed)
+                if item >= claims { break }
+                if item < phase.iterations { phase.body(item, worker) }
+                if completed.wrappingIncrementThenLoad(ordering: .acquiringAndReleasing) == claims {
+                    phase.after?()
+                    counters.release(index + 1)
                 }
             }
         }
@@ -152,6 +173,46 @@ public final class ShardedExecutor: @unchecked Sendable {
         guard !warnedAboutBinding else { return }
         warnedAboutBinding = true
         writeToStandardError(message + "\n")
+    }
+}
+
+/// The shared counters of the `PhasedWork` being run: per phase, items claimed and items completed; and how many
+/// phases have been released (completed, serial step included).
+final class PhaseCounters: @unchecked Sendable {
+    private(set) var claimed: [ManagedAtomic<Int>] = []
+    private(set) var completed: [ManagedAtomic<Int>] = []
+    private let released = ManagedAtomic<Int>(0)
+    /// Spin-wait rounds (each a `pause`, ~40-140 cycles) before a waiting worker starts yielding its core.
+    static let spinsBeforeYield = 1 << 14
+
+    /// Called only between runs, when no worker is inside one.
+    func reset(phaseCount: Int) {
+        while claimed.count < phaseCount {
+            claimed.append(ManagedAtomic(0))
+            completed.append(ManagedAtomic(0))
+        }
+        for phase in 0..<phaseCount {
+            claimed[phase].store(0, ordering: .relaxed)
+            completed[phase].store(0, ordering: .relaxed)
+        }
+        released.store(0, ordering: .releasing)
+    }
+
+    func release(_ phase: Int) {
+        released.store(phase, ordering: .releasing)
+    }
+
+    @inline(__always)
+    func waitUntilReleased(_ phase: Int) {
+        var spins = 0
+        while released.load(ordering: .acquiring) < phase {
+            if spins < Self.spinsBeforeYield {
+                spins += 1
+                pgan_cpu_relax()
+            } else {
+                sched_yield()
+            }
+        }
     }
 }
 
