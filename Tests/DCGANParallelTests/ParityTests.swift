@@ -19,8 +19,9 @@ final class ParityTests: XCTestCase {
     }
 
     /// Three steps (each with BatchNorm in both modes and dropout in both phases) on fixed batches.
+    /// `grouped`: all steps in one `trainSteps` call instead of one `trainStep` call each.
     func train(threads: Int, shards: Int, batchSize: Int = 16, optimizer: OptimizerKind = .rmsprop, steps: Int = 3,
-               scheduling: ShardedExecutor.Scheduling = .dispatch) -> RunResult {
+               scheduling: ShardedExecutor.Scheduling = .dispatch, grouped: Bool = false) -> RunResult {
         let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: batchSize, shards: shards, seed: 7,
                                                                       optimizer: optimizer),
                                  executor: ShardedExecutor(threadCount: threads, pinsThreads: false,
@@ -28,8 +29,15 @@ final class ParityTests: XCTestCase {
         var metrics: [StepMetrics] = []
         let size = Self.dataset.elementsPerImage
         Self.dataset.pixels.withUnsafeBufferPointer { pixels in
+            nonisolated(unsafe) let base = pixels.baseAddress!
+            if grouped {
+                metrics = trainer.trainSteps(count: steps) { step, destination in
+                    destination.update(from: base + step * batchSize * size, count: batchSize * size)
+                }
+                return
+            }
             for step in 0..<steps {
-                metrics.append(trainer.trainStep(realImages: pixels.baseAddress! + step * batchSize * size))
+                metrics.append(trainer.trainStep(realImages: base + step * batchSize * size))
             }
         }
         let optimizerState = trainer.generatorOptimizer.first.array + trainer.generatorOptimizer.second.array
@@ -53,6 +61,11 @@ final class ParityTests: XCTestCase {
         XCTAssertTrue(reference.metrics.allSatisfy { $0.discriminatorLoss.isFinite && $0.generatorLoss.isFinite })
         for threads in [2, 3, 5, 16] {
             assertIdentical(train(threads: threads, shards: 8), reference, "threads \(threads) vs 1")
+        }
+        // Several steps in one parallel call, as `pgan train` runs them.
+        for threads in [1, 2, 16] {
+            assertIdentical(train(threads: threads, shards: 8, grouped: true), reference,
+                            "three steps in one call, threads \(threads) vs 1")
         }
         // The spinning pool is used while the threads fit on the machine's hardware threads.
         let fitting = min(2, Topology.shared.processingUnitCount)

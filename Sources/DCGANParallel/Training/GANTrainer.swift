@@ -192,17 +192,47 @@ public final class GANTrainer: @unchecked Sendable {
     /// Trains one step on the real images `realImages` (B × H·W, scaled to [−1, 1]) and returns its metrics.
     @discardableResult
     public func trainStep(realImages: UnsafePointer<Float>) -> StepMetrics {
-        let batch = configuration.batchSize, shards = configuration.shards
-        let stepCounter = UInt64(step)
-        let imageSize = discriminator.imageElements
-        realBatch.pointer.update(from: realImages, count: batch * imageSize)
+        let count = configuration.batchSize * discriminator.imageElements
+        nonisolated(unsafe) let source = realImages
+        return trainSteps(count: 1) { _, destination in destination.update(from: source, count: count) }[0]
+    }
 
-        // The whole step is one parallel call of phases: each call wakes every worker, and where that is slow (about
-        // a millisecond in a sandbox with 16 cores) a call per barrier would cap the speedup. Work that does not
-        // depend on a barrier shares a phase with work that does: the discriminator's update and packing run beside
-        // the G phase's first stages, which do not read the discriminator.
+    /// How many steps `TrainingSession` and the benchmark hand to one `trainSteps` call: about 256 images' worth, so
+    /// the workers wake once per several small steps while progress still updates several times a second.
+    public var stepsPerCall: Int { max(1, min(8, 256 / configuration.batchSize)) }
+
+    /// Trains `count` consecutive steps in one parallel call, so the worker threads wake once for all of them.
+    /// `gatherRealImages(k, destination)` writes step k's real images (B × H·W, in [−1, 1]); it runs between steps,
+    /// serially, on one of the workers. Returns each step's metrics. The result is the same as `count` calls of
+    /// `trainStep`, bit for bit.
+    public func trainSteps(count: Int, gatherRealImages: @escaping (_ step: Int, _ destination: UnsafeMutablePointer<Float>) -> Void)
+        -> [StepMetrics] {
         var work = PhasedWork()
-        generator.prepareInference(norms: inferenceNorms)
+        let metrics = UnsafeMutableBufferPointer<StepMetrics>.allocate(capacity: count)
+        defer { metrics.deallocate() }
+        for k in 0..<count {
+            work.serial { [self] in
+                gatherRealImages(k, realBatch.pointer)
+                generator.prepareInference(norms: inferenceNorms)
+                discriminatorOptimizer.beginStep()
+                generatorOptimizer.beginStep()
+            }
+            appendStep(to: &work, stepCounter: UInt64(step + k))
+            work.serial { [self] in metrics.initializeElement(at: k, to: lastStepMetrics()) }
+        }
+        executor.run(work)
+        step += count
+        return Array(metrics)
+    }
+
+    /// Appends the phases of one training step to `work`. The real images must be in `realBatch` and the optimizers'
+    /// `beginStep` and the generator's `prepareInference` done before the first phase runs.
+    func appendStep(to work: inout PhasedWork, stepCounter: UInt64) {
+        let batch = configuration.batchSize, shards = configuration.shards
+        let imageSize = discriminator.imageElements
+
+        // Work that does not depend on a barrier shares a phase with work that does: the discriminator's update and
+        // packing run beside the G phase's first stages, which do not read the discriminator.
 
         // D phase. Shard s owns fakes F and the reals B + F for its range F of 0..<B, so every shard makes the same
         // number of fakes (generator inference is a third of a fake's cost); its samples go through the
@@ -238,7 +268,6 @@ public final class GANTrainer: @unchecked Sendable {
 
         // Each slice of D's gradients summed over shards then stepped by the optimizer; G's dense layer.
         nonisolated(unsafe) let discriminatorShards = discriminatorGradients.map(\.pointer)
-        discriminatorOptimizer.beginStep()
         let discriminatorCount = discriminator.parameters.count
         let discriminatorSlices = (discriminatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
         work.parallel(iterations: discriminatorSlices + shards) { [self] index, worker in
@@ -330,7 +359,6 @@ public final class GANTrainer: @unchecked Sendable {
             }
         }
         work.serial { [self] in generator.writeNormalizationGradients(into: generatorShards[0], norms: trainingNorms) }
-        generatorOptimizer.beginStep()
         let generatorCount = generator.parameters.count
         work.parallel(iterations: (generatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength) { [self] slice, _ in
             let start = slice * AllReduce.sliceLength
@@ -339,9 +367,6 @@ public final class GANTrainer: @unchecked Sendable {
         }
         let generatorPacking = generator.packingPlan()
         work.parallel(iterations: generatorPacking.panelCount) { panel, _ in generatorPacking.packPanel(panel) }
-        executor.run(work)
-        step += 1
-        return lastStepMetrics()
     }
 
     /// Losses and accuracies of the last step, summed over samples in index order.

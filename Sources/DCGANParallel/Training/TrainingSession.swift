@@ -132,17 +132,16 @@ public final class TrainingSession {
     }
 
     /// The real images of global step `step`: the epoch's permutation (from the seed), batch k of it.
-    func gatherBatch(step: Int, permutation: [Int], into buffer: AlignedBuffer) {
+    func gatherBatch(step: Int, permutation: [Int], into destination: UnsafeMutablePointer<Float>) {
         let batch = trainer.configuration.batchSize, size = dataset.elementsPerImage
         let k = step % stepsPerEpoch
-        for i in 0..<batch { dataset.copyImage(permutation[k * batch + i], to: buffer.pointer + i * size) }
+        for i in 0..<batch { dataset.copyImage(permutation[k * batch + i], to: destination + i * size) }
     }
 
     /// Trains until the trainer has done `totalSteps` steps, writing the run files at every epoch end (and at the
     /// last step).
     public func run(totalSteps: Int, observer: TrainingObserver?) throws {
         let batch = trainer.configuration.batchSize
-        let realImages = AlignedBuffer(count: batch * dataset.elementsPerImage)
         var permutationEpoch = -1
         var permutation: [Int] = []
         var accumulator = MetricsAccumulator()
@@ -160,19 +159,27 @@ public final class TrainingSession {
                 accumulator = MetricsAccumulator()
                 epochStart = Date()
             }
-            gatherBatch(step: step, permutation: permutation, into: realImages)
-            let metrics = trainer.trainStep(realImages: realImages.pointer)
-            history.append((step + 1, metrics))
-            accumulator.add(metrics)
+            // Several steps per parallel call (the workers wake once), never across an epoch's end.
+            let epochEnd = min((epoch + 1) * stepsPerEpoch, totalSteps)
+            let count = min(trainer.stepsPerCall, epochEnd - step)
+            let epochPermutation = permutation
+            let stepMetrics = trainer.trainSteps(count: count) { [self] k, destination in
+                gatherBatch(step: step + k, permutation: epochPermutation, into: destination)
+            }
             let elapsed = Date().timeIntervalSince(epochStart)
-            let imagesPerSecond = Double(accumulator.count * batch) / max(elapsed, 1e-9)
-            let overallRate = Double(trainer.step - firstStep) / max(Date().timeIntervalSince(runStart), 1e-9)
-            let stepsInEpoch = min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch)
-            observer?.stepFinished(step: trainer.step, epoch: epoch + 1, stepInEpoch: step % stepsPerEpoch + 1,
-                                   stepsInEpoch: stepsInEpoch, running: accumulator.mean,
-                                   imagesPerSecond: imagesPerSecond,
-                                   secondsLeft: Double(totalSteps - trainer.step) / max(overallRate, 1e-9))
+            for (k, metrics) in stepMetrics.enumerated() {
+                history.append((step + k + 1, metrics))
+                accumulator.add(metrics)
+                let imagesPerSecond = Double(accumulator.count * batch) / max(elapsed, 1e-9)
+                let overallRate = Double(step + k + 1 - firstStep) / max(Date().timeIntervalSince(runStart), 1e-9)
+                let stepsInEpoch = min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch)
+                observer?.stepFinished(step: step + k + 1, epoch: epoch + 1, stepInEpoch: (step + k) % stepsPerEpoch + 1,
+                                       stepsInEpoch: stepsInEpoch, running: accumulator.mean,
+                                       imagesPerSecond: imagesPerSecond,
+                                       secondsLeft: Double(totalSteps - step - k - 1) / max(overallRate, 1e-9))
+            }
             if trainer.step % stepsPerEpoch == 0 || trainer.step == totalSteps {
+                let imagesPerSecond = Double(accumulator.count * batch) / max(elapsed, 1e-9)
                 let summary = EpochSummary(epoch: epoch + 1, lastStep: trainer.step, steps: accumulator.count,
                                            metrics: accumulator.mean, seconds: elapsed, imagesPerSecond: imagesPerSecond)
                 epochs.removeAll { $0.epoch == summary.epoch }
