@@ -21,11 +21,15 @@ public struct BenchmarkPoint: Sendable {
         + "---------  -------  -----  ------  ----------  -------  ----------  --------  ------------  ---------  ----"
 
     public var tableRow: String {
-        String(format: "%9@  %7d  %5d  %6d  %10.1f  %7@  %10@  %8.1f  %12.1f  %8.1f%%  %@", scheduler, threads,
-               batchSize, shards,
-               imagesPerSecond, speedup.map { String(format: "%.2f×", $0) } ?? "–",
-               efficiency.map { String(format: "%.0f%%", $0 * 100) } ?? "–", gflops, peakGflops, peakFraction * 100,
-               oversubscribed ? "oversubscribed" : "")
+        // String(format:) ignores widths for %@ on Linux, so text columns are padded here.
+        func right(_ text: String, _ width: Int) -> String {
+            String(repeating: " ", count: max(0, width - text.count)) + text
+        }
+        return right(scheduler, 9) + String(format: "  %7d  %5d  %6d  %10.1f  ", threads, batchSize, shards, imagesPerSecond)
+            + right(speedup.map { String(format: "%.2f×", $0) } ?? "–", 7) + "  "
+            + right(efficiency.map { String(format: "%.0f%%", $0 * 100) } ?? "–", 10)
+            + String(format: "  %8.1f  %12.1f  %8.1f%%  ", gflops, peakGflops, peakFraction * 100)
+            + (oversubscribed ? "oversubscribed" : "")
     }
 
     public static let csvHeader = "scheduler,threads,batch_size,shards,images_per_second,speedup,efficiency,gflops,peak_gflops,peak_fraction,oversubscribed"

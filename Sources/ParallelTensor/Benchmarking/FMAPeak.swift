@@ -9,6 +9,12 @@ import Glibc
 public enum FMAPeak {
     /// GFLOP/s of one thread over about `seconds`, with the vector width GEMM uses (`GEMM.kernel`).
     public static func measureOneThread(seconds: Double = 0.2) -> Double {
+        let run = fmaRun(seconds: seconds)
+        return run.flops / run.seconds / 1e9
+    }
+
+    /// FLOPs done by one thread running the FMA chains for about `seconds`, and the seconds it took.
+    static func fmaRun(seconds: Double) -> (flops: Double, seconds: Double) {
         if GEMM.kernel == .avx512 {
             let iterations = 1 << 16
             var rounds = 0, checksum: Float = 0
@@ -20,7 +26,7 @@ public enum FMAPeak {
                 elapsed = monotonicSeconds() - start
             } while elapsed < seconds
             if checksum == .infinity { writeToStandardError("") }
-            return Double(rounds) * Double(iterations) * 12 * 16 * 2 / elapsed / 1e9
+            return (Double(rounds) * Double(iterations) * 12 * 16 * 2, elapsed)
         }
         var accumulators = [SIMD8<Float>](repeating: SIMD8(repeating: 0), count: 12)
         let a = SIMD8<Float>(repeating: 0.999_999), b = SIMD8<Float>(repeating: 1e-7)
@@ -46,18 +52,21 @@ public enum FMAPeak {
         } while elapsed < seconds
         // Keep the result observable so the loop is not removed.
         if accumulators.reduce(SIMD8<Float>(), +).sum() == .infinity { writeToStandardError("") }
-        let flops = Double(rounds) * Double(iterationsPerRound) * 12 * 8 * 2
-        return flops / elapsed / 1e9
+        return (Double(rounds) * Double(iterationsPerRound) * 12 * 8 * 2, elapsed)
     }
 
-    /// Aggregate GFLOP/s of `executor.threadCount` threads measuring at once (each pinned like a training worker).
+    /// Aggregate GFLOP/s of `executor.threadCount` threads measuring at once (each pinned like a training worker):
+    /// all the FLOPs done over the wall time of the whole call. With more threads than hardware threads they cannot
+    /// all run at once, and this still gives the machine's peak rather than the sum of each thread's rate.
     public static func measure(executor: ShardedExecutor, seconds: Double = 0.2) -> Double {
-        let results = AlignedBuffer(count: executor.threadCount)
-        nonisolated(unsafe) let pointer = results.pointer
-        executor.run(iterations: executor.threadCount) { worker in
-            pointer[worker] = Float(measureOneThread(seconds: seconds))
+        let flops = DoubleBuffer(count: executor.threadCount)
+        nonisolated(unsafe) let pointer = flops.pointer
+        let start = monotonicSeconds()
+        executor.run(iterations: executor.threadCount) { thread in
+            pointer[thread] = fmaRun(seconds: seconds).flops
         }
-        return results.array.reduce(0) { $0 + Double($1) }
+        let wall = monotonicSeconds() - start
+        return (0..<executor.threadCount).reduce(0) { $0 + pointer[$1] } / wall / 1e9
     }
 }
 
