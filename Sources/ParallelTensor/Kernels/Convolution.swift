@@ -108,31 +108,39 @@ public enum Convolution {
             }
             return
         }
+        // Taps kx of one kernel row read adjacent pixels, and NHWC keeps a pixel's channels together: the valid taps
+        // of a kernel row are one contiguous run of the image, copied at once.
         for n in 0..<images {
             let image = input + n * g.inputElementsPerImage
             for oy in 0..<g.outputHeight {
                 for ox in 0..<g.outputWidth {
+                    let taps = validTaps(g, outputColumn: ox)
                     for ky in 0..<g.kernelHeight {
                         let iy = oy * g.strideY + ky - g.padTop
                         let destination = row + ky * g.kernelWidth * channels
-                        if iy < 0 || iy >= g.inputHeight {
+                        if iy < 0 || iy >= g.inputHeight || taps.isEmpty {
                             destination.update(repeating: 0, count: g.kernelWidth * channels)
                             continue
                         }
-                        for kx in 0..<g.kernelWidth {
-                            let ix = ox * g.strideX + kx - g.padLeft
-                            if ix < 0 || ix >= g.inputWidth {
-                                (destination + kx * channels).update(repeating: 0, count: channels)
-                            } else {
-                                (destination + kx * channels).update(
-                                    from: image + (iy * g.inputWidth + ix) * channels, count: channels)
-                            }
-                        }
+                        destination.update(repeating: 0, count: taps.lowerBound * channels)
+                        let firstPixel = iy * g.inputWidth + ox * g.strideX + taps.lowerBound - g.padLeft
+                        (destination + taps.lowerBound * channels).update(from: image + firstPixel * channels,
+                                                                          count: taps.count * channels)
+                        (destination + taps.upperBound * channels)
+                            .update(repeating: 0, count: (g.kernelWidth - taps.upperBound) * channels)
                     }
                     row += g.patchSize
                 }
             }
         }
+    }
+
+    /// The kernel columns kx whose input column ox·stride + kx − padLeft lies inside the image.
+    @inline(__always)
+    static func validTaps(_ g: ConvolutionGeometry, outputColumn ox: Int) -> Range<Int> {
+        let first = ox * g.strideX - g.padLeft
+        let lower = max(0, -first), upper = min(g.kernelWidth, g.inputWidth - first)
+        return lower < upper ? lower..<upper : 0..<0
     }
 
     /// Adds each im2col row back onto the image pixels it was read from (the adjoint of `im2col`).
@@ -164,15 +172,14 @@ public enum Convolution {
             let image = input + n * g.inputElementsPerImage
             for oy in 0..<g.outputHeight {
                 for ox in 0..<g.outputWidth {
-                    for ky in 0..<g.kernelHeight {
+                    let taps = validTaps(g, outputColumn: ox)
+                    for ky in 0..<g.kernelHeight where !taps.isEmpty {
                         let iy = oy * g.strideY + ky - g.padTop
                         if iy < 0 || iy >= g.inputHeight { continue }
-                        for kx in 0..<g.kernelWidth {
-                            let ix = ox * g.strideX + kx - g.padLeft
-                            if ix < 0 || ix >= g.inputWidth { continue }
-                            Elementwise.add(row + (ky * g.kernelWidth + kx) * channels,
-                                            into: image + (iy * g.inputWidth + ix) * channels, count: channels)
-                        }
+                        // As in im2col, the valid taps of a kernel row are one contiguous run of the image.
+                        let firstPixel = iy * g.inputWidth + ox * g.strideX + taps.lowerBound - g.padLeft
+                        Elementwise.add(row + (ky * g.kernelWidth + taps.lowerBound) * channels,
+                                        into: image + firstPixel * channels, count: taps.count * channels)
                     }
                     row += g.patchSize
                 }
