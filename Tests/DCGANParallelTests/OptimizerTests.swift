@@ -3,8 +3,8 @@ import ParallelTensor
 import TestSupport
 import XCTest
 
-/// The SIMD optimizer against the update rules written out one element at a time, over slices that start and end
-/// off the eight-lane grid.
+/// The optimizer (its SIMD kernels in `OptimizerUpdates`) against the scalar rules in `Reference`, bit for bit, over
+/// slices that start and end off the eight-lane grid.
 final class OptimizerTests: XCTestCase {
     func testUpdatesMatchTheScalarRulesBitForBit() {
         var random = SeededRandom(seed: 11)
@@ -29,15 +29,14 @@ final class OptimizerTests: XCTestCase {
                 let corrected = Float(Double(Float(0.01)) * (1 - pow(Double(Float(0.999)), t)).squareRoot()
                                       / (1 - pow(Double(Float(0.5)), t)))
                 for i in 0..<count {
-                    let g = gradients[i]
                     switch kind {
                     case .rmsprop:
-                        first[i] = 0.9 * first[i] + (1 - 0.9) * g * g
-                        expected[i] -= 0.01 * g / (first[i].squareRoot() + 1e-7)
+                        Reference.rmsprop(parameter: &expected[i], gradient: gradients[i], velocity: &first[i],
+                                          learningRate: 0.01, rho: 0.9, epsilon: 1e-7)
                     case .adam:
-                        first[i] = 0.5 * first[i] + (1 - 0.5) * g
-                        second[i] = 0.999 * second[i] + (1 - 0.999) * g * g
-                        expected[i] -= corrected * first[i] / (second[i].squareRoot() + 1e-7)
+                        Reference.adam(parameter: &expected[i], gradient: gradients[i], momentum: &first[i],
+                                       velocity: &second[i], correctedRate: corrected, beta1: 0.5, beta2: 0.999,
+                                       epsilon: 1e-7)
                     }
                 }
                 assertBitIdentical(parameters, expected, "\(kind) parameters, step \(step)")

@@ -13,7 +13,23 @@ static inline void pgan_cpu_relax(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
+typedef float pgan_float8 __attribute__((ext_vector_type(8)));
+
+/// Lane-wise IEEE square root (sqrtps; Swift imports pgan_float8 as SIMD8<Float>). Swift's SIMD8.squareRoot()
+/// compiles to eight scalar square roots with checks.
+static inline pgan_float8 pgan_square_root8(pgan_float8 x) {
+    return __builtin_elementwise_sqrt(x);
+}
+
 #endif
+}
+
+typedef float pgan_float8 __attribute__((ext_vector_type(8)));
+
+/// Lane-wise IEEE square root (sqrtps; Swift imports pgan_float8 as SIMD8<Float>). Swift's SIMD8.squareRoot()
+/// compiles to eight scalar square roots with checks.
+static inline pgan_float8 pgan_square_root8(pgan_float8 x) {
+    return __builtin_elementwise_sqrt(x);
 }
 
 #endif

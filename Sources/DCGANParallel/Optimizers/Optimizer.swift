@@ -54,59 +54,18 @@ public final class Optimizer: @unchecked Sendable {
         correctedRate = Float(Double(learningRate) * (1 - pow(Double(beta2), t)).squareRoot() / (1 - pow(Double(beta1), t)))
     }
 
-    /// Updates `parameters[range]` from `gradients[range]`. Element-wise, so slices can run in parallel. Eight
-    /// elements at a time on SIMD lanes (a last partial group through zero-padded lanes): lane-wise IEEE operations
-    /// in a fixed order, no fused multiply-adds, so an element's bits do not depend on where its slice starts.
+    /// Updates `parameters[range]` from `gradients[range]`. Element-wise, so slices can run in parallel.
     public func apply(_ range: Range<Int>, parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>) {
-        var start = range.lowerBound
-        while start < range.upperBound {
-            let count = min(8, range.upperBound - start)
-            if count == 8 {
-                update(parameters: parameters + start, gradients: gradients + start, first: first.pointer + start,
-                       second: second.pointer + start)
-            } else {
-                // Copies of the tail, padded with zeros, so the same SIMD code reads and writes whole groups.
-                var scratch = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
-                withUnsafeMutableBytes(of: &scratch) { raw in
-                    let lanes = raw.bindMemory(to: Float.self).baseAddress!
-                    let sources: [UnsafeMutablePointer<Float>] = [parameters, UnsafeMutablePointer(mutating: gradients),
-                                                                  first.pointer, second.pointer]
-                    let hasSecond = kind == .adam
-                    for (slot, source) in sources.enumerated() where slot < 3 || hasSecond {
-                        (lanes + 8 * slot).update(from: source + start, count: count)
-                    }
-                    update(parameters: lanes, gradients: lanes + 8, first: lanes + 16, second: lanes + 24)
-                    parameters.advanced(by: start).update(from: lanes, count: count)
-                    first.pointer.advanced(by: start).update(from: lanes + 16, count: count)
-                    if hasSecond { second.pointer.advanced(by: start).update(from: lanes + 24, count: count) }
-                }
-            }
-            start += count
-        }
-    }
-
-    /// Eight elements of the update, in place.
-    @inline(__always)
-    private func update(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
-                        first: UnsafeMutablePointer<Float>, second: UnsafeMutablePointer<Float>) {
-        func load(_ pointer: UnsafePointer<Float>) -> SIMD8<Float> {
-            UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
-        }
-        func store(_ value: SIMD8<Float>, _ pointer: UnsafeMutablePointer<Float>) {
-            UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: SIMD8<Float>.self)
-        }
-        let g = load(gradients), p = load(parameters)
+        let start = range.lowerBound
         switch kind {
         case .rmsprop:
-            let velocity = rho * load(first) + (1 - rho) * g * g
-            store(velocity, first)
-            store(p - learningRate * g / (velocity.squareRoot() + epsilon), parameters)
+            OptimizerUpdates.rmsprop(count: range.count, parameters: parameters + start, gradients: gradients + start,
+                                     velocity: first.pointer + start, learningRate: learningRate, rho: rho,
+                                     epsilon: epsilon)
         case .adam:
-            let m = beta1 * load(first) + (1 - beta1) * g
-            let v = beta2 * load(second) + (1 - beta2) * g * g
-            store(m, first)
-            store(v, second)
-            store(p - correctedRate * m / (v.squareRoot() + epsilon), parameters)
+            OptimizerUpdates.adam(count: range.count, parameters: parameters + start, gradients: gradients + start,
+                                  momentum: first.pointer + start, velocity: second.pointer + start,
+                                  correctedRate: correctedRate, beta1: beta1, beta2: beta2, epsilon: epsilon)
         }
     }
 }

@@ -82,52 +82,33 @@ public enum Convolution {
 
     /// Writes the im2col matrix of `images` images: one row per output pixel (n, oy, ox), row-major, each row the
     /// patch (ky, kx, c) with zeros where it reaches into the padding.
+    ///
+    /// Taps kx of one kernel row read adjacent pixels, and NHWC keeps a pixel's channels together, so the valid taps
+    /// of a kernel row are one contiguous run of the image (5 floats for the 1-channel images, 5·64 for the
+    /// discriminator's second layer), copied as a run with plain loops: short runs are too short for memcpy calls.
     public static func im2col(_ geometry: ConvolutionGeometry, images: Int, input: UnsafePointer<Float>,
                               columns: UnsafeMutablePointer<Float>) {
         let g = geometry
-        let channels = g.inputChannels
+        let channels = g.inputChannels, rowLength = g.kernelWidth * channels
         var row = columns
-        if channels == 1 {
-            // One channel (the images themselves): element copies, not one memcpy call per tap.
-            for n in 0..<images {
-                let image = input + n * g.inputElementsPerImage
-                for oy in 0..<g.outputHeight {
-                    for ox in 0..<g.outputWidth {
-                        for ky in 0..<g.kernelHeight {
-                            let iy = oy * g.strideY + ky - g.padTop
-                            let inside = iy >= 0 && iy < g.inputHeight
-                            for kx in 0..<g.kernelWidth {
-                                let ix = ox * g.strideX + kx - g.padLeft
-                                row[ky * g.kernelWidth + kx] = inside && ix >= 0 && ix < g.inputWidth
-                                    ? image[iy * g.inputWidth + ix] : 0
-                            }
-                        }
-                        row += g.patchSize
-                    }
-                }
-            }
-            return
-        }
-        // Taps kx of one kernel row read adjacent pixels, and NHWC keeps a pixel's channels together: the valid taps
-        // of a kernel row are one contiguous run of the image, copied at once.
         for n in 0..<images {
             let image = input + n * g.inputElementsPerImage
             for oy in 0..<g.outputHeight {
                 for ox in 0..<g.outputWidth {
                     let taps = validTaps(g, outputColumn: ox)
+                    let runStart = taps.lowerBound * channels, runEnd = taps.upperBound * channels
                     for ky in 0..<g.kernelHeight {
                         let iy = oy * g.strideY + ky - g.padTop
-                        let destination = row + ky * g.kernelWidth * channels
+                        let destination = row + ky * rowLength
                         if iy < 0 || iy >= g.inputHeight || taps.isEmpty {
-                            destination.update(repeating: 0, count: g.kernelWidth * channels)
+                            for i in 0..<rowLength { destination[i] = 0 }
                             continue
                         }
-                        destination.update(repeating: 0, count: taps.lowerBound * channels)
-                        let firstPixel = iy * g.inputWidth + ox * g.strideX + taps.lowerBound - g.padLeft
-                        (destination + taps.lowerBound * channels).update(from: image + firstPixel * channels,
-                                                                          count: taps.count * channels)
-                        (destination + taps.upperBound * channels)
-                            .update(repeating: 0, count: (g.kernelWidth - taps.upperBound) * channels)
+                        // Indexed so that destination[i] reads source[i] over the valid run.
+                        let source = image + (iy * g.inputWidth + ox * g.strideX - g.padLeft) * channels
+                        for i in 0..<runStart { destination[i] = 0 }
+                        for i in runStart..<runEnd { destination[i] = source[i] }
+                        for i in runEnd..<rowLength { destination[i] = 0 }
                     }
                     row += g.patchSize
                 }
@@ -143,43 +124,29 @@ public enum Convolution {
         return lower < upper ? lower..<upper : 0..<0
     }
 
-    /// Adds each im2col row back onto the image pixels it was read from (the adjoint of `im2col`).
+    /// Adds each im2col row back onto the image pixels it was read from (the adjoint of `im2col`), row by row in
+    /// order, so every pixel receives its contributions in the same order whatever the batch split.
     public static func col2imAdd(_ geometry: ConvolutionGeometry, images: Int, columns: UnsafePointer<Float>,
                                  input: UnsafeMutablePointer<Float>) {
         let g = geometry
-        let channels = g.inputChannels
+        let channels = g.inputChannels, rowLength = g.kernelWidth * channels
         var row = columns
-        if channels == 1 {
-            for n in 0..<images {
-                let image = input + n * g.inputElementsPerImage
-                for oy in 0..<g.outputHeight {
-                    for ox in 0..<g.outputWidth {
-                        for ky in 0..<g.kernelHeight {
-                            let iy = oy * g.strideY + ky - g.padTop
-                            if iy < 0 || iy >= g.inputHeight { continue }
-                            for kx in 0..<g.kernelWidth {
-                                let ix = ox * g.strideX + kx - g.padLeft
-                                if ix >= 0 && ix < g.inputWidth { image[iy * g.inputWidth + ix] += row[ky * g.kernelWidth + kx] }
-                            }
-                        }
-                        row += g.patchSize
-                    }
-                }
-            }
-            return
-        }
         for n in 0..<images {
             let image = input + n * g.inputElementsPerImage
             for oy in 0..<g.outputHeight {
                 for ox in 0..<g.outputWidth {
                     let taps = validTaps(g, outputColumn: ox)
+                    let runStart = taps.lowerBound * channels, runEnd = taps.upperBound * channels
                     for ky in 0..<g.kernelHeight where !taps.isEmpty {
                         let iy = oy * g.strideY + ky - g.padTop
                         if iy < 0 || iy >= g.inputHeight { continue }
-                        // As in im2col, the valid taps of a kernel row are one contiguous run of the image.
-                        let firstPixel = iy * g.inputWidth + ox * g.strideX + taps.lowerBound - g.padLeft
-                        Elementwise.add(row + (ky * g.kernelWidth + taps.lowerBound) * channels,
-                                        into: image + firstPixel * channels, count: taps.count * channels)
+                        let source = row + ky * rowLength
+                        let destination = image + (iy * g.inputWidth + ox * g.strideX - g.padLeft) * channels
+                        if runEnd - runStart >= 32 {
+                            Elementwise.add(source + runStart, into: destination + runStart, count: runEnd - runStart)
+                        } else {
+                            for i in runStart..<runEnd { destination[i] += source[i] }
+                        }
                     }
                     row += g.patchSize
                 }

@@ -176,3 +176,19 @@ extension Reference {
         return (output, mean, variance)
     }
 }
+
+/// The optimizer rules for one float at a time, as written in `OptimizerUpdates`.
+extension Reference {
+    public static func rmsprop(parameter: inout Float, gradient g: Float, velocity: inout Float, learningRate: Float,
+                               rho: Float, epsilon: Float) {
+        velocity = rho * velocity + (1 - rho) * g * g
+        parameter -= learningRate * g / (velocity.squareRoot() + epsilon)
+    }
+
+    public static func adam(parameter: inout Float, gradient g: Float, momentum: inout Float, velocity: inout Float,
+                            correctedRate: Float, beta1: Float, beta2: Float, epsilon: Float) {
+        momentum = beta1 * momentum + (1 - beta1) * g
+        velocity = beta2 * velocity + (1 - beta2) * g * g
+        parameter -= correctedRate * momentum / (velocity.squareRoot() + epsilon)
+    }
+}
