@@ -82,12 +82,14 @@ public enum Convolution {
 
     /// Writes the im2col matrix of `images` images: one row per output pixel (n, oy, ox), row-major, each row the
     /// patch (ky, kx, c) with zeros where it reaches into the padding.
-    ///
-    /// Taps kx of one kernel row read adjacent pixels, and NHWC keeps a pixel's channels together, so the valid taps
-    /// of a kernel row are one contiguous run of the image (5 floats for the 1-channel images, 5·64 for the
-    /// discriminator's second layer), copied as a run with plain loops: short runs are too short for memcpy calls.
     public static func im2col(_ geometry: ConvolutionGeometry, images: Int, input: UnsafePointer<Float>,
                               columns: UnsafeMutablePointer<Float>) {
+        if geometry.inputChannels == 1 {
+            im2colOneChannel(geometry, images: images, input: input, columns: columns)
+            return
+        }
+        // Taps kx of one kernel row read adjacent pixels, and NHWC keeps a pixel's channels together: the valid taps
+        // of a kernel row are one contiguous run of the image (5·64 floats in the discriminator's second layer).
         let g = geometry
         let channels = g.inputChannels, rowLength = g.kernelWidth * channels
         var row = columns
@@ -101,19 +103,59 @@ public enum Convolution {
                         let iy = oy * g.strideY + ky - g.padTop
                         let destination = row + ky * rowLength
                         if iy < 0 || iy >= g.inputHeight || taps.isEmpty {
-                            for i in 0..<rowLength { destination[i] = 0 }
+                            destination.update(repeating: 0, count: rowLength)
                             continue
                         }
                         // Indexed so that destination[i] reads source[i] over the valid run.
                         let source = image + (iy * g.inputWidth + ox * g.strideX - g.padLeft) * channels
-                        for i in 0..<runStart { destination[i] = 0 }
-                        for i in runStart..<runEnd { destination[i] = source[i] }
-                        for i in runEnd..<rowLength { destination[i] = 0 }
+                        destination.update(repeating: 0, count: runStart)
+                        (destination + runStart).update(from: source + runStart, count: runEnd - runStart)
+                        (destination + runEnd).update(repeating: 0, count: rowLength - runEnd)
                     }
                     row += g.patchSize
                 }
             }
         }
+    }
+
+    /// One input channel (the images): runs are only a few floats, too short for copy calls or per-tap bounds
+    /// checks. Each input row is copied once into a zero-padded row, and every patch row is then a plain
+    /// kernelWidth-float read of it.
+    static func im2colOneChannel(_ g: ConvolutionGeometry, images: Int, input: UnsafePointer<Float>,
+                                 columns: UnsafeMutablePointer<Float>) {
+        let paddedWidth = paddedRowWidth(g)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedWidth) { buffer in
+            let padded = buffer.baseAddress!
+            padded.initialize(repeating: 0, count: paddedWidth)
+            for n in 0..<images {
+                let image = input + n * g.inputElementsPerImage
+                for oy in 0..<g.outputHeight {
+                    let outputRow = columns + (n * g.outputHeight + oy) * g.outputWidth * g.patchSize
+                    for ky in 0..<g.kernelHeight {
+                        let iy = oy * g.strideY + ky - g.padTop
+                        if iy < 0 || iy >= g.inputHeight {
+                            for ox in 0..<g.outputWidth {
+                                (outputRow + ox * g.patchSize + ky * g.kernelWidth)
+                                    .update(repeating: 0, count: g.kernelWidth)
+                            }
+                            continue
+                        }
+                        (padded + g.padLeft).update(from: image + iy * g.inputWidth, count: g.inputWidth)
+                        for ox in 0..<g.outputWidth {
+                            let source = padded + ox * g.strideX
+                            let destination = outputRow + ox * g.patchSize + ky * g.kernelWidth
+                            for kx in 0..<g.kernelWidth { destination[kx] = source[kx] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Width of an input row with its zero padding on both sides, as far as any patch reaches.
+    @inline(__always)
+    static func paddedRowWidth(_ g: ConvolutionGeometry) -> Int {
+        max((g.outputWidth - 1) * g.strideX + g.kernelWidth, g.padLeft + g.inputWidth)
     }
 
     /// The kernel columns kx whose input column ox·stride + kx − padLeft lies inside the image.
@@ -124,10 +166,14 @@ public enum Convolution {
         return lower < upper ? lower..<upper : 0..<0
     }
 
-    /// Adds each im2col row back onto the image pixels it was read from (the adjoint of `im2col`), row by row in
-    /// order, so every pixel receives its contributions in the same order whatever the batch split.
+    /// Adds each im2col row back onto the image pixels it was read from (the adjoint of `im2col`), in the order of
+    /// the rows (n, oy, ox, ky): every pixel receives its contributions in the same order whatever the batch split.
     public static func col2imAdd(_ geometry: ConvolutionGeometry, images: Int, columns: UnsafePointer<Float>,
                                  input: UnsafeMutablePointer<Float>) {
+        if geometry.inputChannels == 1 {
+            col2imAddOneChannel(geometry, images: images, columns: columns, input: input)
+            return
+        }
         let g = geometry
         let channels = g.inputChannels, rowLength = g.kernelWidth * channels
         var row = columns
@@ -140,15 +186,42 @@ public enum Convolution {
                     for ky in 0..<g.kernelHeight where !taps.isEmpty {
                         let iy = oy * g.strideY + ky - g.padTop
                         if iy < 0 || iy >= g.inputHeight { continue }
-                        let source = row + ky * rowLength
+                        // As in im2col, the valid taps of a kernel row are one contiguous run of the image.
                         let destination = image + (iy * g.inputWidth + ox * g.strideX - g.padLeft) * channels
-                        if runEnd - runStart >= 32 {
-                            Elementwise.add(source + runStart, into: destination + runStart, count: runEnd - runStart)
-                        } else {
-                            for i in runStart..<runEnd { destination[i] += source[i] }
-                        }
+                        Elementwise.add(row + ky * rowLength + runStart, into: destination + runStart,
+                                        count: runEnd - runStart)
                     }
                     row += g.patchSize
+                }
+            }
+        }
+    }
+
+    /// One channel: for each (oy, ky) the image row is copied into a padded row, every patch row of that output row
+    /// is added to it in ox order, and the interior is copied back. Each pixel gets its additions in the same order
+    /// as the general path (oy, then ox), onto its running value, so the bits are the same.
+    static func col2imAddOneChannel(_ g: ConvolutionGeometry, images: Int, columns: UnsafePointer<Float>,
+                                    input: UnsafeMutablePointer<Float>) {
+        let paddedWidth = paddedRowWidth(g)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedWidth) { buffer in
+            let padded = buffer.baseAddress!
+            padded.initialize(repeating: 0, count: paddedWidth)
+            for n in 0..<images {
+                let image = input + n * g.inputElementsPerImage
+                for oy in 0..<g.outputHeight {
+                    let outputRow = columns + (n * g.outputHeight + oy) * g.outputWidth * g.patchSize
+                    for ky in 0..<g.kernelHeight {
+                        let iy = oy * g.strideY + ky - g.padTop
+                        if iy < 0 || iy >= g.inputHeight { continue }
+                        let imageRow = image + iy * g.inputWidth
+                        (padded + g.padLeft).update(from: imageRow, count: g.inputWidth)
+                        for ox in 0..<g.outputWidth {
+                            let destination = padded + ox * g.strideX
+                            let source = outputRow + ox * g.patchSize + ky * g.kernelWidth
+                            for kx in 0..<g.kernelWidth { destination[kx] += source[kx] }
+                        }
+                        imageRow.update(from: padded + g.padLeft, count: g.inputWidth)
+                    }
                 }
             }
         }
