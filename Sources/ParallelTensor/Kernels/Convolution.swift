@@ -123,6 +123,30 @@ public enum Convolution {
     /// kernelWidth-float read of it.
     static func im2colOneChannel(_ g: ConvolutionGeometry, images: Int, input: UnsafePointer<Float>,
                                  columns: UnsafeMutablePointer<Float>) {
+        forEachKernelRow(g, images: images, image: UnsafeMutablePointer(mutating: input)) { imageRow, padded, ky, first in
+            let patchRows = columns + first * g.patchSize + ky * g.kernelWidth
+            guard let imageRow else {
+                for ox in 0..<g.outputWidth { (patchRows + ox * g.patchSize).update(repeating: 0, count: g.kernelWidth) }
+                return
+            }
+            (padded + g.padLeft).update(from: imageRow, count: g.inputWidth)
+            for ox in 0..<g.outputWidth {
+                let source = padded + ox * g.strideX, destination = patchRows + ox * g.patchSize
+                for kx in 0..<g.kernelWidth { destination[kx] = source[kx] }
+            }
+        }
+    }
+
+    /// For one channel, calls `body(imageRow, padded, ky, firstPatchRow)` for every output row (n, oy) and kernel
+    /// row ky, in that order: `imageRow` is the input row the kernel row reads (nil in the padding), `padded` a
+    /// scratch row of `paddedRowWidth` floats whose padding stays as the body leaves it (zero unless written), and
+    /// `firstPatchRow` the im2col row of (n, oy, ox = 0).
+    @inline(__always)
+    static func forEachKernelRow(
+        _ g: ConvolutionGeometry, images: Int, image input: UnsafeMutablePointer<Float>,
+        _ body: (_ imageRow: UnsafeMutablePointer<Float>?, _ padded: UnsafeMutablePointer<Float>, _ ky: Int,
+                 _ firstPatchRow: Int) -> Void
+    ) {
         let paddedWidth = paddedRowWidth(g)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedWidth) { buffer in
             let padded = buffer.baseAddress!
@@ -130,22 +154,11 @@ public enum Convolution {
             for n in 0..<images {
                 let image = input + n * g.inputElementsPerImage
                 for oy in 0..<g.outputHeight {
-                    let outputRow = columns + (n * g.outputHeight + oy) * g.outputWidth * g.patchSize
+                    let firstPatchRow = (n * g.outputHeight + oy) * g.outputWidth
                     for ky in 0..<g.kernelHeight {
                         let iy = oy * g.strideY + ky - g.padTop
-                        if iy < 0 || iy >= g.inputHeight {
-                            for ox in 0..<g.outputWidth {
-                                (outputRow + ox * g.patchSize + ky * g.kernelWidth)
-                                    .update(repeating: 0, count: g.kernelWidth)
-                            }
-                            continue
-                        }
-                        (padded + g.padLeft).update(from: image + iy * g.inputWidth, count: g.inputWidth)
-                        for ox in 0..<g.outputWidth {
-                            let source = padded + ox * g.strideX
-                            let destination = outputRow + ox * g.patchSize + ky * g.kernelWidth
-                            for kx in 0..<g.kernelWidth { destination[kx] = source[kx] }
-                        }
+                        let inside = iy >= 0 && iy < g.inputHeight
+                        body(inside ? image + iy * g.inputWidth : nil, padded, ky, firstPatchRow)
                     }
                 }
             }
@@ -202,28 +215,15 @@ public enum Convolution {
     /// as the general path (oy, then ox), onto its running value, so the bits are the same.
     static func col2imAddOneChannel(_ g: ConvolutionGeometry, images: Int, columns: UnsafePointer<Float>,
                                     input: UnsafeMutablePointer<Float>) {
-        let paddedWidth = paddedRowWidth(g)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedWidth) { buffer in
-            let padded = buffer.baseAddress!
-            padded.initialize(repeating: 0, count: paddedWidth)
-            for n in 0..<images {
-                let image = input + n * g.inputElementsPerImage
-                for oy in 0..<g.outputHeight {
-                    let outputRow = columns + (n * g.outputHeight + oy) * g.outputWidth * g.patchSize
-                    for ky in 0..<g.kernelHeight {
-                        let iy = oy * g.strideY + ky - g.padTop
-                        if iy < 0 || iy >= g.inputHeight { continue }
-                        let imageRow = image + iy * g.inputWidth
-                        (padded + g.padLeft).update(from: imageRow, count: g.inputWidth)
-                        for ox in 0..<g.outputWidth {
-                            let destination = padded + ox * g.strideX
-                            let source = outputRow + ox * g.patchSize + ky * g.kernelWidth
-                            for kx in 0..<g.kernelWidth { destination[kx] += source[kx] }
-                        }
-                        imageRow.update(from: padded + g.padLeft, count: g.inputWidth)
-                    }
-                }
+        forEachKernelRow(g, images: images, image: input) { imageRow, padded, ky, first in
+            guard let imageRow else { return }
+            let patchRows = columns + first * g.patchSize + ky * g.kernelWidth
+            (padded + g.padLeft).update(from: imageRow, count: g.inputWidth)
+            for ox in 0..<g.outputWidth {
+                let destination = padded + ox * g.strideX, source = patchRows + ox * g.patchSize
+                for kx in 0..<g.kernelWidth { destination[kx] += source[kx] }
             }
+            imageRow.update(from: padded + g.padLeft, count: g.inputWidth)
         }
     }
 

@@ -10,10 +10,11 @@ public enum OptimizerUpdates {
                                epsilon: Float) {
         @inline(__always) func group(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
                                      _ v: UnsafeMutablePointer<Float>) {
-            let gradient = load(g)
-            let newVelocity = rho * load(v) + (1 - rho) * gradient * gradient
-            store(newVelocity, v)
-            store(load(p) - learningRate * gradient / (squareRoot(newVelocity) + epsilon), p)
+            let gradient = Elementwise.load(g)
+            let newVelocity = rho * Elementwise.load(v) + (1 - rho) * gradient * gradient
+            Elementwise.store(newVelocity, v)
+            let step = learningRate * gradient / (squareRoot(newVelocity) + epsilon)
+            Elementwise.store(Elementwise.load(p) - step, p)
         }
         var i = 0
         while i + 8 <= count {
@@ -34,12 +35,13 @@ public enum OptimizerUpdates {
                             correctedRate: Float, beta1: Float, beta2: Float, epsilon: Float) {
         @inline(__always) func group(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
                                      _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>) {
-            let gradient = load(g)
-            let newMomentum = beta1 * load(m) + (1 - beta1) * gradient
-            let newVelocity = beta2 * load(v) + (1 - beta2) * gradient * gradient
-            store(newMomentum, m)
-            store(newVelocity, v)
-            store(load(p) - correctedRate * newMomentum / (squareRoot(newVelocity) + epsilon), p)
+            let gradient = Elementwise.load(g)
+            let newMomentum = beta1 * Elementwise.load(m) + (1 - beta1) * gradient
+            let newVelocity = beta2 * Elementwise.load(v) + (1 - beta2) * gradient * gradient
+            Elementwise.store(newMomentum, m)
+            Elementwise.store(newVelocity, v)
+            let step = correctedRate * newMomentum / (squareRoot(newVelocity) + epsilon)
+            Elementwise.store(Elementwise.load(p) - step, p)
         }
         var i = 0
         while i + 8 <= count {
@@ -56,16 +58,6 @@ public enum OptimizerUpdates {
 
     @inline(__always)
     static func squareRoot(_ x: SIMD8<Float>) -> SIMD8<Float> { pgan_square_root8(x) }
-
-    @inline(__always)
-    static func load(_ pointer: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
-    }
-
-    @inline(__always)
-    static func store(_ value: SIMD8<Float>, _ pointer: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: SIMD8<Float>.self)
-    }
 
     /// Runs `update` on zero-padded eight-float copies of the first `count` (< 8) elements of each buffer, then
     /// copies the results back, so the same SIMD code serves a slice's last partial group.
