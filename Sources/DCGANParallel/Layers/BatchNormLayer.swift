@@ -49,8 +49,8 @@ public struct BatchNormLayer: Sendable {
     /// and move the running statistics.
     public func finishStatistics(totalRows: Int, parameters: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>,
                                  batch: BatchNormBatch) {
-        AllReduce.sum(batch.shardSums.map(\.pointer), count: channels)
-        AllReduce.sum(batch.shardSquares.map(\.pointer), count: channels)
+        AllReduce.sum(batch.shardSumPointers, count: channels)
+        AllReduce.sum(batch.shardSquarePointers, count: channels)
         let rows = Double(totalRows)
         for c in 0..<channels {
             let mean = batch.shardSums[0][c] / rows
@@ -87,8 +87,8 @@ public struct BatchNormLayer: Sendable {
     /// Backward, once per minibatch: reduce the sums into the means every shard needs, and keep the gamma and beta
     /// gradients (Σdy·x̂ and Σdy) for the model's gradient vector.
     public func finishGradientSums(totalRows: Int, batch: BatchNormBatch) {
-        AllReduce.sum(batch.shardSums.map(\.pointer), count: channels)
-        AllReduce.sum(batch.shardSquares.map(\.pointer), count: channels)
+        AllReduce.sum(batch.shardSumPointers, count: channels)
+        AllReduce.sum(batch.shardSquarePointers, count: channels)
         for c in 0..<channels {
             batch.meanGradient[c] = Float(batch.shardSums[0][c] / Double(totalRows))
             batch.meanGradientTimesNormalized[c] = Float(batch.shardSquares[0][c] / Double(totalRows))
@@ -120,12 +120,16 @@ public struct BatchNormLayer: Sendable {
 public final class BatchNormBatch: @unchecked Sendable {
     public let shardSums: [DoubleBuffer]
     public let shardSquares: [DoubleBuffer]
+    /// The shard buffers' pointers, made once: the reductions run every step.
+    let shardSumPointers, shardSquarePointers: [UnsafeMutablePointer<Double>]
     public let mean, inverseStandardDeviation, scale, shift: AlignedBuffer
     public let meanGradient, meanGradientTimesNormalized, gammaGradient, betaGradient: AlignedBuffer
 
     public init(channels: Int, shards: Int) {
         shardSums = (0..<shards).map { _ in DoubleBuffer(count: channels) }
         shardSquares = (0..<shards).map { _ in DoubleBuffer(count: channels) }
+        shardSumPointers = shardSums.map(\.pointer)
+        shardSquarePointers = shardSquares.map(\.pointer)
         mean = AlignedBuffer(count: channels)
         inverseStandardDeviation = AlignedBuffer(count: channels)
         scale = AlignedBuffer(count: channels)

@@ -78,6 +78,11 @@ public final class GANTrainer: @unchecked Sendable {
     let workspaces: [KernelWorkspace]
     let generatorGradients: [AlignedBuffer]
     let discriminatorGradients: [AlignedBuffer]
+    /// Made once, as everything a step reads: pointers to the shards' gradient buffers, each shard's sample count,
+    /// and the weight-packing plans (they hold pointers into the parameter vectors, which never move).
+    let generatorShardPointers, discriminatorShardPointers: [UnsafeMutablePointer<Float>]
+    let shardBatches: [Int]
+    let generatorPacking, discriminatorPacking: PackingPlan
     let inferenceNorms: GeneratorNorms
     let trainingNorms: GeneratorNorms
     let realBatch: AlignedBuffer
@@ -114,6 +119,11 @@ public final class GANTrainer: @unchecked Sendable {
             AlignedBuffer(count: $0 == 0 ? generator.parameters.count : generator.shardedGradientCount)
         }
         discriminatorGradients = (0..<shards).map { _ in AlignedBuffer(count: discriminator.parameters.count) }
+        generatorShardPointers = generatorGradients.map(\.pointer)
+        discriminatorShardPointers = discriminatorGradients.map(\.pointer)
+        shardBatches = (0..<shards).map { ($0 + 1) * batch / shards - $0 * batch / shards }
+        generatorPacking = generator.packingPlan()
+        discriminatorPacking = discriminator.packingPlan()
         inferenceNorms = GeneratorNorms(generator: generator, shards: shards)
         self.trainingNorms = GeneratorNorms(generator: generator, shards: shards)
         realBatch = AlignedBuffer(count: batch * discriminator.imageElements)
@@ -267,7 +277,7 @@ public final class GANTrainer: @unchecked Sendable {
         }
 
         // Each slice of D's gradients summed over shards then stepped by the optimizer; G's dense layer.
-        nonisolated(unsafe) let discriminatorShards = discriminatorGradients.map(\.pointer)
+        let discriminatorShards = discriminatorShardPointers
         let discriminatorCount = discriminator.parameters.count
         let discriminatorSlices = (discriminatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
         work.parallel(iterations: discriminatorSlices + shards) { [self] index, worker in
@@ -296,7 +306,6 @@ public final class GANTrainer: @unchecked Sendable {
         }
 
         // D's weights packed; G's middle stage.
-        let discriminatorPacking = discriminator.packingPlan()
         work.parallel(iterations: discriminatorPacking.panelCount + shards) { [self] index, worker in
             if index < discriminatorPacking.panelCount {
                 discriminatorPacking.packPanel(index)
@@ -344,9 +353,8 @@ public final class GANTrainer: @unchecked Sendable {
 
         // The shard all-reduce and the batch-wide dense gradient in one phase, then the optimizer step, then the
         // generator's weights packed for the next step.
-        nonisolated(unsafe) let generatorShards = generatorGradients.map(\.pointer)
+        let generatorShards = generatorShardPointers
         let reduceSlices = (generator.shardedGradientCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
-        let shardBatches = (0..<shards).map { shardRange($0, total: batch).count }
         work.parallel(iterations: reduceSlices + generator.denseGradientSliceCount) { [self] index, worker in
             if index < reduceSlices {
                 let start = index * AllReduce.sliceLength
@@ -365,8 +373,7 @@ public final class GANTrainer: @unchecked Sendable {
             generatorOptimizer.apply(start..<min(start + AllReduce.sliceLength, generatorCount),
                                      parameters: generator.parameters.pointer, gradients: generatorShards[0])
         }
-        let generatorPacking = generator.packingPlan()
-        work.parallel(iterations: generatorPacking.panelCount) { panel, _ in generatorPacking.packPanel(panel) }
+        work.parallel(iterations: generatorPacking.panelCount) { [self] panel, _ in generatorPacking.packPanel(panel) }
     }
 
     /// Losses and accuracies of the last step, summed over samples in index order.
