@@ -215,10 +215,11 @@ public enum GEMM {
                     destination += microRows
                 }
             } else {
+                // Zero the padding rows once for the whole panel, not with a short fill per k.
+                destination.update(repeating: 0, count: microRows * depth)
                 for p in 0..<depth {
                     let source = origin + p * a.columnStride
                     for r in 0..<valid { destination[r] = source[r * a.rowStride] }
-                    for r in valid..<microRows { destination[r] = 0 }
                     destination += microRows
                 }
             }
@@ -249,10 +250,10 @@ public enum GEMM {
                     destination += panelWidth
                 }
             } else {
+                destination.update(repeating: 0, count: panelWidth * depth)
                 for p in 0..<depth {
                     let source = origin + p * b.rowStride
                     for j in 0..<valid { destination[j] = source[j * b.columnStride] }
-                    for j in valid..<panelWidth { destination[j] = 0 }
                     destination += panelWidth
                 }
             }
