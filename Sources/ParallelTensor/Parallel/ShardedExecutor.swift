@@ -14,8 +14,10 @@ import Glibc
 /// k's core, and a thread is re-bound only when it runs a different slot than it did last time (a thread-local
 /// record avoids the system call otherwise).
 ///
-/// With `Scheduling.spinning` the same work goes to a persistent pool of pinned, spinning threads instead
-/// (`SpinningPool`), for machines where waking threads through the kernel is slow.
+/// A call wakes the workers once; `run(_ work: PhasedWork)` keeps them inside one call through a chain of phases,
+/// waiting for each other between phases by spinning. With `Scheduling.spinning` the same work goes to a persistent
+/// pool of pinned threads that also stay awake between calls (`SpinningPool`), for machines where waking threads
+/// through the kernel is slow.
 ///
 /// Work is handed out dynamically (atomic counters), so which thread runs which shard changes from call to call:
 /// callers must make every result a function of the shard index alone. That is the whole parity contract: shards,
@@ -24,8 +26,8 @@ public final class ShardedExecutor: @unchecked Sendable {
     public enum Scheduling: String, Sendable, CaseIterable {
         /// `DispatchQueue.concurrentPerform` (the default).
         case dispatch
-        /// A persistent pool of pinned threads that spin between phases; used only while the threads fit on
-        /// distinct hardware threads (spinning on a shared one would starve the thread doing the work).
+        /// A persistent pool of pinned threads that stay awake (spinning) between calls; used only while the threads
+        /// fit on distinct hardware threads (spinning on a shared one would starve the thread doing the work).
         case spinning = "spin"
     }
 

@@ -5,11 +5,11 @@ import Glibc
 
 /// A persistent pool of pinned worker threads that wait for work by spinning on an atomic generation counter.
 ///
-/// concurrentPerform wakes its threads through the kernel on every call; a training step makes about twenty such
-/// calls, and where waking a thread is slow (measured under a sandboxing kernel on 16 cores: about 1 ms per call) that
-/// fixed cost caps the speedup. Spinning workers answer in nanoseconds, at the price of burning their cores between
-/// phases; after about a millisecond without work they back off to short sleeps. Workers are pinned once, for good:
-/// worker k to `pinningMap[k]`, the caller being worker 0.
+/// concurrentPerform wakes its threads through the kernel on every call. Where that is slow (measured under a
+/// sandboxing kernel on 16 cores: about 1 ms per call) even the one call per group of training steps that
+/// `PhasedWork` needs is a visible cost; these workers stay awake between calls and answer in nanoseconds, at the
+/// price of burning their cores; after about a millisecond without work they back off to short sleeps. Workers are
+/// pinned once, for good: worker k to `pinningMap[k]`, the caller being worker 0.
 final class SpinningPool: @unchecked Sendable {
     let workerCount: Int
     private let generation = ManagedAtomic<Int>(0)
