@@ -38,7 +38,7 @@ struct Train: ParsableCommand {
     var outputDirectory: String = "pgan-run"
     @Option(help: "Continue the run in this directory from its checkpoint (same data, seed, shards, batch size).")
     var resume: String?
-    @Option(help: "dispatch (concurrentPerform, the default) or spin (a pinned pool that spins between phases: faster where waking threads is slow).")
+    @Option(help: "dispatch (concurrentPerform, the default) or spin (a pinned pool that stays awake between calls: faster where waking threads is slow).")
     var scheduler: String = "dispatch"
     @Flag(help: "Print nothing but errors.")
     var quiet = false
