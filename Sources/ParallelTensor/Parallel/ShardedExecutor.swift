@@ -93,7 +93,8 @@ public final class ShardedExecutor: @unchecked Sendable {
     }
 
     /// Runs the phases of `work` in order, each spread over the worker threads, in a single parallel call (one
-    /// wake-up of the workers); returns when the last phase and its serial step are done.
+    /// wake-up of the workers); returns when the last phase and its serial step are done. Not re-entrant: a body
+    /// must not call `run` on the same executor (the phase counters are shared).
     public func run(_ work: PhasedWork) {
         let workers = min(threadCount, work.widestPhase)
         if workers <= 1 {
