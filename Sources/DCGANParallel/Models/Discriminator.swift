@@ -45,13 +45,13 @@ public final class Discriminator: @unchecked Sendable {
         packWeights()
     }
 
-    /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`.
-    public func packWeights(executor: ShardedExecutor = ShardedExecutor(threadCount: 1, pinsThreads: false)) {
-        let plan = packingPlan()
-        executor.run(iterations: plan.panelCount) { plan.packPanel($0) }
+    /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`
+    /// outside training (the trainer packs inside its step).
+    public func packWeights() {
+        packingPlan().packAll()
     }
 
-    /// The packing work of `packWeights`, for running it inside another parallel call.
+    /// The packing work of `packWeights`, panel by panel, for running it as a phase of a training step.
     public func packingPlan() -> PackingPlan {
         PackingPlan(convolution1.packingJobs(parameters: parameters.pointer)
                     + convolution2.packingJobs(parameters: parameters.pointer)

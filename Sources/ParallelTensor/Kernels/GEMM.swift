@@ -398,7 +398,7 @@ public final class PackedMatrix: @unchecked Sendable {
 }
 
 /// The panels of several matrices to pack, numbered 0..<panelCount: each panel is a unit of parallel work, so all of a
-/// model's matrices pack in one parallel call, which can also carry other work (each call wakes every worker).
+/// model's matrices pack in one phase, which can also carry other work.
 public struct PackingPlan: @unchecked Sendable {
     let jobs: [(matrix: PackedMatrix, source: MatrixOperand)]
     let starts: [Int]
@@ -414,6 +414,11 @@ public struct PackingPlan: @unchecked Sendable {
         }
         self.starts = starts
         panelCount = total
+    }
+
+    /// Every panel, on the calling thread.
+    public func packAll() {
+        for job in jobs { job.matrix.pack(job.source) }
     }
 
     public func packPanel(_ index: Int) {
