@@ -405,11 +405,11 @@ public final class GANTrainer: @unchecked Sendable {
         let chunks = (count + capacity - 1) / capacity
         images.withUnsafeMutableBufferPointer { output in
             nonisolated(unsafe) let destination = output.baseAddress!
-            // Chunk c runs in shard c mod S's buffers; chunks sharing a shard are serialised by running in rounds.
-            var first = 0
-            while first < chunks {
-                let round = min(configuration.shards, chunks - first)
-                executor.run(iterations: round) { slot, worker in
+            // Chunk c runs in shard c mod S's buffers; chunks sharing a shard are serialised by running in rounds,
+            // one phase each, all in one parallel call.
+            var work = PhasedWork()
+            for first in stride(from: 0, to: chunks, by: configuration.shards) {
+                work.parallel(iterations: min(configuration.shards, chunks - first)) { [self] slot, worker in
                     let chunk = first + slot
                     let start = chunk * capacity, n = min(capacity, count - start)
                     let g = generatorActivations[slot]
@@ -421,8 +421,8 @@ public final class GANTrainer: @unchecked Sendable {
                                                workspace: workspaces[worker])
                     (destination + start * imageSize).update(from: g.image.pointer, count: n * imageSize)
                 }
-                first += round
             }
+            executor.run(work)
         }
         return images
     }
