@@ -166,13 +166,14 @@ public final class TrainingSession {
             let stepMetrics = trainer.trainSteps(count: count) { [self] k, destination in
                 gatherBatch(step: step + k, permutation: epochPermutation, into: destination)
             }
-            let elapsed = Date().timeIntervalSince(epochStart)
+            let now = Date()
+            let elapsed = now.timeIntervalSince(epochStart)
+            let overallRate = Double(trainer.step - firstStep) / max(now.timeIntervalSince(runStart), 1e-9)
+            let stepsInEpoch = min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch)
             for (k, metrics) in stepMetrics.enumerated() {
                 history.append((step + k + 1, metrics))
                 accumulator.add(metrics)
                 let imagesPerSecond = Double(accumulator.count * batch) / max(elapsed, 1e-9)
-                let overallRate = Double(step + k + 1 - firstStep) / max(Date().timeIntervalSince(runStart), 1e-9)
-                let stepsInEpoch = min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch)
                 observer?.stepFinished(step: step + k + 1, epoch: epoch + 1, stepInEpoch: (step + k) % stepsPerEpoch + 1,
                                        stepsInEpoch: stepsInEpoch, running: accumulator.mean,
                                        imagesPerSecond: imagesPerSecond,
