@@ -28,6 +28,8 @@ struct Bench: ParsableCommand {
     var format: String = "table"
     @Option(help: "Comma-separated schedulers to compare: dispatch (concurrentPerform), spin (pinned spinning pool).")
     var scheduler: String = "dispatch"
+    @Flag(help: "Also split each point's step by phase (busy and wall time per phase, serial steps, barriers) and project the speedup its phase structure allows on more threads.")
+    var phases = false
 
     func parseList(_ text: String, flag: String) throws -> [Int] {
         let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -59,7 +61,11 @@ struct Bench: ParsableCommand {
         for batch in batches {
             try TrainingConfiguration(batchSize: batch, shards: shards).validate()
         }
-        let benchmark = ThroughputBenchmark(steps: steps, warmup: warmup, repeats: repeats, shards: shards)
+        if phases && format == "csv" {
+            throw ConfigurationError("--phases needs --format table or json, not csv (a phase breakdown is not one CSV row)")
+        }
+        let benchmark = ThroughputBenchmark(steps: steps, warmup: warmup, repeats: repeats, shards: shards,
+                                            tracesPhases: phases)
         let tableFormat = format == "table"
         let log: (String) -> Void = { line in
             if tableFormat { print(line) } else { writeToStandardError(line + "\n") }
@@ -80,6 +86,10 @@ struct Bench: ParsableCommand {
                 points.append(point)
                 if format == "table" && points.count == 1 { print(BenchmarkPoint.tableHeader) }
                 if format == "table" { print(point.tableRow) }
+                if format == "table", let profile = point.phaseProfile {
+                    print("\nphases at \(threadCount) thread\(threadCount == 1 ? "" : "s"), batch \(batch) (\(steps) traced steps):")
+                    print(profile.table + "\n")
+                }
                 fflush(nil)
             }
         }

@@ -153,6 +153,7 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["train", "--digit", "3"], status: 2, mentions: ["digit 3"])
         try assertFails(["sample", "--checkpoint", "x", "--out", "y.jpg"], status: 2, mentions: ["y.jpg"])
         try assertFails(["bench", "--threads", "1,zero"], status: 2, mentions: ["1,zero"])
+        try assertFails(["bench", "--phases", "--format", "csv"], status: 2, mentions: ["--phases", "csv"])
     }
 
     func testFailedRunsExitWithOneAndWriteNothing() throws {
@@ -196,5 +197,29 @@ final class CommandLineTests: XCTestCase {
         }
         XCTAssertEqual(points[0]["speedup"] as? Double, 1)
         XCTAssertGreaterThan(points[1]["images_per_second"] as? Double ?? 0, 0)
+        XCTAssertNil(points[0]["phases"], "phases only when asked for")
+
+        let traced = try pgan(["bench", "--threads", "2", "--batch-size", "16", "--shards", "4", "--steps", "2",
+                               "--warmup", "0", "--repeats", "1", "--format", "json", "--phases"])
+        XCTAssertEqual(traced.status, 0, traced.error)
+        let tracedPoints = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(traced.output.utf8)) as? [[String: Any]])
+        let phases = try XCTUnwrap(tracedPoints.first?["phases"] as? [String: Any])
+        XCTAssertEqual(phases["steps"] as? Int, 2)
+        let perStep = try XCTUnwrap(phases["per_step"] as? [[String: Any]])
+        // Every phase of the step, each with its item count: 4 shards in the D phase, the serial BatchNorm steps.
+        let labels = perStep.compactMap { $0["label"] as? String }
+        XCTAssertEqual(labels.first, "real images, optimizer and inference-norm set-up")
+        XCTAssertEqual(labels.last, "metrics")
+        XCTAssertEqual(perStep.first { ($0["label"] as? String)?.hasPrefix("D phase") == true }?["items"] as? Int, 4)
+        XCTAssertEqual(perStep.filter { $0["serial"] as? Bool == true }.count, 7)
+        let busy = perStep.reduce(0.0) { $0 + ($1["busy_ms"] as? Double ?? 0) }
+        let wall = try XCTUnwrap(phases["wall_ms_per_step"] as? Double)
+        XCTAssertGreaterThan(busy, 0)
+        XCTAssertLessThanOrEqual(busy, 2 * wall * 1.001, "two workers cannot do more than twice the wall time of work")
+        let projected = try XCTUnwrap(phases["projected_speedup"] as? [String: Double])
+        XCTAssertEqual(Set(projected.keys), ["2", "4", "8", "16", "32"])
+        // 4 shards: no phase made of shard items can use more than 4 workers.
+        XCTAssertLessThanOrEqual(projected["16"] ?? 99, 4.5)
+        XCTAssertGreaterThan(projected["2"] ?? 0, 1.2)
     }
 }

@@ -221,14 +221,14 @@ public final class GANTrainer: @unchecked Sendable {
         let metrics = UnsafeMutableBufferPointer<StepMetrics>.allocate(capacity: count)
         defer { metrics.deallocate() }
         for k in 0..<count {
-            work.serial { [self] in
+            work.serial("real images, optimizer and inference-norm set-up") { [self] in
                 gatherRealImages(k, realBatch.pointer)
                 generator.prepareInference(norms: inferenceNorms)
                 discriminatorOptimizer.beginStep()
                 generatorOptimizer.beginStep()
             }
             appendStep(to: &work, stepCounter: UInt64(step + k))
-            work.serial { [self] in metrics.initializeElement(at: k, to: lastStepMetrics()) }
+            work.serial("metrics") { [self] in metrics.initializeElement(at: k, to: lastStepMetrics()) }
         }
         executor.run(work)
         step += count
@@ -247,7 +247,8 @@ public final class GANTrainer: @unchecked Sendable {
         // D phase. Shard s owns fakes F and the reals B + F for its range F of 0..<B, so every shard makes the same
         // number of fakes (generator inference is a third of a fake's cost); its samples go through the
         // discriminator in chunks of Discriminator.chunkSize, fakes first, gradients accumulating.
-        work.parallel(iterations: shards) { [self] shard, worker in
+        work.parallel("D phase: G inference, D forward+backward on fakes and reals",
+                      iterations: shards) { [self] shard, worker in
             let g = generatorActivations[shard], d = discriminatorActivations[worker], workspace = workspaces[worker]
             let own = shardRange(shard, total: batch)
             for chunk in chunks(of: own) {
@@ -280,7 +281,8 @@ public final class GANTrainer: @unchecked Sendable {
         let discriminatorShards = discriminatorShardPointers
         let discriminatorCount = discriminator.parameters.count
         let discriminatorSlices = (discriminatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
-        work.parallel(iterations: discriminatorSlices + shards) { [self] index, worker in
+        work.parallel("D all-reduce+optimizer | G dense forward",
+                      iterations: discriminatorSlices + shards) { [self] index, worker in
             if index < discriminatorSlices {
                 let start = index * AllReduce.sliceLength
                 let range = start..<min(start + AllReduce.sliceLength, discriminatorCount)
@@ -300,13 +302,14 @@ public final class GANTrainer: @unchecked Sendable {
                                            workspace: workspaces[worker])
         }
         let rows0 = generator.rows0, rows1 = generator.rows1
-        work.serial { [self] in
+        work.serial("G BatchNorm 0 statistics") { [self] in
             generator.normalization0.finishStatistics(totalRows: batch * rows0, parameters: generator.parameters.pointer,
                                                       state: generator.state.pointer, batch: trainingNorms.first)
         }
 
         // D's weights packed; G's middle stage.
-        work.parallel(iterations: discriminatorPacking.panelCount + shards) { [self] index, worker in
+        work.parallel("D weight packing | G middle forward",
+                      iterations: discriminatorPacking.panelCount + shards) { [self] index, worker in
             if index < discriminatorPacking.panelCount {
                 discriminatorPacking.packPanel(index)
                 return
@@ -316,13 +319,14 @@ public final class GANTrainer: @unchecked Sendable {
                                             activations: generatorActivations[shard], norms: trainingNorms,
                                             workspace: workspaces[worker])
         }
-        work.serial { [self] in
+        work.serial("G BatchNorm 1 statistics") { [self] in
             generator.normalization1.finishStatistics(totalRows: batch * rows1, parameters: generator.parameters.pointer,
                                                       state: generator.state.pointer, batch: trainingNorms.second)
         }
 
         // G's output stage, through the frozen discriminator and back to the second BatchNorm.
-        work.parallel(iterations: shards) { [self] shard, worker in
+        work.parallel("G output forward, frozen D forward+backward, G output backward",
+                      iterations: shards) { [self] shard, worker in
             let range = shardRange(shard, total: batch)
             let g = generatorActivations[shard], workspace = workspaces[worker]
             generator.trainingForwardOutput(batch: range.count, activations: g, norms: trainingNorms,
@@ -339,14 +343,18 @@ public final class GANTrainer: @unchecked Sendable {
             generator.backwardOutput(shard: shard, batch: range.count, activations: g, norms: trainingNorms,
                                      gradients: generatorGradients[shard].pointer, workspace: workspace)
         }
-        work.serial { [self] in generator.normalization1.finishGradientSums(totalRows: batch * rows1, batch: trainingNorms.second) }
-        work.parallel(iterations: shards) { [self] shard, worker in
+        work.serial("G BatchNorm 1 gradient sums") { [self] in
+            generator.normalization1.finishGradientSums(totalRows: batch * rows1, batch: trainingNorms.second)
+        }
+        work.parallel("G middle backward", iterations: shards) { [self] shard, worker in
             generator.backwardMiddle(shard: shard, batch: shardRange(shard, total: batch).count,
                                      activations: generatorActivations[shard], norms: trainingNorms,
                                      gradients: generatorGradients[shard].pointer, workspace: workspaces[worker])
         }
-        work.serial { [self] in generator.normalization0.finishGradientSums(totalRows: batch * rows0, batch: trainingNorms.first) }
-        work.parallel(iterations: shards) { [self] shard, _ in
+        work.serial("G BatchNorm 0 gradient sums") { [self] in
+            generator.normalization0.finishGradientSums(totalRows: batch * rows0, batch: trainingNorms.first)
+        }
+        work.parallel("G BatchNorm 0 backward", iterations: shards) { [self] shard, _ in
             generator.backwardNormalization0(batch: shardRange(shard, total: batch).count,
                                              activations: generatorActivations[shard], norms: trainingNorms)
         }
@@ -355,7 +363,8 @@ public final class GANTrainer: @unchecked Sendable {
         // generator's weights packed for the next step.
         let generatorShards = generatorShardPointers
         let reduceSlices = (generator.shardedGradientCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
-        work.parallel(iterations: reduceSlices + generator.denseGradientSliceCount) { [self] index, worker in
+        work.parallel("G all-reduce | G dense weight gradient",
+                      iterations: reduceSlices + generator.denseGradientSliceCount) { [self] index, worker in
             if index < reduceSlices {
                 let start = index * AllReduce.sliceLength
                 AllReduce.sumSlice(generatorShards,
@@ -366,14 +375,18 @@ public final class GANTrainer: @unchecked Sendable {
                                              gradients: generatorShards[0])
             }
         }
-        work.serial { [self] in generator.writeNormalizationGradients(into: generatorShards[0], norms: trainingNorms) }
+        work.serial("G BatchNorm gradients") { [self] in
+            generator.writeNormalizationGradients(into: generatorShards[0], norms: trainingNorms)
+        }
         let generatorCount = generator.parameters.count
-        work.parallel(iterations: (generatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength) { [self] slice, _ in
+        work.parallel("G optimizer",
+                      iterations: (generatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength) { [self] slice, _ in
             let start = slice * AllReduce.sliceLength
             generatorOptimizer.apply(start..<min(start + AllReduce.sliceLength, generatorCount),
                                      parameters: generator.parameters.pointer, gradients: generatorShards[0])
         }
-        work.parallel(iterations: generatorPacking.panelCount) { [self] panel, _ in generatorPacking.packPanel(panel) }
+        work.parallel("G weight packing",
+                      iterations: generatorPacking.panelCount) { [self] panel, _ in generatorPacking.packPanel(panel) }
     }
 
     /// Losses and accuracies of the last step, summed over samples in index order.

@@ -16,6 +16,8 @@ public struct BenchmarkPoint: Sendable {
     public let peakGflops: Double
     public let peakFraction: Double
     public let oversubscribed: Bool
+    /// With `--phases`: the step split by phase, from a separate traced run after the timed ones.
+    public let phaseProfile: PhaseProfile?
 
     public static let tableHeader = "scheduler  threads  batch  shards    images/s  speedup  efficiency   GFLOP/s  peak GFLOP/s  % of peak  note\n"
         + "---------  -------  -----  ------  ----------  -------  ----------  --------  ------------  ---------  ----"
@@ -47,7 +49,8 @@ public struct BenchmarkPoint: Sendable {
             + "\"efficiency\":\(number(efficiency)),\"gflops\":\(String(format: "%.3f", gflops)),"
             + "\"peak_gflops\":\(String(format: "%.1f", peakGflops)),"
             + "\"peak_fraction\":\(String(format: "%.4f", peakFraction)),\"oversubscribed\":\(oversubscribed),"
-            + "\"repetitions_images_per_second\":[\(repetitions.map { String(format: "%.2f", $0) }.joined(separator: ","))]}"
+            + "\"repetitions_images_per_second\":[\(repetitions.map { String(format: "%.2f", $0) }.joined(separator: ","))]"
+            + (phaseProfile.map { ",\"phases\":" + $0.json } ?? "") + "}"
     }
 }
 
@@ -57,12 +60,15 @@ public struct ThroughputBenchmark: Sendable {
     public let warmup: Int
     public let repeats: Int
     public let shards: Int
+    /// Also trace `steps` more steps phase by phase (`PhaseProfile`).
+    public let tracesPhases: Bool
 
-    public init(steps: Int, warmup: Int, repeats: Int, shards: Int) {
+    public init(steps: Int, warmup: Int, repeats: Int, shards: Int, tracesPhases: Bool = false) {
         self.steps = steps
         self.warmup = warmup
         self.repeats = repeats
         self.shards = shards
+        self.tracesPhases = tracesPhases
     }
 
     /// `baseline`: images/s of the one-thread point at this batch size, for speedup and efficiency.
@@ -97,12 +103,20 @@ public struct ThroughputBenchmark: Sendable {
             rates.append(Double(steps * batchSize) / (monotonicSeconds() - start))
         }
         let median = rates.sorted()[rates.count / 2]
+        var profile: PhaseProfile?
+        if tracesPhases {
+            let trace = PhaseTrace(workers: threads)
+            executor.trace = trace
+            train(steps)
+            executor.trace = nil
+            profile = PhaseProfile(trace: trace, steps: steps, threads: threads)
+        }
         let flopsPerImage = 2 * Double(trainer.multiplyAddsPerStep) / Double(batchSize)
         let gflops = median * flopsPerImage / 1e9
         let speedup = baseline.map { median / $0 } ?? (threads == 1 ? 1 : nil)
         return BenchmarkPoint(scheduler: scheduling.rawValue, threads: threads, batchSize: batchSize, shards: shards, imagesPerSecond: median,
                               repetitions: rates, speedup: speedup, efficiency: speedup.map { $0 / Double(threads) },
                               gflops: gflops, peakGflops: peak, peakFraction: gflops / peak,
-                              oversubscribed: threads > topology.processingUnitCount)
+                              oversubscribed: threads > topology.processingUnitCount, phaseProfile: profile)
     }
 }

@@ -10,12 +10,20 @@
 /// completes with however many workers are actually running (concurrentPerform may run fewer at once than asked,
 /// and a late one finds its phases done): no worker ever waits for one that has not started. As everywhere in the
 /// executor, results must not depend on which worker ran an item.
+///
+/// Phases and serial steps carry a label, which only a `PhaseTrace` reads (`pgan bench --phases`).
 public struct PhasedWork {
+    struct SerialStep {
+        let label: String
+        let body: () -> Void
+    }
+
     struct Phase {
+        let label: String
         let iterations: Int
         let body: (_ index: Int, _ worker: Int) -> Void
-        /// Serial work run once every item has finished, by the worker that finished the last one.
-        var after: (() -> Void)?
+        /// Serial work run in order once every item has finished, by the worker that finished the last one.
+        var after: [SerialStep] = []
     }
 
     private(set) var phases: [Phase] = []
@@ -23,27 +31,24 @@ public struct PhasedWork {
     public init() {}
 
     /// Work with a single parallel phase.
-    public init(iterations: Int, _ body: @escaping (_ index: Int, _ worker: Int) -> Void) {
-        parallel(iterations: iterations, body)
+    public init(_ label: String = "", iterations: Int, _ body: @escaping (_ index: Int, _ worker: Int) -> Void) {
+        parallel(label, iterations: iterations, body)
     }
 
     /// Appends a phase: `body(i, worker)` for every i in 0..<iterations, in any order, on any worker. `worker`
     /// (0..<threadCount) is unique among the bodies running at the same moment, for per-worker scratch memory.
-    public mutating func parallel(iterations: Int, _ body: @escaping (_ index: Int, _ worker: Int) -> Void) {
-        phases.append(Phase(iterations: iterations, body: body, after: nil))
+    public mutating func parallel(_ label: String = "", iterations: Int,
+                                  _ body: @escaping (_ index: Int, _ worker: Int) -> Void) {
+        phases.append(Phase(label: label, iterations: iterations, body: body))
     }
 
     /// Appends serial work: it runs after every item of the phases before it and before any item of the phases after.
-    public mutating func serial(_ body: @escaping () -> Void) {
-        guard let last = phases.indices.last else {
-            parallel(iterations: 1) { _, _ in body() }
-            return
+    public mutating func serial(_ label: String = "", _ body: @escaping () -> Void) {
+        if phases.isEmpty {
+            // A phase without items exists only to carry the serial step.
+            phases.append(Phase(label: "", iterations: 0, body: { _, _ in }))
         }
-        if let previous = phases[last].after {
-            phases[last].after = { previous(); body() }
-        } else {
-            phases[last].after = body
-        }
+        phases[phases.count - 1].after.append(SerialStep(label: label, body: body))
     }
 
     var isEmpty: Bool { phases.isEmpty }
