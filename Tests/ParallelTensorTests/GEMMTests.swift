@@ -49,6 +49,41 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// B packed once (as the trainer packs weights), whole or a column range starting on any panel: the same bits as
+    /// packing on every call, including ranges that start inside one 1024-column block and end in another.
+    func testPackedRightOperandAndColumnRangesMatchUnpacked() {
+        var random = SeededRandom(seed: 5)
+        let workspace = KernelWorkspace()
+        for trial in 0..<24 {
+            let kernel = GEMM.Kernel.allCases.filter(\.isSupported)[trial % (GEMM.Kernel.avx512.isSupported ? 2 : 1)]
+            let m = random.int(in: 1...20), k = trial % 3 == 0 ? random.int(in: 257...300) : random.int(in: 1...120)
+            let n = trial % 4 == 0 ? random.int(in: 1025...2300) : random.int(in: 1...200)
+            let accumulate = trial % 2 == 1
+            let a = random.floats(m * k), b = random.floats(k * n), c = random.floats(m * n)
+            let packed = PackedMatrix(depth: k, columns: n, kernel: kernel)
+            Run.withBuffers([a, b, c, c, c]) { p in
+                packed.pack(.rowMajor(p[1], columns: n))
+                GEMM.multiply(rows: m, columns: n, depth: k, a: .rowMajor(p[0], columns: k), b: .rowMajor(p[1], columns: n),
+                              c: p[2], ldc: n, accumulate: accumulate, workspace: workspace, kernel: kernel)
+                GEMM.multiply(rows: m, a: .rowMajor(p[0], columns: k), packedB: packed, c: p[3], ldc: n,
+                              accumulate: accumulate, workspace: workspace)
+                // Random panel-aligned cuts of the columns, each range multiplied on its own.
+                var cuts = [0]
+                while cuts.last! < n {
+                    let width = random.int(in: 1...(n / kernel.microColumns + 2)) * kernel.microColumns
+                    cuts.append(min(n, cuts.last! + width))
+                }
+                for (start, end) in zip(cuts, cuts.dropFirst()) {
+                    GEMM.multiply(rows: m, a: .rowMajor(p[0], columns: k), packedB: packed, columns: start..<end,
+                                  c: p[4] + start, ldc: n, accumulate: accumulate, workspace: workspace)
+                }
+                let unpacked = Run.array(p[2], m * n)
+                assertBitIdentical(Run.array(p[3], m * n), unpacked, "whole, m=\(m) n=\(n) k=\(k) \(kernel)")
+                assertBitIdentical(Run.array(p[4], m * n), unpacked, "cuts \(cuts), m=\(m) n=\(n) k=\(k) \(kernel)")
+            }
+        }
+    }
+
     func testLeadingDimensionLargerThanColumnsLeavesOtherColumnsAlone() {
         var random = SeededRandom(seed: 2)
         let workspace = KernelWorkspace()

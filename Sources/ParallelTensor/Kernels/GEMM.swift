@@ -118,13 +118,34 @@ public enum GEMM {
         rows m: Int, a: MatrixOperand, packedB: PackedMatrix,
         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, workspace: KernelWorkspace
     ) {
-        multiply(rows: m, columns: packedB.columns, depth: packedB.depth, a: a, right: .packed(packedB), c: c, ldc: ldc,
-                 accumulate: accumulate, workspace: workspace, kernel: packedB.kernel)
+        multiply(rows: m, columns: packedB.columns, depth: packedB.depth, a: a, right: .packed(packedB, firstColumn: 0),
+                 c: c, ldc: ldc, accumulate: accumulate, workspace: workspace, kernel: packedB.kernel)
+    }
+
+    /// `C (+)= A·B[:, columns]`: only the given columns of a packed B, written to C's columns 0..<columns.count (so
+    /// `c` points at the first of them). The range must start on a panel boundary (a multiple of the kernel's
+    /// `microColumns`). Each element is summed in the same order as by the whole multiply, so slicing B's columns
+    /// across parallel work items changes no bits.
+    public static func multiply(
+        rows m: Int, a: MatrixOperand, packedB: PackedMatrix, columns: Range<Int>,
+        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, workspace: KernelWorkspace
+    ) {
+        precondition(columns.lowerBound % packedB.kernel.microColumns == 0 && columns.lowerBound >= 0
+                     && columns.upperBound <= packedB.columns, "column range must start on a panel and lie inside B")
+        multiply(rows: m, columns: columns.count, depth: packedB.depth, a: a,
+                 right: .packed(packedB, firstColumn: columns.lowerBound), c: c, ldc: ldc, accumulate: accumulate,
+                 workspace: workspace, kernel: packedB.kernel)
     }
 
     enum RightOperand {
         case strided(MatrixOperand)
-        case packed(PackedMatrix)
+        /// Columns firstColumn..< of the packed matrix.
+        case packed(PackedMatrix, firstColumn: Int)
+
+        var firstColumn: Int {
+            if case .packed(_, let first) = self { return first }
+            return 0
+        }
     }
 
     static func multiply(
@@ -139,7 +160,8 @@ public enum GEMM {
         }
         var jc = 0
         while jc < n {
-            let nb = min(blockN, n - jc)
+            // A packed B's column range may start inside one of its blocks; stop each pass at a block's end.
+            let nb = min(blockN - (right.firstColumn + jc) % blockN, n - jc)
             var pc = 0
             while pc < k {
                 let kb = min(blockK, k - pc)
@@ -150,8 +172,9 @@ public enum GEMM {
                     packB(b, rowOffset: pc, columnOffset: jc, depth: kb, columns: nb, panelWidth: microColumns,
                           into: packed)
                     bPanels = UnsafePointer(packed)
-                case .packed(let packed):
-                    bPanels = packed.block(columnOffset: jc, depthOffset: pc)
+                case .packed(let packed, let firstColumn):
+                    let column = firstColumn + jc
+                    bPanels = packed.block(columnOffset: column, depthOffset: pc) + (column % blockN) * kb
                 }
                 let addToC = accumulate || pc > 0
                 var ic = 0
@@ -194,7 +217,7 @@ public enum GEMM {
                 }
                 pc += blockK
             }
-            jc += blockN
+            jc += nb
         }
     }
 
