@@ -31,6 +31,20 @@ public struct DenseLayer: Sendable {
         Elementwise.addBias(parameters + bias.offset, to: output, rows: batch, channels: outputSize)
     }
 
+    /// Output columns `columns` only, of `batch` rows, into `output` (n × columns.count, row stride `outputStride`).
+    /// The range must start on a packed panel (`packedColumnAlignment`). Each element gets the same bits as
+    /// `forward`'s, so a large layer can be cut by columns into parallel items that each read one slice of the weights.
+    public func forward(columns: Range<Int>, batch: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                        outputStride: Int, parameters: UnsafePointer<Float>, workspace: KernelWorkspace) {
+        GEMM.multiply(rows: batch, a: .rowMajor(input, columns: inputSize), packedB: packed.matrix, columns: columns,
+                      c: output, ldc: outputStride, accumulate: false, workspace: workspace)
+        let bias = parameters + self.bias.offset + columns.lowerBound
+        for row in 0..<batch { Elementwise.add(bias, into: output + row * outputStride, count: columns.count) }
+    }
+
+    /// Column ranges for `forward(columns:)` must start on a multiple of this.
+    public var packedColumnAlignment: Int { packed.matrix.kernel.microColumns }
+
     /// Writes the input gradient when `inputGradient` is given, and the parameter gradients when `gradients` is given
     /// (nil for a frozen layer) — overwriting them, or adding to them with `accumulateGradients`.
     public func backward(batch: Int, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,

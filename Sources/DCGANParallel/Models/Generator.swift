@@ -106,17 +106,57 @@ public final class Generator: @unchecked Sendable {
         normalization1.prepareInference(parameters: parameters.pointer, state: state.pointer, batch: norms.second)
     }
 
+    // MARK: the dense layer for the whole minibatch, by column slices
+    //
+    // A shard of two samples multiplies 100 × 6 272 weights (2.5 MB) for 1.25 M multiply-adds: streaming the weights
+    // costs 15× the arithmetic. Cut by output columns instead, each work item reads 128 columns of the weights once
+    // and applies them to every shard's rows; every element gets the same bits as a per-shard multiply.
+
+    static let denseForwardSliceWidth = 128
+    public var denseForwardSliceCount: Int {
+        (dense.outputSize + Self.denseForwardSliceWidth - 1) / Self.denseForwardSliceWidth
+    }
+
+    /// Output columns of slice `slice` of the dense layer for the whole minibatch: `noise` (B × codings, in sample
+    /// order) times one slice of the weights in one multiply, then each shard's rows `shardRanges[s]` copied to
+    /// `destinations[s]` (that shard's rows × 7·7·128, from its row 0).
+    public func denseForwardSlice(_ slice: Int, noise: UnsafePointer<Float>, shardRanges: [Range<Int>],
+                                  destinations: [UnsafeMutablePointer<Float>], workspace: KernelWorkspace) {
+        precondition(Self.denseForwardSliceWidth % dense.packedColumnAlignment == 0)
+        let first = slice * Self.denseForwardSliceWidth
+        let columns = first..<min(first + Self.denseForwardSliceWidth, dense.outputSize)
+        let batch = shardRanges.last?.upperBound ?? 0, width = columns.count
+        let rows = workspace.scratch(atLeast: batch * width)
+        dense.forward(columns: columns, batch: batch, input: noise, output: rows, outputStride: width,
+                      parameters: parameters.pointer, workspace: workspace)
+        for (range, destination) in zip(shardRanges, destinations) {
+            for (row, sample) in range.enumerated() {
+                (destination + row * dense.outputSize + first).update(from: rows + sample * width, count: width)
+            }
+        }
+    }
+
+    /// Inference mode from dense outputs already in `activations.gradientB` (by `denseForwardSlice`): its rows
+    /// first..<first + n → images in `activations.image` rows 0..<n. BatchNorm 0 runs in place on those rows.
+    public func inferenceForwardFromDense(first: Int, count n: Int, activations a: GeneratorActivations,
+                                          norms: GeneratorNorms, workspace: KernelWorkspace) {
+        let rows = a.gradientB.pointer + first * dense.outputSize
+        normalization0.forward(rows: n * rows0, input: rows, output: rows, batch: norms.first)
+        upsample1.forward(batch: n, input: rows, output: a.activated1.pointer, parameters: parameters.pointer,
+                          workspace: workspace)
+        selu.forward(count: n * upsample1.outputElements, input: a.activated1.pointer, output: a.activated1.pointer)
+        forwardFromActivated1(batch: n, activations: a, norms: norms, workspace: workspace)
+    }
+
     // MARK: training mode, stage by stage (a whole-minibatch reduction separates each stage)
     //
     // To keep a shard's memory small only what backward cannot cheaply recompute is kept per sample: the dense output,
     // the SELU output and the image. The BatchNorm outputs are recomputed (one multiply-add per element) into the
     // gradient scratch buffers when needed, and SELU's and tanh's derivatives come from their outputs.
 
-    /// Dense, then this shard's statistics for the first BatchNorm.
-    public func trainingForwardDense(shard: Int, batch n: Int, activations a: GeneratorActivations,
-                                     norms: GeneratorNorms, workspace: KernelWorkspace) {
-        dense.forward(batch: n, input: a.noise.pointer, output: a.dense.pointer, parameters: parameters.pointer,
-                      workspace: workspace)
+    /// This shard's statistics for the first BatchNorm, from its dense outputs in `activations.dense`.
+    public func trainingStatistics0(shard: Int, batch n: Int, activations a: GeneratorActivations,
+                                    norms: GeneratorNorms) {
         normalization0.accumulateStatistics(shard: shard, rows: n * rows0, input: a.dense.pointer, batch: norms.first)
     }
 
@@ -206,15 +246,18 @@ public final class Generator: @unchecked Sendable {
     public var denseGradientSliceCount: Int { (dense.outputSize + Self.denseSliceWidth - 1) / Self.denseSliceWidth }
     static let denseSliceWidth = 256
 
-    public func denseGradientSlice(_ slice: Int, shardBatches: [Int], activations: [GeneratorActivations],
-                                   workspace: KernelWorkspace, gradients: UnsafeMutablePointer<Float>) {
+    /// `noise`: the G phase's noise, B × codings in sample order; shard s owns its rows `shardRanges[s]`.
+    public func denseGradientSlice(_ slice: Int, noise: UnsafePointer<Float>, shardRanges: [Range<Int>],
+                                   activations: [GeneratorActivations], workspace: KernelWorkspace,
+                                   gradients: UnsafeMutablePointer<Float>) {
         let columns = dense.outputSize, inputs = dense.inputSize
         let first = slice * Self.denseSliceWidth, width = min(Self.denseSliceWidth, columns - first)
         let kernel = gradients + dense.kernel.offset + first, bias = gradients + dense.bias.offset + first
-        for (shard, n) in shardBatches.enumerated() {
+        for (shard, range) in shardRanges.enumerated() {
+            let n = range.count
             let upstream = activations[shard].gradientB.pointer + first
             GEMM.multiply(rows: inputs, columns: width, depth: n,
-                          a: .transposed(activations[shard].noise.pointer, columns: inputs),
+                          a: .transposed(noise + range.lowerBound * inputs, columns: inputs),
                           b: MatrixOperand(base: upstream, rowStride: columns, columnStride: 1),
                           c: kernel, ldc: columns, accumulate: shard > 0, workspace: workspace)
             if shard == 0 { bias.update(repeating: 0, count: width) }

@@ -81,7 +81,12 @@ public final class GANTrainer: @unchecked Sendable {
     /// Made once, as everything a step reads: pointers to the shards' gradient buffers, each shard's sample count,
     /// and the weight-packing plans (they hold pointers into the parameter vectors, which never move).
     let generatorShardPointers, discriminatorShardPointers: [UnsafeMutablePointer<Float>]
-    let shardBatches: [Int]
+    /// Shard s owns samples [s·B/S, (s+1)·B/S).
+    let shardRanges: [Range<Int>]
+    /// Both phases' noise for the whole minibatch (B × codings each, in sample order), drawn at the start of a step so
+    /// the dense layer can run by column slices over every shard; and where each shard's dense outputs go.
+    let discriminatorNoise, generatorNoise: AlignedBuffer
+    let inferenceDenseOutputs, trainingDenseOutputs: [UnsafeMutablePointer<Float>]
     let generatorPacking, discriminatorPacking: PackingPlan
     let inferenceNorms: GeneratorNorms
     let trainingNorms: GeneratorNorms
@@ -121,7 +126,12 @@ public final class GANTrainer: @unchecked Sendable {
         discriminatorGradients = (0..<shards).map { _ in AlignedBuffer(count: discriminator.parameters.count) }
         generatorShardPointers = generatorGradients.map(\.pointer)
         discriminatorShardPointers = discriminatorGradients.map(\.pointer)
-        shardBatches = (0..<shards).map { ($0 + 1) * batch / shards - $0 * batch / shards }
+        shardRanges = (0..<shards).map { ($0 * batch / shards)..<(($0 + 1) * batch / shards) }
+        discriminatorNoise = AlignedBuffer(count: batch * generator.codings)
+        generatorNoise = AlignedBuffer(count: batch * generator.codings)
+        // The D phase's fakes start from dense outputs in gradientB, which the G phase only uses after the D phase.
+        inferenceDenseOutputs = generatorActivations.map(\.gradientB.pointer)
+        trainingDenseOutputs = generatorActivations.map(\.dense.pointer)
         generatorPacking = generator.packingPlan()
         discriminatorPacking = discriminator.packingPlan()
         inferenceNorms = GeneratorNorms(generator: generator, shards: shards)
@@ -152,13 +162,6 @@ public final class GANTrainer: @unchecked Sendable {
                     generatorPhaseFakes: generatorPhaseFakes.pointer,
                     discriminatorGradients: discriminatorGradients[0].pointer,
                     generatorGradients: generatorGradients[0].pointer)
-    }
-
-    /// Shard s owns samples [s·total/S, (s+1)·total/S).
-    @inline(__always)
-    func shardRange(_ shard: Int, total: Int) -> Range<Int> {
-        let shards = configuration.shards
-        return (shard * total / shards)..<((shard + 1) * total / shards)
     }
 
     /// One chunk through the discriminator: forward on `input` with the dropout masks of `phase` (0: D phase, 1: G
@@ -244,19 +247,35 @@ public final class GANTrainer: @unchecked Sendable {
         // Work that does not depend on a barrier shares a phase with work that does: the discriminator's update and
         // packing run beside the G phase's first stages, which do not read the discriminator.
 
+        // Both phases' noise, then the generator's dense layer for both, by column slices over the whole minibatch:
+        // the G weights do not change before the G optimizer at the end of the step.
+        let codings = generator.codings
+        work.parallel("noise for both phases", iterations: shards) { [self] shard, _ in
+            for i in shardRanges[shard] {
+                random.normal(step: stepCounter, stream: .discriminatorNoise, index: i, count: codings,
+                              into: discriminatorNoise.pointer + i * codings)
+                random.normal(step: stepCounter, stream: .generatorNoise, index: i, count: codings,
+                              into: generatorNoise.pointer + i * codings)
+            }
+        }
+        work.parallel("G dense forward, both phases, by column slices",
+                      iterations: generator.denseForwardSliceCount) { [self] slice, worker in
+            generator.denseForwardSlice(slice, noise: discriminatorNoise.pointer, shardRanges: shardRanges,
+                                        destinations: inferenceDenseOutputs, workspace: workspaces[worker])
+            generator.denseForwardSlice(slice, noise: generatorNoise.pointer, shardRanges: shardRanges,
+                                        destinations: trainingDenseOutputs, workspace: workspaces[worker])
+        }
+
         // D phase. Shard s owns fakes F and the reals B + F for its range F of 0..<B, so every shard makes the same
         // number of fakes (generator inference is a third of a fake's cost); its samples go through the
         // discriminator in chunks of Discriminator.chunkSize, fakes first, gradients accumulating.
         work.parallel("D phase: G inference, D forward+backward on fakes and reals",
                       iterations: shards) { [self] shard, worker in
             let g = generatorActivations[shard], d = discriminatorActivations[worker], workspace = workspaces[worker]
-            let own = shardRange(shard, total: batch)
+            let own = shardRanges[shard]
             for chunk in chunks(of: own) {
-                for i in chunk {
-                    random.normal(step: stepCounter, stream: .discriminatorNoise, index: i, count: generator.codings,
-                                  into: g.noise.pointer + (i - chunk.lowerBound) * generator.codings)
-                }
-                generator.inferenceForward(batch: chunk.count, activations: g, norms: inferenceNorms, workspace: workspace)
+                generator.inferenceForwardFromDense(first: chunk.lowerBound - own.lowerBound, count: chunk.count,
+                                                    activations: g, norms: inferenceNorms, workspace: workspace)
                 d.images.pointer.update(from: g.image.pointer, count: chunk.count * imageSize)
                 (discriminatorPhaseFakes.pointer + chunk.lowerBound * imageSize)
                     .update(from: g.image.pointer, count: chunk.count * imageSize)
@@ -277,12 +296,13 @@ public final class GANTrainer: @unchecked Sendable {
             }
         }
 
-        // Each slice of D's gradients summed over shards then stepped by the optimizer; G's dense layer.
+        // Each slice of D's gradients summed over shards then stepped by the optimizer; each shard's statistics for
+        // G's first BatchNorm.
         let discriminatorShards = discriminatorShardPointers
         let discriminatorCount = discriminator.parameters.count
         let discriminatorSlices = (discriminatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
-        work.parallel("D all-reduce+optimizer | G dense forward",
-                      iterations: discriminatorSlices + shards) { [self] index, worker in
+        work.parallel("D all-reduce+optimizer | G BatchNorm 0 statistics",
+                      iterations: discriminatorSlices + shards) { [self] index, _ in
             if index < discriminatorSlices {
                 let start = index * AllReduce.sliceLength
                 let range = start..<min(start + AllReduce.sliceLength, discriminatorCount)
@@ -292,14 +312,8 @@ public final class GANTrainer: @unchecked Sendable {
                 return
             }
             let shard = index - discriminatorSlices
-            let range = shardRange(shard, total: batch)
-            let g = generatorActivations[shard]
-            for i in range {
-                random.normal(step: stepCounter, stream: .generatorNoise, index: i, count: generator.codings,
-                              into: g.noise.pointer + (i - range.lowerBound) * generator.codings)
-            }
-            generator.trainingForwardDense(shard: shard, batch: range.count, activations: g, norms: trainingNorms,
-                                           workspace: workspaces[worker])
+            generator.trainingStatistics0(shard: shard, batch: shardRanges[shard].count,
+                                          activations: generatorActivations[shard], norms: trainingNorms)
         }
         let rows0 = generator.rows0, rows1 = generator.rows1
         work.serial("G BatchNorm 0 statistics") { [self] in
@@ -315,7 +329,7 @@ public final class GANTrainer: @unchecked Sendable {
                 return
             }
             let shard = index - discriminatorPacking.panelCount
-            generator.trainingForwardMiddle(shard: shard, batch: shardRange(shard, total: batch).count,
+            generator.trainingForwardMiddle(shard: shard, batch: shardRanges[shard].count,
                                             activations: generatorActivations[shard], norms: trainingNorms,
                                             workspace: workspaces[worker])
         }
@@ -327,7 +341,7 @@ public final class GANTrainer: @unchecked Sendable {
         // G's output stage, through the frozen discriminator and back to the second BatchNorm.
         work.parallel("G output forward, frozen D forward+backward, G output backward",
                       iterations: shards) { [self] shard, worker in
-            let range = shardRange(shard, total: batch)
+            let range = shardRanges[shard]
             let g = generatorActivations[shard], workspace = workspaces[worker]
             generator.trainingForwardOutput(batch: range.count, activations: g, norms: trainingNorms,
                                             workspace: workspace)
@@ -347,7 +361,7 @@ public final class GANTrainer: @unchecked Sendable {
             generator.normalization1.finishGradientSums(totalRows: batch * rows1, batch: trainingNorms.second)
         }
         work.parallel("G middle backward", iterations: shards) { [self] shard, worker in
-            generator.backwardMiddle(shard: shard, batch: shardRange(shard, total: batch).count,
+            generator.backwardMiddle(shard: shard, batch: shardRanges[shard].count,
                                      activations: generatorActivations[shard], norms: trainingNorms,
                                      gradients: generatorGradients[shard].pointer, workspace: workspaces[worker])
         }
@@ -355,7 +369,7 @@ public final class GANTrainer: @unchecked Sendable {
             generator.normalization0.finishGradientSums(totalRows: batch * rows0, batch: trainingNorms.first)
         }
         work.parallel("G BatchNorm 0 backward", iterations: shards) { [self] shard, _ in
-            generator.backwardNormalization0(batch: shardRange(shard, total: batch).count,
+            generator.backwardNormalization0(batch: shardRanges[shard].count,
                                              activations: generatorActivations[shard], norms: trainingNorms)
         }
 
@@ -370,9 +384,9 @@ public final class GANTrainer: @unchecked Sendable {
                 AllReduce.sumSlice(generatorShards,
                                    range: start..<min(start + AllReduce.sliceLength, generator.shardedGradientCount))
             } else {
-                generator.denseGradientSlice(index - reduceSlices, shardBatches: shardBatches,
-                                             activations: generatorActivations, workspace: workspaces[worker],
-                                             gradients: generatorShards[0])
+                generator.denseGradientSlice(index - reduceSlices, noise: generatorNoise.pointer,
+                                             shardRanges: shardRanges, activations: generatorActivations,
+                                             workspace: workspaces[worker], gradients: generatorShards[0])
             }
         }
         work.serial("G BatchNorm gradients") { [self] in
