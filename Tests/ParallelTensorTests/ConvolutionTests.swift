@@ -245,6 +245,33 @@ final class ConvolutionTests: XCTestCase {
         assertGradientMatches(dWeights, numericalGradient(of: { weightedSum(forward(input, $0), projection) }, at: weights))
     }
 
+    /// The single-output dense path sums in the GEMM's order, so it must give the GEMM's bits (both micro-kernels),
+    /// for depths around the 256-long runs and the discriminator's 6 272; and it is still a dot product (reference).
+    func testSingleOutputDenseMatchesGEMMBitForBit() {
+        var random = SeededRandom(seed: 12)
+        let workspace = KernelWorkspace()
+        let kernels = GEMM.Kernel.allCases.filter(\.isSupported)
+        for (trial, inputSize) in [1, 5, 255, 256, 257, 511, 513, 700, 6272].enumerated() {
+            let batch = trial % 4 + 1
+            let input = random.floats(batch * inputSize), weights = random.floats(inputSize)
+            let blank = [Float](repeating: 0, count: batch)
+            Run.withBuffers([input, weights, blank, blank, blank]) { p in
+                Dense.forward(batch: batch, inputSize: inputSize, outputSize: 1, input: p[0], weights: p[1],
+                              output: p[2], workspace: workspace)
+                for kernel in kernels {
+                    GEMM.multiply(rows: batch, columns: 1, depth: inputSize, a: .rowMajor(p[0], columns: inputSize),
+                                  b: .rowMajor(p[1], columns: 1), c: p[3], ldc: 1, accumulate: false,
+                                  workspace: workspace, kernel: kernel)
+                    assertBitIdentical(Run.array(p[2], batch), Run.array(p[3], batch), "in=\(inputSize) \(kernel)")
+                }
+                Reference.gemm(rows: batch, columns: 1, depth: inputSize, a: .rowMajor(p[0], columns: inputSize),
+                               b: .rowMajor(p[1], columns: 1), c: p[4], ldc: 1, accumulate: false)
+                assertAllClose(Run.array(p[2], batch), Run.array(p[4], batch), relativeTolerance: 1e-5,
+                               absoluteTolerance: 2e-6 * Float(inputSize).squareRoot(), "in=\(inputSize)")
+            }
+        }
+    }
+
     func testBiasAddAndGradient() {
         let values: [Float] = [1, 2, 3, 4, 5, 6]
         Run.withBuffers([values, [10, 20, 30], [0, 0, 0]]) { p in

@@ -14,7 +14,9 @@ public struct DenseLayer: Sendable {
         self.outputSize = outputSize
         kernel = layout.add("\(name).kernel", shape: [inputSize, outputSize])
         bias = layout.add("\(name).bias", shape: [outputSize])
-        packed = PackedWeights(depth: inputSize, columns: outputSize, withTranspose: needsInputGradient)
+        // A single output is summed directly (`Dense.forwardSingleOutput`), not through packed weights.
+        packed = PackedWeights(depth: inputSize, columns: outputSize, withTranspose: needsInputGradient,
+                               withMatrix: outputSize > 1)
     }
 
     public func packingJobs(parameters: UnsafePointer<Float>) -> [(matrix: PackedMatrix, source: MatrixOperand)] {
@@ -36,14 +38,15 @@ public struct DenseLayer: Sendable {
     /// `forward`'s, so a large layer can be cut by columns into parallel items that each read one slice of the weights.
     public func forward(columns: Range<Int>, batch: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                         outputStride: Int, parameters: UnsafePointer<Float>, workspace: KernelWorkspace) {
-        GEMM.multiply(rows: batch, a: .rowMajor(input, columns: inputSize), packedB: packed.matrix, columns: columns,
+        guard let matrix = packed.matrix else { preconditionFailure("forward(columns:) needs more than one output") }
+        GEMM.multiply(rows: batch, a: .rowMajor(input, columns: inputSize), packedB: matrix, columns: columns,
                       c: output, ldc: outputStride, accumulate: false, workspace: workspace)
         let bias = parameters + self.bias.offset + columns.lowerBound
         for row in 0..<batch { Elementwise.add(bias, into: output + row * outputStride, count: columns.count) }
     }
 
     /// Column ranges for `forward(columns:)` must start on a multiple of this.
-    public var packedColumnAlignment: Int { packed.matrix.kernel.microColumns }
+    public var packedColumnAlignment: Int { GEMM.kernel.microColumns }
 
     /// Writes the input gradient when `inputGradient` is given, and the parameter gradients when `gradients` is given
     /// (nil for a frozen layer) — overwriting them, or adding to them with `accumulateGradients`.

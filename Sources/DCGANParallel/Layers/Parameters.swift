@@ -45,19 +45,23 @@ public func glorotUniform(_ slot: ParameterSlot, into values: UnsafeMutablePoint
 /// A layer's weight matrix packed for GEMM (and its transpose, for layers whose input gradient is needed), refreshed
 /// by `pack` whenever the weights change — once per optimizer step — and then read by every shard.
 public final class PackedWeights: @unchecked Sendable {
-    public let matrix: PackedMatrix
+    public let matrix: PackedMatrix?
     public let transposed: PackedMatrix?
+    let columns: Int
 
-    /// `depth` × `columns` is the weight's row-major matrix shape.
-    public init(depth: Int, columns: Int, withTranspose: Bool) {
-        matrix = PackedMatrix(depth: depth, columns: columns)
+    /// `depth` × `columns` is the weight's row-major matrix shape. Without `withMatrix` only the transpose is packed
+    /// (a layer whose forward pass does not multiply through GEMM).
+    public init(depth: Int, columns: Int, withTranspose: Bool, withMatrix: Bool = true) {
+        self.columns = columns
+        matrix = withMatrix ? PackedMatrix(depth: depth, columns: columns) : nil
         transposed = withTranspose ? PackedMatrix(depth: columns, columns: depth) : nil
     }
 
     /// The matrices to pack from `weights` and where each reads them.
     public func jobs(_ weights: UnsafePointer<Float>) -> [(matrix: PackedMatrix, source: MatrixOperand)] {
-        var jobs = [(matrix: matrix, source: MatrixOperand.rowMajor(weights, columns: matrix.columns))]
-        if let transposed { jobs.append((transposed, .transposed(weights, columns: matrix.columns))) }
+        var jobs: [(matrix: PackedMatrix, source: MatrixOperand)] = []
+        if let matrix { jobs.append((matrix, .rowMajor(weights, columns: columns))) }
+        if let transposed { jobs.append((transposed, .transposed(weights, columns: columns))) }
         return jobs
     }
 }
