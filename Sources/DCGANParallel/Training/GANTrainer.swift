@@ -321,16 +321,17 @@ public final class GANTrainer: @unchecked Sendable {
                                                       state: generator.state.pointer, batch: trainingNorms.first)
         }
 
-        // D's weights packed; G's middle stage.
-        work.parallel("D weight packing | G middle forward",
-                      iterations: discriminatorPacking.panelCount + shards) { [self] index, worker in
-            if index < discriminatorPacking.panelCount {
-                discriminatorPacking.packPanel(index)
+        // G's middle stage; D's weights packed.
+        // Items are claimed in index order, so the long ones (a shard's transposed convolution) come first and the
+        // short packing panels fill in behind them.
+        work.parallel("G middle forward | D weight packing",
+                      iterations: shards + discriminatorPacking.panelCount) { [self] index, worker in
+            guard index < shards else {
+                discriminatorPacking.packPanel(index - shards)
                 return
             }
-            let shard = index - discriminatorPacking.panelCount
-            generator.trainingForwardMiddle(shard: shard, batch: shardRanges[shard].count,
-                                            activations: generatorActivations[shard], norms: trainingNorms,
+            generator.trainingForwardMiddle(shard: index, batch: shardRanges[index].count,
+                                            activations: generatorActivations[index], norms: trainingNorms,
                                             workspace: workspaces[worker])
         }
         work.serial("G BatchNorm 1 statistics") { [self] in
