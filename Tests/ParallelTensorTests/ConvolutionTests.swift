@@ -272,6 +272,37 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// Likewise the single-output weight gradient: against the GEMM it replaces, with and without accumulation, for
+    /// batches around the 256-long runs and input sizes off the 8-lane grid.
+    func testSingleOutputDenseWeightGradientMatchesGEMMBitForBit() {
+        var random = SeededRandom(seed: 13)
+        let workspace = KernelWorkspace()
+        let kernels = GEMM.Kernel.allCases.filter(\.isSupported)
+        for (trial, (batch, inputSize)) in [(1, 1), (2, 6272), (3, 13), (255, 9), (256, 17), (300, 40), (600, 8)]
+            .enumerated() {
+            let accumulate = trial % 2 == 1
+            let input = random.floats(batch * inputSize), gradient = random.floats(batch)
+            let start = random.floats(inputSize)
+            Run.withBuffers([input, gradient, start, start, start]) { p in
+                Dense.backwardWeights(batch: batch, inputSize: inputSize, outputSize: 1, input: p[0],
+                                      outputGradient: p[1], weightGradient: p[2], accumulate: accumulate,
+                                      workspace: workspace)
+                for kernel in kernels {
+                    p[3].update(from: start, count: inputSize)
+                    GEMM.multiply(rows: inputSize, columns: 1, depth: batch, a: .transposed(p[0], columns: inputSize),
+                                  b: .rowMajor(p[1], columns: 1), c: p[3], ldc: 1, accumulate: accumulate,
+                                  workspace: workspace, kernel: kernel)
+                    assertBitIdentical(Run.array(p[2], inputSize), Run.array(p[3], inputSize),
+                                       "n=\(batch) in=\(inputSize) accumulate=\(accumulate) \(kernel)")
+                }
+                Reference.gemm(rows: inputSize, columns: 1, depth: batch, a: .transposed(p[0], columns: inputSize),
+                               b: .rowMajor(p[1], columns: 1), c: p[4], ldc: 1, accumulate: accumulate)
+                assertAllClose(Run.array(p[2], inputSize), Run.array(p[4], inputSize), relativeTolerance: 1e-5,
+                               absoluteTolerance: 2e-6 * Float(batch).squareRoot(), "n=\(batch) in=\(inputSize)")
+            }
+        }
+    }
+
     func testBiasAddAndGradient() {
         let values: [Float] = [1, 2, 3, 4, 5, 6]
         Run.withBuffers([values, [10, 20, 30], [0, 0, 0]]) { p in

@@ -417,6 +417,47 @@ public enum Dense {
         }
     }
 
+    /// weightGradient (in) = (or +=) inputᵀ · outputGradient (n): the weight gradient of a single-output layer.
+    ///
+    /// As a GEMM every 6-row tile of the result has one valid column of 16 or 32 and goes through the edge-tile
+    /// store. Here SIMD lanes run over the inputs, each lane the GEMM's own chain for its element: a fused
+    /// multiply-add chain from zero per `GEMM.blockK` samples, added to the result in order. Same bits (tested).
+    public static func backwardWeightsSingleOutput(batch: Int, inputSize: Int, input: UnsafePointer<Float>,
+                                                   outputGradient: UnsafePointer<Float>,
+                                                   weightGradient: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if batch == 0 {
+            if !accumulate { weightGradient.update(repeating: 0, count: inputSize) }
+            return
+        }
+        let vectorEnd = inputSize / 8 * 8
+        var runStart = 0
+        while runStart < batch {
+            let runEnd = min(runStart + GEMM.blockK, batch)
+            let addToResult = accumulate || runStart > 0
+            var i = 0
+            while i < vectorEnd {
+                var chain = SIMD8<Float>()
+                for sample in runStart..<runEnd {
+                    let x = UnsafeRawPointer(input + sample * inputSize + i).loadUnaligned(as: SIMD8<Float>.self)
+                    chain = chain.addingProduct(x, SIMD8(repeating: outputGradient[sample]))
+                }
+                let destination = UnsafeMutableRawPointer(weightGradient + i)
+                let result = addToResult ? destination.loadUnaligned(as: SIMD8<Float>.self) + chain : chain
+                destination.storeBytes(of: result, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < inputSize {
+                var chain: Float = 0
+                for sample in runStart..<runEnd {
+                    chain = chain.addingProduct(input[sample * inputSize + i], outputGradient[sample])
+                }
+                weightGradient[i] = addToResult ? weightGradient[i] + chain : chain
+                i += 1
+            }
+            runStart = runEnd
+        }
+    }
+
     /// inputGradient (n, in) = outputGradient (n, out) · weightsᵀ. Overwrites. `packedWeights`, when given, must
     /// hold the weights' transpose packed (out × in).
     public static func backwardData(batch: Int, inputSize: Int, outputSize: Int, outputGradient: UnsafePointer<Float>,
@@ -436,6 +477,11 @@ public enum Dense {
     public static func backwardWeights(batch: Int, inputSize: Int, outputSize: Int, input: UnsafePointer<Float>,
                                        outputGradient: UnsafePointer<Float>, weightGradient: UnsafeMutablePointer<Float>,
                                        accumulate: Bool, workspace: KernelWorkspace) {
+        if outputSize == 1 {
+            backwardWeightsSingleOutput(batch: batch, inputSize: inputSize, input: input, outputGradient: outputGradient,
+                                        weightGradient: weightGradient, accumulate: accumulate)
+            return
+        }
         GEMM.multiply(rows: inputSize, columns: outputSize, depth: batch, a: .transposed(input, columns: inputSize),
                       b: .rowMajor(outputGradient, columns: outputSize), c: weightGradient, ldc: outputSize,
                       accumulate: accumulate, workspace: workspace)
