@@ -159,15 +159,37 @@ public final class PhaseTrace: @unchecked Sendable {
     /// as the executor does, and serial steps add their time. What it leaves out — memory bandwidth and caches
     /// shared by more threads, the clock dropping as more cores work, waking and barrier latency — only lowers the
     /// real figure, so it is a ceiling on the speedup the phase structure allows.
+    ///
+    /// Repeated occurrences of a phase (same label, items and serial steps: a training step's phases, step after
+    /// step) are pooled by `pooledSeconds`, so a one-off stall of the machine is not taken for structure.
     public func projectedSeconds(workers: Int) -> Double {
         precondition(workers >= 1)
-        var total = 0.0
-        for phases in durations() {
-            for phase in phases {
-                total += Self.makespan(phase.items, workers: workers) + phase.serials.reduce(0, +)
+        var groups: [String: (items: [[Double]], serials: [[Double]])] = [:]
+        for (run, phases) in durations().enumerated() {
+            for (index, phase) in phases.enumerated() {
+                let description = runs[run].phases[index]
+                let key = "\(description.label)\u{0}\(description.iterations)\u{0}"
+                    + description.serialLabels.joined(separator: "\u{0}")
+                groups[key, default: ([], [])].items.append(phase.items)
+                groups[key, default: ([], [])].serials.append(phase.serials)
             }
         }
-        return total
+        return groups.values.reduce(0) { total, group in
+            total + Self.pooledSeconds(group.items, workers: workers)
+                + Self.pooledSeconds(group.serials, workers: 1)
+        }
+    }
+
+    /// Occurrences of one phase (each its items' durations, in index order), projected on `workers` workers: every
+    /// item index takes its median over the occurrences, and each occurrence costs the makespan of those medians.
+    public static func pooledSeconds(_ occurrences: [[Double]], workers: Int) -> Double {
+        guard let count = occurrences.first?.count, count > 0 else { return 0 }
+        let medians = (0..<count).map { item -> Double in
+            let values = occurrences.map { $0[item] }.sorted()
+            let middle = values.count / 2
+            return values.count % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2
+        }
+        return Double(occurrences.count) * makespan(medians, workers: workers)
     }
 
     /// Greedy list scheduling in index order: each item goes to the worker that becomes free first.
