@@ -72,7 +72,13 @@ public enum FMAPeak {
 
 /// Seconds from a monotonic clock.
 public func monotonicSeconds() -> Double {
+    Double(monotonicNanoseconds()) * 1e-9
+}
+
+/// Nanoseconds from the same monotonic clock, for timestamps kept as integers.
+@inline(__always)
+public func monotonicNanoseconds() -> UInt64 {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }

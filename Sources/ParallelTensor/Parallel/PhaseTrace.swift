@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Records when each item and serial step of a `ShardedExecutor`'s runs started and ended, and on which worker, so
 /// that a step's time can be split by phase and its scaling projected (`pgan bench --phases`).
 ///
@@ -37,29 +33,22 @@ public final class PhaseTrace: @unchecked Sendable {
 
     public var workerCapacity: Int { logs.count }
 
-    /// Nanoseconds from the monotonic clock.
-    @inline(__always)
-    static func now() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-    }
-
     func beginRun(_ work: PhasedWork) {
-        runs.append(Run(phases: work.phases.map { ($0.label, $0.iterations, $0.after.map(\.label)) }, start: Self.now()))
+        runs.append(Run(phases: work.phases.map { ($0.label, $0.iterations, $0.after.map(\.label)) },
+                        start: monotonicNanoseconds()))
     }
 
     func endRun() {
-        runs[runs.count - 1].end = Self.now()
+        runs[runs.count - 1].end = monotonicNanoseconds()
     }
 
     /// Runs `body` and records it as item `item` (or serial step −1 − item) of `phase` in the current run.
     @inline(__always)
     func record(worker: Int, phase: Int, item: Int, _ body: () -> Void) {
-        let start = Self.now()
+        let start = monotonicNanoseconds()
         body()
         logs[worker].events.append(Event(run: Int32(runs.count - 1), phase: Int32(phase), item: Int32(item),
-                                         start: start, end: Self.now()))
+                                         start: start, end: monotonicNanoseconds()))
     }
 
     /// Forgets everything recorded so far.
