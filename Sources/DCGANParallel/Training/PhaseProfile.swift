@@ -27,34 +27,24 @@ public struct PhaseProfile: Sendable {
         max(0, wallSeconds - phases.reduce(0) { $0 + $1.wallSeconds })
     }
 
-    public var serialSeconds: Double {
-        phases.filter(\.isSerial).reduce(0) { $0 + $1.wallSeconds }
-    }
-
     public var table: String {
         let perStep = 1e3 / Double(steps)
-        func right(_ text: String, _ width: Int) -> String {
-            String(repeating: " ", count: max(0, width - text.count)) + text
-        }
-        func left(_ text: String, _ width: Int) -> String {
-            text + String(repeating: " ", count: max(0, width - text.count))
-        }
         let labelWidth = max(40, phases.map { $0.label.count + ($0.isSerial ? 9 : 0) }.max() ?? 0)
-        var lines = [left("phase (per step)", labelWidth) + "  items   busy ms   wall ms  longest ms  % of wall",
+        var lines = ["phase (per step)".leftAligned(labelWidth) + "  items   busy ms   wall ms  longest ms  % of wall",
                      String(repeating: "-", count: labelWidth) + "  -----  --------  --------  ----------  ---------"]
         for phase in phases {
             let label = phase.isSerial ? "(serial) " + phase.label : phase.label
             let items = phase.isSerial ? "–" : String(phase.items / max(phase.occurrences, 1))
-            lines.append(left(label, labelWidth) + "  " + right(items, 5)
+            lines.append(label.leftAligned(labelWidth) + "  " + items.rightAligned(5)
                          + String(format: "  %8.3f  %8.3f  %10.3f  %8.1f%%", phase.busySeconds * perStep,
                                   phase.wallSeconds * perStep, phase.longestItemSeconds * 1e3,
                                   100 * phase.wallSeconds / wallSeconds))
         }
-        lines.append(left("(between phases: waking, barriers)", labelWidth) + "      –         –"
+        lines.append("(between phases: waking, barriers)".leftAligned(labelWidth) + "      –         –"
                      + String(format: "  %8.3f           –  %8.1f%%", unaccountedSeconds * perStep,
                               100 * unaccountedSeconds / wallSeconds))
         let busy = phases.reduce(0) { $0 + $1.busySeconds }
-        lines.append(left("step", labelWidth) + "      –"
+        lines.append("step".leftAligned(labelWidth) + "      –"
                      + String(format: "  %8.3f  %8.3f           –     100.0%%", busy * perStep, wallSeconds * perStep))
         lines.append("projected speedup over 1 thread with these item times (a ceiling: shared caches, memory bandwidth, "
                      + "clock drop and barrier latency not modelled): "

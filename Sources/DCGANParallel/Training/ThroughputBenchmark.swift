@@ -23,13 +23,10 @@ public struct BenchmarkPoint: Sendable {
         + "---------  -------  -----  ------  ----------  -------  ----------  --------  ------------  ---------  ----"
 
     public var tableRow: String {
-        // String(format:) ignores widths for %@ on Linux, so text columns are padded here.
-        func right(_ text: String, _ width: Int) -> String {
-            String(repeating: " ", count: max(0, width - text.count)) + text
-        }
-        return right(scheduler, 9) + String(format: "  %7d  %5d  %6d  %10.1f  ", threads, batchSize, shards, imagesPerSecond)
-            + right(speedup.map { String(format: "%.2f×", $0) } ?? "–", 7) + "  "
-            + right(efficiency.map { String(format: "%.0f%%", $0 * 100) } ?? "–", 10)
+        scheduler.rightAligned(9)
+            + String(format: "  %7d  %5d  %6d  %10.1f  ", threads, batchSize, shards, imagesPerSecond)
+            + (speedup.map { String(format: "%.2f×", $0) } ?? "–").rightAligned(7) + "  "
+            + (efficiency.map { String(format: "%.0f%%", $0 * 100) } ?? "–").rightAligned(10)
             + String(format: "  %8.1f  %12.1f  %8.1f%%  ", gflops, peakGflops, peakFraction * 100)
             + (oversubscribed ? "oversubscribed" : "")
     }
