@@ -6,15 +6,33 @@ struct TopologyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "topology",
         abstract: "Show what hwloc sees and the core each worker thread would be pinned to.",
-        discussion: "Example: pgan topology --threads 16")
+        discussion: """
+        Example: pgan topology --threads 16
+        Preview another machine: pgan topology --synthetic "package:2 core:8 pu:2" --threads 20
+        """)
 
     @Option(help: "Show the pinning map for this many threads (default: physical cores).")
     var threads: Int?
+    @Option(help: "Describe another machine in hwloc's synthetic syntax (e.g. \"package:2 core:8 pu:2\") instead of this one.")
+    var synthetic: String?
 
     mutating func run() throws {
-        let threadCount = try checkThreads(threads)
-        let topology = Topology.shared
-        print(MachineDescription.current(topology: topology).lines.joined(separator: "\n"))
+        let topology: Topology
+        if let synthetic {
+            do {
+                topology = try Topology.synthetic(synthetic).get()
+            } catch {
+                throw ConfigurationError("--synthetic: \(error)")
+            }
+        } else {
+            topology = Topology.shared
+        }
+        let threadCount = try checkThreads(threads ?? (synthetic == nil ? nil : topology.coreCount))
+        if let synthetic {
+            print("synthetic machine '\(synthetic)': \(topology.summary)")
+        } else {
+            print(MachineDescription.current(topology: topology).lines.joined(separator: "\n"))
+        }
         print("cores (OS indices of their hardware threads):")
         for (core, units) in topology.coresProcessingUnits.enumerated() {
             print("  core \(core): PU \(units.map(String.init).joined(separator: ", "))")

@@ -4,49 +4,64 @@ import TestSupport
 import XCTest
 
 final class TopologyTests: XCTestCase {
-    func run(_ command: String) -> String? {
+    /// Runs an OS tool and returns its standard output; skips the test, naming the package, when the tool is not
+    /// installed (a missing tool is never read as an answer), and fails when it runs but does not succeed.
+    func toolOutput(_ tool: String, _ arguments: [String], package: String) throws -> String {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+            .map { "\($0)/\(tool)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let path else { throw XCTSkip("\(tool) is not installed (Debian package \(package)); cross-check skipped") }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
+        try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+        XCTAssertEqual(process.terminationStatus, 0, "\(tool) \(arguments.joined(separator: " ")) failed")
+        return String(decoding: data, as: UTF8.self)
     }
 
-    func testCountsAgreeWithTheOperatingSystem() throws {
+    func testProcessingUnitsAgreeWithTheKernel() {
         let topology = Topology.shared
         XCTAssertNil(topology.unavailableReason)
-        let online = try XCTUnwrap(run("nproc --all").flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         XCTAssertEqual(topology.processingUnitCount, online)
-        XCTAssertEqual(topology.coresProcessingUnits.flatMap { $0 }.sorted(), Array(0..<online))
-        // lscpu's core count (unique core ids) when available.
-        if let cores = run("lscpu -p=CORE,SOCKET | grep -v '^#' | sort -u | wc -l").flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
-            XCTAssertEqual(topology.coreCount, cores)
-        }
-        if let lstopo = run("hwloc-calc --number-of core all 2>/dev/null || lstopo-no-graphics --only core | wc -l"),
-           let cores = Int(lstopo.trimmingCharacters(in: .whitespacesAndNewlines)) {
-            XCTAssertEqual(topology.coreCount, cores)
-        }
+        XCTAssertEqual(topology.coresProcessingUnits.flatMap { $0 }.count, online)
         XCTAssertGreaterThanOrEqual(topology.packageCount, 1)
         XCTAssertFalse(topology.summary.isEmpty)
     }
 
-    func testPinningMapPutsDistinctCoresFirstThenWraps() {
-        let topology = Topology.shared
-        let order = topology.pinningOrder
-        let firstPerCore = topology.coresProcessingUnits.map { $0[0] }
-        XCTAssertEqual(Array(order.prefix(topology.coreCount)), firstPerCore)
-        XCTAssertEqual(topology.pinningMap(threads: 1), [firstPerCore[0]])
-        let two = topology.pinningMap(threads: 2)
-        XCTAssertEqual(two, (0..<2).map { order[$0 % order.count] })
-        if topology.coreCount >= 2 { XCTAssertNotEqual(two[0], two[1]) }
-        let sixteen = topology.pinningMap(threads: 16)
-        XCTAssertEqual(sixteen.count, 16)
-        for slot in 0..<16 { XCTAssertEqual(sixteen[slot], order[slot % order.count]) }
+    func testCoreCountAgreesWithLscpu() throws {
+        let lines = try toolOutput("lscpu", ["-p=CORE,SOCKET"], package: "util-linux").split(separator: "\n")
+            .filter { !$0.hasPrefix("#") }
+        XCTAssertFalse(lines.isEmpty, "lscpu listed no processors")
+        XCTAssertEqual(Topology.shared.coreCount, Set(lines).count)
+    }
+
+    func testCoreCountAgreesWithHwlocCalc() throws {
+        let text = try toolOutput("hwloc-calc", ["--number-of", "core", "all"], package: "hwloc-nox")
+        let cores = try XCTUnwrap(Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), "hwloc-calc said '\(text)'")
+        XCTAssertEqual(Topology.shared.coreCount, cores)
+    }
+
+    /// The pinning rule on machines this test does not run on: distinct cores first (in core order), then every
+    /// core's second hardware thread, then wrapping.
+    func testPinningRulesOnSyntheticTopologies() throws {
+        let smt = try Topology.synthetic("package:2 core:4 pu:2").get()
+        XCTAssertEqual([smt.packageCount, smt.coreCount, smt.processingUnitCount], [2, 8, 16])
+        XCTAssertEqual(smt.coresProcessingUnits, (0..<8).map { [2 * $0, 2 * $0 + 1] })
+        XCTAssertEqual(smt.pinningOrder, [0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15])
+        XCTAssertEqual(smt.pinningMap(threads: 3), [0, 2, 4])
+        XCTAssertEqual(smt.pinningMap(threads: 18), smt.pinningOrder + [0, 2])
+        XCTAssertFalse(smt.bindCurrentThread(toProcessingUnit: 0), "a synthetic machine cannot bind threads")
+        XCTAssertNil(smt.currentThreadBinding())
+
+        let plain = try Topology.synthetic("core:3 pu:1").get()
+        XCTAssertEqual(plain.pinningMap(threads: 5), [0, 1, 2, 0, 1])
+
+        if case .success = Topology.synthetic("core:banana") { XCTFail("hwloc accepted a nonsense description") }
     }
 
     func testBindingMovesTheThreadAndExecutorPinsWorkers() throws {

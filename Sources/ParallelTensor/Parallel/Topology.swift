@@ -25,14 +25,18 @@ public final class Topology: @unchecked Sendable {
     /// Why hwloc could not be used, when it could not (counts then come from the OS and binding is disabled).
     public let unavailableReason: String?
 
+    /// True for a topology built from a synthetic description rather than this machine (binding is refused).
+    public let isSynthetic: Bool
+
     private let topology: hwloc_topology_t?
     private let lock = PThreadMutex()
 
     public static let shared = Topology.detect()
 
     private init(topology: hwloc_topology_t?, packageCount: Int, numaNodeCount: Int, processingUnitCount: Int,
-                 coresProcessingUnits: [[Int]], caches: [Cache], unavailableReason: String?) {
+                 coresProcessingUnits: [[Int]], caches: [Cache], unavailableReason: String?, isSynthetic: Bool = false) {
         self.topology = topology
+        self.isSynthetic = isSynthetic
         self.packageCount = packageCount
         self.numaNodeCount = numaNodeCount
         self.processingUnitCount = processingUnitCount
@@ -48,6 +52,27 @@ public final class Topology: @unchecked Sendable {
         guard hwloc_topology_init(&handle) == 0, let topo = handle else {
             return fallback(reason: "hwloc_topology_init failed")
         }
+        return load(topo, synthetic: false)
+    }
+
+    /// A machine described in hwloc's synthetic syntax ("package:2 core:8 pu:2": 2 packages of 8 cores of 2
+    /// hardware threads), for showing or testing the pinning map of a machine other than this one. Threads cannot be
+    /// bound on it. Fails with hwloc's complaint when hwloc rejects the description.
+    public static func synthetic(_ description: String) -> Result<Topology, TopologyError> {
+        var handle: hwloc_topology_t?
+        guard hwloc_topology_init(&handle) == 0, let topo = handle else {
+            return .failure(TopologyError(description: "hwloc_topology_init failed"))
+        }
+        guard hwloc_topology_set_synthetic(topo, description) == 0 else {
+            hwloc_topology_destroy(topo)
+            return .failure(TopologyError(description: "hwloc does not accept the synthetic topology '\(description)' (expected e.g. 'package:2 core:8 pu:2')"))
+        }
+        let topology = load(topo, synthetic: true)
+        if let reason = topology.unavailableReason { return .failure(TopologyError(description: reason)) }
+        return .success(topology)
+    }
+
+    private static func load(_ topo: hwloc_topology_t, synthetic: Bool) -> Topology {
         guard hwloc_topology_load(topo) == 0 else {
             hwloc_topology_destroy(topo)
             return fallback(reason: "hwloc_topology_load failed")
@@ -81,7 +106,7 @@ public final class Topology: @unchecked Sendable {
         }
         return Topology(topology: topo, packageCount: max(count(HWLOC_OBJ_PACKAGE), 1),
                         numaNodeCount: max(count(HWLOC_OBJ_NUMANODE), 1), processingUnitCount: processingUnits,
-                        coresProcessingUnits: cores, caches: caches, unavailableReason: nil)
+                        coresProcessingUnits: cores, caches: caches, unavailableReason: nil, isSynthetic: synthetic)
     }
 
     private static func fallback(reason: String) -> Topology {
@@ -119,7 +144,7 @@ public final class Topology: @unchecked Sendable {
     /// Binds the calling thread to one PU. Returns false (and binds nothing) when hwloc cannot do it here.
     @discardableResult
     public func bindCurrentThread(toProcessingUnit osIndex: Int) -> Bool {
-        guard let topology else { return false }
+        guard let topology, !isSynthetic else { return false }
         lock.lock()
         defer { lock.unlock() }
         guard let set = hwloc_bitmap_alloc() else { return false }
@@ -130,7 +155,7 @@ public final class Topology: @unchecked Sendable {
 
     /// The calling thread's current binding, to restore later (nil when unknown).
     public func currentThreadBinding() -> [Int]? {
-        guard let topology else { return nil }
+        guard let topology, !isSynthetic else { return nil }
         lock.lock()
         defer { lock.unlock() }
         guard let set = hwloc_bitmap_alloc() else { return nil }
@@ -148,7 +173,7 @@ public final class Topology: @unchecked Sendable {
     /// Binds the calling thread to a set of PUs (used to restore a saved binding).
     @discardableResult
     public func bindCurrentThread(toProcessingUnits units: [Int]) -> Bool {
-        guard let topology, !units.isEmpty else { return false }
+        guard let topology, !isSynthetic, !units.isEmpty else { return false }
         lock.lock()
         defer { lock.unlock() }
         guard let set = hwloc_bitmap_alloc() else { return false }
@@ -178,6 +203,11 @@ public final class Topology: @unchecked Sendable {
         if bytes >= 1 << 20 { return String(format1: Double(bytes) / Double(1 << 20)) + " MiB" }
         return "\(bytes >> 10) KiB"
     }
+}
+
+/// Why a topology could not be built.
+public struct TopologyError: Error, CustomStringConvertible {
+    public let description: String
 }
 
 extension String {

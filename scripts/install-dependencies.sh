@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages pgan needs to build and test: the hwloc and zlib development files and
+# pkg-config (Swift itself must already be installed). scripts/quickstart.sh and .ci/run both call this one script,
+# so CI never has more than a user who followed the README.
+set -euo pipefail
+packages=(libhwloc-dev zlib1g-dev pkg-config)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing ${missing[*]}"
+sudo_command=()
+[ "$(id -u)" -eq 0 ] || sudo_command=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_command[@]}" apt-get update -qq
+"${sudo_command[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
