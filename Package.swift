@@ -38,6 +38,7 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
         .target(name: "CPUFeatures"),
+        .target(name: "CSignals"),
         // Only the AVX-512 micro-kernel is built for AVX-512 CPUs; ParallelTensor calls it after checking the CPU.
         .target(
             name: "ParallelTensorAVX512",
@@ -57,7 +58,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "pgan",
-            dependencies: ["DCGANParallel", "ParallelTensor", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["DCGANParallel", "ParallelTensor", "CSignals",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fastSIMD
         ),
         .target(

@@ -15,6 +15,8 @@ enum PganMain {
             fail("\(error.description)", status: 2)
         } catch let error as DataError {
             fail("\(error.description)", status: 1)
+        } catch let error as TrainingDiverged {
+            fail("\(error.description)", status: 1)
         } catch {
             let code = Pgan.exitCode(for: error)
             if code == .success {

@@ -7,15 +7,11 @@ import ParallelTensor
 final class ProgressPrinter: TrainingObserver {
     let quiet: Bool
     let interactive: Bool
-    let stepsPerEpoch: Int
-    let batchSize: Int
     var lastDraw = Date.distantPast
 
-    init(quiet: Bool, stepsPerEpoch: Int, batchSize: Int) {
+    init(quiet: Bool) {
         self.quiet = quiet
         interactive = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["CI"] == nil
-        self.stepsPerEpoch = stepsPerEpoch
-        self.batchSize = batchSize
     }
 
     func header(_ lines: [String]) {

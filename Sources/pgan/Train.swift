@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSignals
 import DCGANParallel
 import Foundation
 import ParallelTensor
@@ -7,105 +8,199 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train the DCGAN (default: the built-in MNIST zeros, 10 epochs, one thread per physical core).",
         discussion: """
-        Writes DIR/checkpoint.safetensors and DIR/metrics.csv every epoch, DIR/samples/epoch-NNNN.png (an 8×8 grid \
-        from a fixed noise batch), DIR/progress.png (one row per epoch) and DIR/curves.svg.
+        Writes DIR/checkpoint.safetensors, metrics.csv and history.csv every epoch, DIR/samples/epoch-NNNN.png (an \
+        8×8 grid from a fixed noise batch), DIR/progress.png (one row per epoch) and DIR/curves.svg.
+        Ctrl-C (or SIGTERM) finishes the steps in flight, writes a checkpoint and prints how to resume; a second one \
+        stops at once. `--resume DIR` continues any run with no other flag: its data and settings are in the checkpoint.
         Example: pgan train --epochs 5 --threads 2 --out runs/zeros
         """)
 
     @Option(help: "IDX image file (raw or .gz); default: the built-in MNIST training zeros.")
     var data: String?
-    @Option(help: "IDX label file matching --data (needed with --digit).")
+    @Option(help: "IDX label file matching --data (read with --digit).")
     var labels: String?
-    @Option(help: "Train on images with this label only.")
+    @Option(help: "Train on images with this label only (needs --labels).")
     var digit: Int?
-    @Option(help: "Epochs to train (default 10).")
+    @Option(help: "Epochs to train (default 10; with --resume, the run's own target).")
     var epochs: Int?
     @Option(help: "Train this many steps instead of whole epochs.")
     var steps: Int?
-    @Option(help: "Minibatch size.")
-    var batchSize: Int = 32
+    @Option(help: "Minibatch size (default 32).")
+    var batchSize: Int?
     @Option(help: "Worker threads (default: physical cores). Results do not depend on it.")
     var threads: Int?
-    @Option(help: "Shards per minibatch: the unit of work and of gradient summation.")
-    var shards: Int = 16
-    @Option(help: "Seed of every random number (weights, noise, dropout, data order).")
-    var seed: UInt64 = 42
+    @Option(help: "Shards per minibatch: the unit of work and of gradient summation (default 16).")
+    var shards: Int?
+    @Option(help: "Seed of every random number: weights, noise, dropout, data order (default 42).")
+    var seed: UInt64?
     @Option(help: "rmsprop (the seed's, lr 1e-3) or adam (lr 2e-4, beta1 0.5).")
-    var optimizer: String = "rmsprop"
-    @Option(help: "Learning rate (default: the optimizer's).")
+    var optimizer: OptimizerKind?
+    @Option(parsing: .unconditional, help: "Learning rate (default: the optimizer's).")
     var learningRate: Float?
-    @Option(name: .customLong("out"), help: "Output directory.")
-    var outputDirectory: String = "pgan-run"
-    @Option(help: "Continue the run in this directory from its checkpoint (same data, seed, shards, batch size).")
+    @Option(name: .customLong("out"), help: "Output directory (default pgan-run).")
+    var outputDirectory: String?
+    @Flag(help: "Start a new run in --out even if it holds one (its run files are removed first).")
+    var overwrite = false
+    @Option(help: "Continue the run in this directory from its checkpoint; flags that would change its results are refused.")
     var resume: String?
     @Option(help: "dispatch (concurrentPerform, the default) or spin (a pinned pool that stays awake between calls: faster where waking threads is slow).")
-    var scheduler: String = "dispatch"
+    var scheduler: ShardedExecutor.Scheduling = .dispatch
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
+    func validate() throws {
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
+        if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
+        if let digit, !(0...255).contains(digit) { throw ValidationError("--digit must be a label value 0–255 (got \(digit))") }
+        if labels != nil && data == nil { throw ValidationError("--labels needs --data") }
+        if labels != nil && digit == nil { throw ValidationError("--labels is only read with --digit: give the label to train on") }
+        if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
+            throw ValidationError("--learning-rate must be a positive number (got \(learningRate))")
+        }
+        if outputDirectory?.isEmpty == true { throw ValidationError("--out must name a directory (got an empty string)") }
+        if resume?.isEmpty == true { throw ValidationError("--resume must name a run directory (got an empty string)") }
+        if let resume, let outputDirectory, outputDirectory != resume {
+            throw ValidationError("--out \(outputDirectory) contradicts --resume \(resume): a resumed run writes to its own directory")
+        }
+        if resume != nil && overwrite { throw ValidationError("--overwrite starts a new run; it cannot be combined with --resume") }
+        _ = try checkThreads(threads)
+        try TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
+                                  optimizer: optimizer ?? .rmsprop, learningRate: learningRate).validate()
+    }
+
     mutating func run() throws {
-        guard let kind = OptimizerKind(rawValue: optimizer) else {
-            throw ConfigurationError("--optimizer must be rmsprop or adam (got '\(optimizer)')")
-        }
-        if let epochs, epochs < 1 { throw ConfigurationError("--epochs must be at least 1 (got \(epochs))") }
-        if let steps, steps < 1 { throw ConfigurationError("--steps must be at least 1 (got \(steps))") }
-        if epochs != nil && steps != nil { throw ConfigurationError("give --epochs or --steps, not both") }
-        if let digit, !(0...255).contains(digit) { throw ConfigurationError("--digit must be a label value 0–255 (got \(digit))") }
-        if labels != nil && data == nil { throw ConfigurationError("--labels needs --data") }
+        pgan_catch_stop_signals()
         let threadCount = try checkThreads(threads)
-        guard let scheduling = ShardedExecutor.Scheduling(rawValue: scheduler) else {
-            throw ConfigurationError("--scheduler must be dispatch or spin (got '\(scheduler)')")
-        }
-
-        var configuration = TrainingConfiguration(batchSize: batchSize, shards: shards, seed: seed, optimizer: kind,
-                                                  learningRate: learningRate)
+        var configuration = TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
+                                                  optimizer: optimizer ?? .rmsprop, learningRate: learningRate)
+        var source = DataSource(data: data.map(absolutePath), labels: labels.map(absolutePath), digit: digit)
+        var recordedTarget: Int?
+        let directory: RunDirectory
         var checkpoint: SafeTensors?
-        var directory = outputDirectory
         if let resume {
-            directory = resume
-            let path = "\(resume)/checkpoint.safetensors"
-            let file = try SafeTensors.read(path: path)
-            configuration = try Checkpoint.configuration(of: file, path: path)
-            checkpoint = file
-        }
-        try configuration.validate()
-
-        let dataset: ImageDataset
-        if let data {
-            dataset = try ImageDataset.load(imagesPath: data, labelsPath: labels, digit: digit)
-        } else {
-            if let digit, digit != 0 {
-                throw ConfigurationError("the built-in data set holds only zeros; give --data and --labels for digit \(digit)")
+            directory = try RunDirectory(path: resume)
+            guard FileManager.default.fileExists(atPath: directory.checkpointPath) else {
+                throw DataError(path: directory.checkpointPath, problem: "no checkpoint to resume from (no such file)")
             }
-            dataset = try ImageDataset.defaultZeros()
+            let file = try SafeTensors.read(path: directory.checkpointPath)
+            let recorded = try Checkpoint.configuration(of: file, path: directory.checkpointPath)
+            try refuseContradictions(with: recorded, in: resume)
+            configuration = recorded
+            if let record = try Checkpoint.runRecord(of: file, path: directory.checkpointPath) {
+                let recordedSource = DataSource(data: record.data, labels: record.labels, digit: record.digit)
+                if data != nil || labels != nil || digit != nil, source != recordedSource {
+                    throw ConfigurationError("--data/--labels/--digit (\(source)) contradict the run in \(resume) (\(recordedSource)); leave them out to resume it")
+                }
+                source = recordedSource
+                recordedTarget = record.targetSteps
+            }
+            checkpoint = file
+        } else {
+            directory = try RunDirectory(path: outputDirectory ?? "pgan-run")
+            if FileManager.default.fileExists(atPath: directory.checkpointPath) && !overwrite {
+                let step = (try? SafeTensors.read(path: directory.checkpointPath)).flatMap { $0.metadataValue("step") }
+                throw ConfigurationError("\(directory.path) already holds a run\(step.map { " (checkpoint at step \($0))" } ?? ""); continue it with --resume \(shellQuoted(directory.path)), or start over with --overwrite")
+            }
+            directory.removeRunFiles()
         }
-        let executor = ShardedExecutor(threadCount: threadCount, scheduling: scheduling)
+
+        let dataset = try source.load()
+        try TrainingSession.check(dataset: dataset, batchSize: configuration.batchSize)
+        try GANTrainer.checkMemory(configuration: configuration, threadCount: threadCount)
+        let stepsPerEpoch = dataset.count / configuration.batchSize
+        let totalSteps = try targetSteps(stepsPerEpoch: stepsPerEpoch, recorded: recordedTarget)
+
+        let executor = ShardedExecutor(threadCount: threadCount, scheduling: scheduler)
         defer { executor.restoreCallerBinding() }
         let trainer = GANTrainer(configuration: configuration, executor: executor)
-        let session = try TrainingSession(trainer: trainer, dataset: dataset, outputDirectory: directory)
-        if let checkpoint, let path = resume.map({ "\($0)/checkpoint.safetensors" }) {
+        let run = RunRecord(data: source.data, labels: source.labels, digit: source.digit, targetSteps: totalSteps)
+        let session = try TrainingSession(trainer: trainer, dataset: dataset, directory: directory, run: run)
+        if let checkpoint {
+            let path = directory.checkpointPath
             guard checkpoint.metadataValue("data_crc32") == String(dataset.checksum),
                   checkpoint.metadataValue("data_images") == String(dataset.count) else {
                 throw ConfigurationError("\(path): checkpoint was trained on other data than \(dataset.source)")
             }
             try Checkpoint.restore(checkpoint, path: path, into: trainer)
-            session.loadEarlierLogs()
+            for warning in try session.restoreLogs() { writeToStandardError("pgan: warning: \(warning)\n") }
         }
-        let totalSteps = steps ?? (epochs ?? 10) * session.stepsPerEpoch
-        let printer = ProgressPrinter(quiet: quiet, stepsPerEpoch: session.stepsPerEpoch,
-                                      batchSize: configuration.batchSize)
+        let printer = ProgressPrinter(quiet: quiet)
         printer.header([
-            "pgan train: \(dataset.count) images from \(dataset.source), \(session.stepsPerEpoch) steps per epoch of \(configuration.batchSize)",
+            "pgan train: \(dataset.count) images from \(dataset.source), \(stepsPerEpoch) steps per epoch of \(configuration.batchSize)",
             "model: generator \(trainer.generator.trainableParameterCount + trainer.generator.stateCount) parameters, discriminator \(trainer.discriminator.trainableParameterCount); optimizer \(configuration.optimizer.rawValue) lr \(configuration.effectiveLearningRate)",
             "machine: \(Topology.shared.summary)",
             "threads \(threadCount) (\(executor.scheduling.rawValue)), shards \(configuration.shards), pinning (worker → PU): " + executor.pinningMap.enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "),
-            trainer.step > 0 ? "resuming at step \(trainer.step) (epoch \(trainer.step / session.stepsPerEpoch + 1)) in \(directory)" : "writing to \(directory)/",
+            trainer.step > 0 ? "resuming at step \(trainer.step) of \(totalSteps) (epoch \(trainer.step / stepsPerEpoch + 1)) in \(directory.path)" : "writing to \(directory.path)/",
         ])
         if trainer.step >= totalSteps {
             printer.header(["nothing to do: the checkpoint is at step \(trainer.step), the run asks for \(totalSteps)"])
             return
         }
-        try session.run(totalSteps: totalSteps, observer: printer)
-        printer.finish(directory: directory)
+        switch try session.run(totalSteps: totalSteps, observer: printer, stopRequested: { pgan_stop_signal() != 0 }) {
+        case .finished:
+            printer.finish(directory: directory.path)
+        case .interrupted(let step):
+            let signal = pgan_stop_signal()
+            writeToStandardError("pgan: interrupted at step \(step) of \(totalSteps); checkpoint written. Continue with: pgan train --resume \(shellQuoted(directory.path))\n")
+            throw ExitCode(128 + signal)
+        }
     }
+
+    /// Flags given with --resume must agree with the run's recorded configuration.
+    func refuseContradictions(with recorded: TrainingConfiguration, in directory: String) throws {
+        var conflicts: [String] = []
+        if let batchSize, batchSize != recorded.batchSize { conflicts.append("--batch-size \(batchSize) (the run has \(recorded.batchSize))") }
+        if let shards, shards != recorded.shards { conflicts.append("--shards \(shards) (the run has \(recorded.shards))") }
+        if let seed, seed != recorded.seed { conflicts.append("--seed \(seed) (the run has \(recorded.seed))") }
+        if let optimizer, optimizer != recorded.optimizer {
+            conflicts.append("--optimizer \(optimizer.rawValue) (the run has \(recorded.optimizer.rawValue))")
+        }
+        if let learningRate, learningRate != recorded.effectiveLearningRate {
+            conflicts.append("--learning-rate \(learningRate) (the run has \(recorded.effectiveLearningRate))")
+        }
+        if !conflicts.isEmpty {
+            throw ConfigurationError("\(conflicts.joined(separator: ", ")) contradict\(conflicts.count == 1 ? "s" : "") the run in \(directory); leave \(conflicts.count == 1 ? "it" : "them") out to resume it")
+        }
+    }
+
+    /// The step to train to: --steps, --epochs × steps per epoch, the resumed run's own target, or 10 epochs.
+    func targetSteps(stepsPerEpoch: Int, recorded: Int?) throws -> Int {
+        if let steps {
+            guard steps <= Checkpoint.maximumStep else { throw ConfigurationError("--steps must be at most \(Checkpoint.maximumStep) (got \(steps))") }
+            return steps
+        }
+        if epochs == nil, let recorded { return recorded }
+        let (total, overflow) = (epochs ?? 10).multipliedReportingOverflow(by: stepsPerEpoch)
+        guard !overflow, total <= Checkpoint.maximumStep else {
+            throw ConfigurationError("--epochs \(epochs ?? 10) at \(stepsPerEpoch) steps per epoch is more than \(Checkpoint.maximumStep) steps")
+        }
+        return total
+    }
+}
+
+/// Where a run's images come from: an IDX file (with labels and a digit to keep), or the built-in zeros.
+struct DataSource: Equatable, CustomStringConvertible {
+    var data: String?
+    var labels: String?
+    var digit: Int?
+
+    func load() throws -> ImageDataset {
+        guard let data else {
+            if let digit, digit != 0 {
+                throw ConfigurationError("the built-in data set holds only zeros; give --data and --labels for digit \(digit)")
+            }
+            return try ImageDataset.defaultZeros()
+        }
+        return try ImageDataset.load(imagesPath: data, labelsPath: labels, digit: digit)
+    }
+
+    var description: String {
+        guard let data else { return "the built-in zeros" }
+        return "data \(data)" + (labels.map { ", labels \($0)" } ?? "") + (digit.map { ", digit \($0)" } ?? "")
+    }
+}
+
+func absolutePath(_ path: String) -> String {
+    URL(fileURLWithPath: path).standardizedFileURL.path
 }

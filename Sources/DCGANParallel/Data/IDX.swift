@@ -1,5 +1,39 @@
 import Foundation
 
+/// Reads a whole file, refusing one larger than `maximumBytes` before reading it, with one-line reasons.
+public func readFile(path: String, maximumBytes: Int) throws -> Data {
+    var status = stat()
+    guard stat(path, &status) == 0 else {
+        throw DataError(path: path, problem: errno == ENOENT ? "no such file" : "cannot be read (\(String(cString: strerror(errno))))")
+    }
+    guard (status.st_mode & S_IFMT) == S_IFREG else {
+        throw DataError(path: path, problem: (status.st_mode & S_IFMT) == S_IFDIR ? "is a directory, not a file" : "is not a regular file")
+    }
+    guard Int(status.st_size) <= maximumBytes else {
+        throw DataError(path: path, problem: "is \(formatBytes(Int(status.st_size))), more than the \(formatBytes(maximumBytes)) pgan will read here (half the machine's memory)")
+    }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw DataError(path: path, problem: "cannot be read (\(String(cString: strerror(errno))))")
+    }
+    return data
+}
+
+/// How much memory inputs may take: half the machine's physical memory for a data set or a checkpoint file, so
+/// that a wrong or hostile size fails with a message instead of exhausting memory.
+public enum MemoryBudget {
+    public static let physicalBytes = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+    public static let dataBytes = physicalBytes / 2
+}
+
+/// "1.5 GiB", "640 MiB", "12 KiB", "100 bytes".
+public func formatBytes(_ bytes: Int) -> String {
+    let units: [(Int, String)] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+    for (size, unit) in units where bytes >= size {
+        return String(format: "%.1f %@", Double(bytes) / Double(size), unit)
+    }
+    return "\(bytes) bytes"
+}
+
 /// A problem with an input file: always names the file and what is wrong with it.
 public struct DataError: Error, CustomStringConvertible, Equatable {
     public let path: String
@@ -27,57 +61,77 @@ public struct IDXFile: Sendable {
         self.bytes = bytes
     }
 
-    public static func read(path: String) throws -> IDXFile {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            let exists = FileManager.default.fileExists(atPath: path)
-            throw DataError(path: path, problem: exists ? "cannot be read" : "no such file")
-        }
-        return try parse(data, path: path)
+    public static func read(path: String, maximumBytes: Int = MemoryBudget.dataBytes) throws -> IDXFile {
+        try parse(readFile(path: path, maximumBytes: maximumBytes), path: path, maximumBytes: maximumBytes)
     }
 
-    public static func parse(_ data: Data, path: String) throws -> IDXFile {
-        var raw = data
-        if Gzip.isCompressed(data) {
+    /// Parses IDX bytes, raw or gzip-compressed. The header's size is checked (overflow, `maximumBytes`, what the file
+    /// can hold) before anything is allocated for the data, and inflating stops one byte past what it promises.
+    public static func parse(_ data: Data, path: String, maximumBytes: Int = MemoryBudget.dataBytes) throws -> IDXFile {
+        let reader: ByteReader
+        do {
+            reader = try ByteReader(data)
+        } catch {
+            throw DataError(path: path, problem: "not a valid gzip file (\(error))")
+        }
+        func read(_ count: Int) throws -> [UInt8] {
             do {
-                raw = try Gzip.decompress(data)
+                return try reader.read(count)
             } catch {
                 throw DataError(path: path, problem: "not a valid gzip file (\(error))")
             }
         }
-        let bytes = [UInt8](raw)
-        guard bytes.count >= 4 else {
-            throw DataError(path: path, problem: "not an IDX file (truncated header: \(bytes.count) bytes)")
+        let head = try read(4)
+        guard head.count == 4 else {
+            throw DataError(path: path, problem: "not an IDX file (truncated header: \(head.count) bytes)")
         }
-        guard bytes[0] == 0, bytes[1] == 0 else {
-            let magic = bytes.prefix(4).map { String(format: "%02x", $0) }.joined()
+        guard head[0] == 0, head[1] == 0 else {
+            let magic = head.map { String(format: "%02x", $0) }.joined()
             throw DataError(path: path, problem: "not an IDX file (magic 0x\(magic))")
         }
-        guard bytes[2] == unsignedByteType else {
-            throw DataError(path: path, problem: String(format: "unsupported IDX element type 0x%02x (only unsigned bytes, 0x08)", bytes[2]))
+        guard head[2] == unsignedByteType else {
+            throw DataError(path: path, problem: String(format: "unsupported IDX element type 0x%02x (only unsigned bytes, 0x08)", head[2]))
         }
-        let rank = Int(bytes[3])
+        let rank = Int(head[3])
         guard rank >= 1 else { throw DataError(path: path, problem: "IDX file with no dimensions") }
         let headerSize = 4 + 4 * rank
-        guard bytes.count >= headerSize else {
-            throw DataError(path: path, problem: "truncated IDX header (\(bytes.count) of \(headerSize) bytes)")
+        let sizes = try read(4 * rank)
+        guard sizes.count == 4 * rank else {
+            throw DataError(path: path, problem: "truncated IDX header (\(4 + sizes.count) of \(headerSize) bytes)")
         }
         var dimensions: [Int] = []
         for d in 0..<rank {
-            let o = 4 + 4 * d
-            dimensions.append(Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3]))
+            var dimension = 0
+            for byte in sizes[(4 * d)..<(4 * d + 4)] { dimension = dimension << 8 | Int(byte) }
+            dimensions.append(dimension)
         }
-        let expected = dimensions.reduce(1, *)
-        let available = bytes.count - headerSize
-        guard available >= expected else {
-            throw DataError(path: path, problem: "truncated data: header promises \(dimensions.map(String.init).joined(separator: "×")) = \(expected) bytes, file holds \(available)")
+        let shape = dimensions.map(String.init).joined(separator: "×")
+        var expected = 1
+        for dimension in dimensions {
+            let (product, overflow) = expected.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { throw DataError(path: path, problem: "IDX header promises \(shape) bytes, more than any file can hold") }
+            expected = product
         }
-        guard available == expected else {
-            throw DataError(path: path, problem: "\(available - expected) unexpected bytes after the data")
+        guard expected <= maximumBytes else {
+            throw DataError(path: path, problem: "IDX header promises \(shape) = \(expected) bytes, more than the \(formatBytes(maximumBytes)) a data set may take here (half the machine's memory)")
         }
-        return IDXFile(dimensions: dimensions, bytes: Array(bytes[headerSize...]))
+        if let size = reader.size, size - headerSize != expected {
+            let available = size - headerSize
+            throw DataError(path: path, problem: available < expected
+                ? "truncated data: header promises \(shape) = \(expected) bytes, file holds \(available)"
+                : "\(available - expected) unexpected bytes after the data")
+        }
+        if let compressed = reader.compressedSize, expected > Gzip.maximumInflatedSize(compressedBytes: compressed) {
+            throw DataError(path: path, problem: "truncated data: header promises \(shape) = \(expected) bytes, more than a \(compressed)-byte gzip file can hold")
+        }
+        let body = try read(expected)
+        guard body.count == expected else {
+            throw DataError(path: path, problem: "truncated data: header promises \(shape) = \(expected) bytes, file holds \(body.count)")
+        }
+        guard try read(1).isEmpty else {
+            throw DataError(path: path, problem: "unexpected bytes after the \(expected) bytes the header promises")
+        }
+        return IDXFile(dimensions: dimensions, bytes: body)
     }
 
     /// Serialises as an uncompressed IDX file.

@@ -31,7 +31,11 @@ public struct SafeTensors: Sendable {
     public func metadataValue(_ key: String) -> String? { metadata.first { $0.key == key }?.value }
     public func tensor(_ name: String) -> Tensor? { tensors.first { $0.name == name } }
 
+    /// The file's bytes, with `tensors_crc32` in the metadata computed afresh over the tensors.
     public func encoded() -> Data {
+        var crc: UInt32 = 0
+        for tensor in tensors { crc = tensor.values.withUnsafeBytes { Gzip.crc32($0, initial: crc) } }
+        let metadata = self.metadata.filter { $0.key != Self.checksumKey } + [(Self.checksumKey, String(crc))]
         var data = Self.header(metadata: metadata, tensors: tensors.map { ($0.name, $0.shape) })
         for tensor in tensors {
             tensor.values.withUnsafeBufferPointer { Self.appendLittleEndian($0, to: &data) }
@@ -72,51 +76,72 @@ public struct SafeTensors: Sendable {
         #endif
     }
 
+    /// Parses a safetensors file. Every size in the header is checked (non-negative, no overflow, inside the file)
+    /// before anything is allocated for it; a file whose metadata carries `tensors_crc32` must match it.
     public static func decode(_ data: Data, path: String) throws -> SafeTensors {
         func corrupt(_ why: String) -> DataError { DataError(path: path, problem: "not a valid safetensors checkpoint (\(why))") }
         guard data.count >= 8 else { throw corrupt("only \(data.count) bytes") }
         let bytes = [UInt8](data)
-        var headerLength = 0
-        for i in 0..<8 { headerLength |= Int(bytes[i]) << (8 * i) }
-        guard headerLength > 1, headerLength <= bytes.count - 8, headerLength < 100_000_000 else {
-            throw corrupt("header length \(headerLength) does not fit the file")
+        var rawLength: UInt64 = 0
+        for i in 0..<8 { rawLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard rawLength > 1, rawLength <= UInt64(bytes.count - 8), rawLength < 100_000_000 else {
+            throw corrupt("header length \(rawLength) does not fit the file")
         }
+        let headerLength = Int(rawLength)
         guard let json = try? JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)])),
               let header = json as? [String: Any] else {
             throw corrupt("header is not a JSON object")
         }
         let base = 8 + headerLength
+        let dataBytes = bytes.count - base
         var metadata: [(key: String, value: String)] = []
-        if let map = header["__metadata__"] as? [String: String] {
+        if let entry = header["__metadata__"] {
+            guard let map = entry as? [String: String] else { throw corrupt("__metadata__ is not a map of strings") }
             metadata = map.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
         }
-        var tensors: [Tensor] = []
+        var entries: [(name: String, shape: [Int], start: Int, count: Int)] = []
         for (name, entry) in header where name != "__metadata__" {
             guard let info = entry as? [String: Any], let dtype = info["dtype"] as? String,
                   let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
             else { throw corrupt("tensor \(name) has a malformed entry") }
             guard dtype == "F32" else { throw corrupt("tensor \(name) is \(dtype), expected F32") }
-            let count = shape.reduce(1, *)
-            guard offsets[0] >= 0, offsets[1] - offsets[0] == count * 4, base + offsets[1] <= bytes.count else {
-                throw corrupt("tensor \(name) lies outside the file (truncated?)")
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw corrupt("tensor \(name) has a negative dimension \(shape)") }
+            var count = 1
+            for dimension in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+                guard !overflow, product <= dataBytes / 4 else {
+                    throw corrupt("tensor \(name) of shape \(shape) is larger than the file")
+                }
+                count = product
             }
-            var values = [Float](repeating: 0, count: count)
-            for i in 0..<count {
-                let o = base + offsets[0] + 4 * i
-                let bits = UInt32(bytes[o]) | UInt32(bytes[o + 1]) << 8 | UInt32(bytes[o + 2]) << 16 | UInt32(bytes[o + 3]) << 24
-                values[i] = Float(bitPattern: bits)
-            }
-            tensors.append(Tensor(name: name, shape: shape, values: values))
+            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= dataBytes, offsets[1] - offsets[0] == count * 4
+            else { throw corrupt("tensor \(name) lies outside the file or does not match its shape (truncated?)") }
+            entries.append((name, shape, base + offsets[0], count))
         }
-        return SafeTensors(metadata: metadata, tensors: tensors.sorted { $0.name < $1.name })
+        if let stored = metadata.first(where: { $0.key == checksumKey })?.value {
+            let actual = bytes.withUnsafeBytes { Gzip.crc32(UnsafeRawBufferPointer(rebasing: $0[base...])) }
+            guard UInt32(stored) == actual else {
+                throw DataError(path: path, problem: "corrupt checkpoint: its tensor data fails the CRC-32 check (stored \(stored), computed \(actual)); the file was damaged or changed after pgan wrote it")
+            }
+        }
+        let tensors = entries.sorted { $0.name < $1.name }.map { entry in
+            Tensor(name: entry.name, shape: entry.shape, values: [Float](unsafeUninitializedCapacity: entry.count) { values, initialized in
+                for i in 0..<entry.count {
+                    let o = entry.start + 4 * i
+                    let bits = UInt32(bytes[o]) | UInt32(bytes[o + 1]) << 8 | UInt32(bytes[o + 2]) << 16 | UInt32(bytes[o + 3]) << 24
+                    values[i] = Float(bitPattern: bits)
+                }
+                initialized = entry.count
+            })
+        }
+        return SafeTensors(metadata: metadata, tensors: tensors)
     }
 
+    /// Metadata key of the CRC-32 (decimal) of all the tensor data bytes, checked on every load.
+    public static let checksumKey = "tensors_crc32"
+
     public static func read(path: String) throws -> SafeTensors {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let exists = FileManager.default.fileExists(atPath: path)
-            throw DataError(path: path, problem: exists ? "cannot be read" : "no such file")
-        }
-        return try decode(data, path: path)
+        try decode(readFile(path: path, maximumBytes: MemoryBudget.dataBytes), path: path)
     }
 }
 
@@ -140,13 +165,15 @@ func jsonString(_ text: String) -> String {
 /// is addressed by (seed, step, …) and the data order by (seed, epoch), the step is the whole RNG position.
 public enum Checkpoint {
     public static let format = "pgan-dcgan-checkpoint"
+    /// The largest step count pgan trains to: 2^48 steps, far beyond any run, keeps every step arithmetic exact.
+    public static let maximumStep = 1 << 48
     public static let version = "1"
 
     /// The checkpoint file's bytes, written straight from the trainer's buffers (no intermediate copies of the
     /// ~8 MB of tensors).
-    public static func encoded(trainer: GANTrainer, dataset: DatasetFingerprint) -> Data {
+    public static func encoded(trainer: GANTrainer, dataset: DatasetFingerprint, run: RunRecord? = nil) -> Data {
         let c = trainer.configuration
-        let metadata: [(key: String, value: String)] = [
+        var metadata: [(key: String, value: String)] = [
             ("format", format), ("version", version), ("model", "seed-dcgan-\(Generator.imageSide)x\(Generator.imageSide)"),
             ("step", String(trainer.step)), ("seed", String(c.seed)), ("shards", String(c.shards)),
             ("batch_size", String(c.batchSize)), ("optimizer", c.optimizer.rawValue),
@@ -168,6 +195,17 @@ public enum Checkpoint {
                 add(layout, optimizer.stateBuffer(named: name)!, prefix: "optimizer.\(owner).", suffix: ".\(name)")
             }
         }
+        metadata += run?.metadata ?? []
+        // The CRC-32 of the tensor bytes goes into the metadata, which precedes them: computed over the buffers first.
+        var crc: UInt32 = 0
+        for source in sources {
+            crc = Gzip.crc32(UnsafeRawBufferPointer(start: source.buffer.pointer + source.slot.offset,
+                                                    count: source.slot.count * 4), initial: crc)
+        }
+        #if !_endian(little)
+        #error("the checksum is computed over the in-memory floats, which are safetensors' little-endian bytes only here")
+        #endif
+        metadata.append((SafeTensors.checksumKey, String(crc)))
         var data = SafeTensors.header(metadata: metadata, tensors: sources.map { ($0.name, $0.slot.shape) })
         for source in sources {
             SafeTensors.appendLittleEndian(UnsafeBufferPointer(start: source.buffer.pointer + source.slot.offset,
@@ -176,8 +214,8 @@ public enum Checkpoint {
         return data
     }
 
-    public static func write(trainer: GANTrainer, dataset: DatasetFingerprint, to path: String) throws {
-        try writeAtomically(encoded(trainer: trainer, dataset: dataset), to: path)
+    public static func write(trainer: GANTrainer, dataset: DatasetFingerprint, run: RunRecord?, to path: String) throws {
+        try writeAtomically(encoded(trainer: trainer, dataset: dataset, run: run), to: path)
     }
 
     /// Reads the run facts a trainer must be built with to resume this checkpoint.
@@ -205,13 +243,27 @@ public enum Checkpoint {
         return configuration
     }
 
+    /// The run record of a checkpoint; nil for a checkpoint written before runs were recorded.
+    public static func runRecord(of file: SafeTensors, path: String) throws -> RunRecord? {
+        guard let target = file.metadataValue("run_target_steps") else { return nil }
+        func nonEmpty(_ key: String) -> String? { file.metadataValue(key).flatMap { $0.isEmpty ? nil : $0 } }
+        let digitText = file.metadataValue("run_digit") ?? ""
+        let digit = Int(digitText)
+        guard let steps = Int(target), (1...maximumStep).contains(steps),
+              digitText.isEmpty || digit.map({ (0...255).contains($0) }) == true else {
+            throw DataError(path: path, problem: "corrupt checkpoint metadata (run record)")
+        }
+        return RunRecord(data: nonEmpty("run_data"), labels: nonEmpty("run_labels"), digit: digit, targetSteps: steps)
+    }
+
     /// Copies weights, running statistics, optimizer state and the step into `trainer`, whose configuration must be
     /// the checkpoint's.
     public static func restore(_ file: SafeTensors, path: String, into trainer: GANTrainer) throws {
-        guard let step = file.metadataValue("step").flatMap(Int.init),
-              let gIterations = file.metadataValue("generator_optimizer_iterations").flatMap(Int.init),
-              let dIterations = file.metadataValue("discriminator_optimizer_iterations").flatMap(Int.init) else {
-            throw DataError(path: path, problem: "corrupt checkpoint metadata (step)")
+        let counters = ["step", "generator_optimizer_iterations", "discriminator_optimizer_iterations"].map { key in
+            file.metadataValue(key).flatMap(Int.init).flatMap { (0...maximumStep).contains($0) ? $0 : nil }
+        }
+        guard let step = counters[0], let gIterations = counters[1], let dIterations = counters[2] else {
+            throw DataError(path: path, problem: "corrupt checkpoint metadata (step and optimizer iterations must be whole numbers 0–\(maximumStep))")
         }
         try restoreGenerator(file, path: path, into: trainer.generator)
         try load(file, path: path, layout: trainer.discriminator.layout, into: trainer.discriminator.parameters)
@@ -253,6 +305,29 @@ public enum Checkpoint {
             }
             tensor.values.withUnsafeBufferPointer { (buffer.pointer + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
         }
+    }
+}
+
+/// What a run was started with beyond the trainer's configuration, recorded in its checkpoint so that
+/// `pgan train --resume DIR` needs no other flag: where the data came from and how far the run was asked to go.
+public struct RunRecord: Sendable, Equatable {
+    /// The `--data` file as an absolute path; nil for the built-in zeros.
+    public var data: String?
+    public var labels: String?
+    public var digit: Int?
+    /// The step the run trains to (from `--epochs` or `--steps`).
+    public var targetSteps: Int
+
+    public init(data: String?, labels: String?, digit: Int?, targetSteps: Int) {
+        self.data = data
+        self.labels = labels
+        self.digit = digit
+        self.targetSteps = targetSteps
+    }
+
+    var metadata: [(key: String, value: String)] {
+        [("run_data", data ?? ""), ("run_labels", labels ?? ""), ("run_digit", digit.map(String.init) ?? ""),
+         ("run_target_steps", String(targetSteps))]
     }
 }
 

@@ -21,10 +21,19 @@ public struct TrainingConfiguration: Sendable, Equatable {
 
     public var effectiveLearningRate: Float { learningRate ?? optimizer.defaultLearningRate }
 
+    /// Every sample of a minibatch keeps about 160 KB of activations; 65 536 of them are 10 GB.
+    public static let maximumBatchSize = 1 << 16
+    /// Every shard has its own gradient buffers (about 0.9 MB).
+    public static let maximumShards = 1024
+
     /// Checks the values a user can get wrong; the message names the flag.
     public func validate() throws {
-        guard batchSize >= 1 else { throw ConfigurationError("--batch-size must be at least 1 (got \(batchSize))") }
-        guard shards >= 1 else { throw ConfigurationError("--shards must be at least 1 (got \(shards))") }
+        guard (1...Self.maximumBatchSize).contains(batchSize) else {
+            throw ConfigurationError("--batch-size must be 1–\(Self.maximumBatchSize) (got \(batchSize))")
+        }
+        guard (1...Self.maximumShards).contains(shards) else {
+            throw ConfigurationError("--shards must be 1–\(Self.maximumShards) (got \(shards))")
+        }
         guard batchSize >= shards else {
             throw ConfigurationError("--batch-size \(batchSize) is smaller than --shards \(shards): every shard needs at least one sample")
         }
@@ -143,6 +152,44 @@ public final class GANTrainer: @unchecked Sendable {
         generatorLosses = AlignedBuffer(count: batch)
         discriminatorPhaseFakes = AlignedBuffer(count: batch * discriminator.imageElements)
         generatorPhaseFakes = AlignedBuffer(count: batch * discriminator.imageElements)
+    }
+
+    /// The memory a trainer with this configuration allocates, from the same sizes `init` uses (the per-shard
+    /// generator activations and gradient buffers, the per-worker scratch, the batch-wide buffers), so a run that
+    /// would not fit can be refused before anything large is allocated.
+    public static func estimatedBytes(configuration: TrainingConfiguration, threadCount: Int) -> Int {
+        let generator = Generator(), discriminator = Discriminator()
+        let shards = configuration.shards, batch = configuration.batchSize
+        let capacity = max((batch + shards - 1) / shards, Discriminator.chunkSize)
+        let activationsPerSample = generator.codings + 2 * generator.dense.outputSize
+            + 2 * generator.upsample1.outputElements + 2 * generator.imageElements
+        let perShard = capacity * activationsPerSample + discriminator.parameters.count + generator.shardedGradientCount
+        let perSample = 2 * generator.codings + 3 * discriminator.imageElements + 6
+        let fixed = 4 * (generator.parameters.count + discriminator.parameters.count)
+        let perWorker = 1 << 18 + Discriminator.chunkSize * 4 * discriminator.imageElements * 16
+        let floats = shards.multipliedReportingOverflow(by: perShard).partialValue + batch * perSample + fixed
+            + threadCount * perWorker
+        return floats.multipliedReportingOverflow(by: 4).partialValue
+    }
+
+    /// Refuses, naming the flags, a configuration whose trainer would need more than the machine's memory.
+    public static func checkMemory(configuration: TrainingConfiguration, threadCount: Int) throws {
+        let needed = estimatedBytes(configuration: configuration, threadCount: threadCount)
+        guard needed <= MemoryBudget.physicalBytes * 3 / 4 else {
+            throw ConfigurationError("--batch-size \(configuration.batchSize) with --shards \(configuration.shards) needs about \(formatBytes(needed)) of memory; this machine has \(formatBytes(MemoryBudget.physicalBytes))")
+        }
+    }
+
+    /// The name of the first model state (weights, BatchNorm statistics, optimizer state) that holds a NaN or an
+    /// infinity, or nil when all are finite.
+    public func firstNonFiniteState() -> String? {
+        var buffers: [(String, AlignedBuffer)] = [("the generator's weights", generator.parameters),
+                                                  ("the generator's BatchNorm statistics", generator.state),
+                                                  ("the discriminator's weights", discriminator.parameters)]
+        for (owner, optimizer) in [("generator", generatorOptimizer), ("discriminator", discriminatorOptimizer)] {
+            for name in optimizer.slotNames { buffers.append(("the \(owner) optimizer's \(name)", optimizer.stateBuffer(named: name)!)) }
+        }
+        return buffers.first { Elementwise.firstNonFinite($0.1.pointer, count: $0.1.count) != nil }?.0
     }
 
     /// What the last step computed, for inspection: per-sample logits (D phase: fakes 0..<B then reals), the fakes of

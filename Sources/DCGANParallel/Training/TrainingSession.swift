@@ -28,10 +28,14 @@ public struct EpochSummary: Sendable, Equatable {
         self.imagesPerSecond = imagesPerSecond
     }
 
-    public init?(csvRow: String) {
-        let f = csvRow.split(separator: ",").map(String.init)
+    /// Parses a row written by `csvRow`; nil unless every field is there and in range.
+    public init?<Row: StringProtocol>(csvRow: Row) {
+        let f = csvRow.split(separator: ",", omittingEmptySubsequences: false)
         guard f.count == 10, let epoch = Int(f[0]), let lastStep = Int(f[1]), let steps = Int(f[2]),
-              let values = Optional(f[3...9].compactMap(Double.init)), values.count == 7 else { return nil }
+              (1...Checkpoint.maximumStep).contains(epoch), (1...Checkpoint.maximumStep).contains(lastStep),
+              (1...lastStep).contains(steps) else { return nil }
+        let values = f[3...9].compactMap { Double($0) }
+        guard values.count == 7, values.allSatisfy(\.isFinite) else { return nil }
         self.init(epoch: epoch, lastStep: lastStep, steps: steps,
                   metrics: StepMetrics(discriminatorLoss: values[0], generatorLoss: values[1],
                                        discriminatorAccuracyReal: values[2], discriminatorAccuracyFake: values[3],
@@ -68,67 +72,101 @@ public protocol TrainingObserver: AnyObject {
     func epochFinished(_ summary: EpochSummary)
 }
 
+/// Training stopped because a number stopped being finite; the last checkpoint is left as it was.
+public struct TrainingDiverged: Error, CustomStringConvertible {
+    public let step: Int
+    public let what: String
+    public let lastCheckpointStep: Int?
+    public let checkpointPath: String
+
+    public var description: String {
+        let kept = lastCheckpointStep.map { "the last good checkpoint (step \($0)) is untouched: \(checkpointPath)" }
+            ?? "no checkpoint was written"
+        return "training diverged at step \(step): \(what); stopped, \(kept). Try a lower --learning-rate."
+    }
+}
+
+/// How a call to `TrainingSession.run` ended.
+public enum SessionEnd: Sendable, Equatable {
+    /// The trainer reached the target step.
+    case finished
+    /// `stopRequested` said so; a checkpoint was written at `step`.
+    case interrupted(step: Int)
+}
+
 /// Drives a trainer over a data set: data order, epochs, and the files of a run directory —
-/// `checkpoint.safetensors` (every epoch), `metrics.csv`, `history.csv` (every step), `samples/epoch-NNNN.png`
-/// (an 8×8 grid from a fixed noise batch), `progress.png` and `curves.svg`.
+/// `checkpoint.safetensors`, `metrics.csv` (one row per epoch), `history.csv` (one row per step),
+/// `samples/epoch-NNNN.png` (an 8×8 grid from a fixed noise batch), `progress.png` and `curves.svg`.
+///
+/// The checkpoint is the commit point of a run. At an epoch's end the logs and pictures are written first and the
+/// checkpoint last, so a kill at any moment leaves a checkpoint at step s and logs that reach at least s;
+/// `restoreLogs` (on `--resume`) cuts them back to s, and the steps after s are trained again to the same bits.
 public final class TrainingSession {
     public let trainer: GANTrainer
     public let dataset: ImageDataset
-    public let outputDirectory: String
+    public let directory: RunDirectory
+    public let run: RunRecord?
     public let stepsPerEpoch: Int
     public private(set) var epochs: [EpochSummary] = []
     public private(set) var history: [(step: Int, metrics: StepMetrics)] = []
+    /// The step of the checkpoint on disk (nil until one is written or restored).
+    public private(set) var checkpointStep: Int?
 
     public static let gridColumns = 8
     public static let progressColumns = 10
 
-    public init(trainer: GANTrainer, dataset: ImageDataset, outputDirectory: String) throws {
+    public init(trainer: GANTrainer, dataset: ImageDataset, directory: RunDirectory, run: RunRecord?) throws {
         let batch = trainer.configuration.batchSize
+        try Self.check(dataset: dataset, batchSize: batch)
+        self.trainer = trainer
+        self.dataset = dataset
+        self.directory = directory
+        self.run = run
+        stepsPerEpoch = dataset.count / batch
+    }
+
+    /// The data set fits the seed model and holds at least one batch (checked before a trainer is built).
+    public static func check(dataset: ImageDataset, batchSize: Int) throws {
         guard dataset.height == Generator.imageSide, dataset.width == Generator.imageSide else {
             throw DataError(path: dataset.source, problem: "images are \(dataset.height)×\(dataset.width); the seed DCGAN needs \(Generator.imageSide)×\(Generator.imageSide)")
         }
-        guard dataset.count >= batch else {
-            throw DataError(path: dataset.source, problem: "holds \(dataset.count) images, fewer than one batch of \(batch)")
+        guard dataset.count >= batchSize else {
+            throw DataError(path: dataset.source, problem: "holds \(dataset.count) images, fewer than one batch of \(batchSize)")
         }
-        self.trainer = trainer
-        self.dataset = dataset
-        self.outputDirectory = outputDirectory
-        stepsPerEpoch = dataset.count / batch
-        try prepareDirectory()
     }
 
     public var fingerprint: DatasetFingerprint { DatasetFingerprint(count: dataset.count, checksum: dataset.checksum) }
-    public var checkpointPath: String { "\(outputDirectory)/checkpoint.safetensors" }
-    public var metricsPath: String { "\(outputDirectory)/metrics.csv" }
-    public var historyPath: String { "\(outputDirectory)/history.csv" }
-    public var samplesDirectory: String { "\(outputDirectory)/samples" }
+    public var checkpointPath: String { directory.checkpointPath }
+    public var metricsPath: String { "\(directory.path)/metrics.csv" }
+    public var historyPath: String { "\(directory.path)/history.csv" }
 
-    func prepareDirectory() throws {
-        do {
-            try FileManager.default.createDirectory(atPath: samplesDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw DataError(path: outputDirectory, problem: "cannot create the output directory (\(error.localizedDescription))")
+    /// After `Checkpoint.restore`: reads the logs of the run up to the trainer's step and rewrites every file of the
+    /// directory as it was when that checkpoint was written (rows after it dropped, sample grids of later epochs
+    /// removed). Returns warnings for logs that are missing steps (a run directory someone edited).
+    @discardableResult
+    public func restoreLogs() throws -> [String] {
+        let step = trainer.step
+        checkpointStep = step
+        var warnings: [String] = []
+        if let text = try readLog(historyPath) {
+            history = try RunLogs.parseHistory(text, path: historyPath).filter { $0.step <= step }
         }
-        guard access(outputDirectory, W_OK) == 0 else {
-            throw DataError(path: outputDirectory, problem: "output directory is not writable")
+        if let text = try readLog(metricsPath) {
+            epochs = try RunLogs.parseMetrics(text, path: metricsPath).filter { $0.lastStep <= step }
         }
+        if history.count != step {
+            warnings.append("\(historyPath) holds \(history.count) of the \(step) steps before the checkpoint; the curves and this epoch's means lack the others")
+        }
+        let kept = Set(epochs.map(\.epoch))
+        for epoch in directory.sampleEpochs() where !kept.contains(epoch) { unlink(directory.samplePath(epoch: epoch)) }
+        try writeLogs()
+        return warnings
     }
 
-    /// Picks up the epoch and step logs of an earlier run in the same directory, up to the trainer's step.
-    public func loadEarlierLogs() {
-        if let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) {
-            epochs = text.split(separator: "\n").dropFirst().compactMap { EpochSummary(csvRow: String($0)) }
-                .filter { $0.lastStep <= trainer.step }
-        }
-        if let text = try? String(contentsOfFile: historyPath, encoding: .utf8) {
-            history = text.split(separator: "\n").dropFirst().compactMap { line in
-                let f = line.split(separator: ",").compactMap { Double($0) }
-                guard f.count == 6, Int(f[0]) <= trainer.step else { return nil }
-                return (Int(f[0]), StepMetrics(discriminatorLoss: f[1], generatorLoss: f[2],
-                                               discriminatorAccuracyReal: f[3], discriminatorAccuracyFake: f[4],
-                                               generatorFoolingRate: f[5]))
-            }
-        }
+    func readLog(_ path: String) throws -> String? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let data = try readFile(path: path, maximumBytes: MemoryBudget.dataBytes)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The real images of global step `step`: the epoch's permutation (from the seed), batch k of it.
@@ -139,8 +177,10 @@ public final class TrainingSession {
     }
 
     /// Trains until the trainer has done `totalSteps` steps, writing the run files at every epoch end (and at the
-    /// last step).
-    public func run(totalSteps: Int, observer: TrainingObserver?) throws {
+    /// last step). Between groups of steps it asks `stopRequested`; when that says yes it writes the logs and a
+    /// checkpoint at the step reached and returns `.interrupted`. A non-finite loss or weight throws
+    /// `TrainingDiverged` before anything is written.
+    public func run(totalSteps: Int, observer: TrainingObserver?, stopRequested: () -> Bool = { false }) throws -> SessionEnd {
         let batch = trainer.configuration.batchSize
         var permutationEpoch = -1
         var permutation: [Int] = []
@@ -148,6 +188,10 @@ public final class TrainingSession {
         var epochStart = Date()
         let runStart = Date()
         let firstStep = trainer.step
+        // A run resumed inside an epoch takes that epoch's earlier steps from history.csv, so its means match.
+        let resumedEpochStart = firstStep - firstStep % stepsPerEpoch
+        for row in history where row.step > resumedEpochStart && row.step <= firstStep { accumulator.add(row.metrics) }
+        var timedSteps = 0
         while trainer.step < totalSteps {
             let step = trainer.step
             let epoch = step / stepsPerEpoch
@@ -155,9 +199,10 @@ public final class TrainingSession {
                 permutation = trainer.random.permutation(count: dataset.count, epoch: UInt64(epoch))
                 permutationEpoch = epoch
             }
-            if step % stepsPerEpoch == 0 || step == firstStep {
+            if step % stepsPerEpoch == 0 && step != firstStep {
                 accumulator = MetricsAccumulator()
                 epochStart = Date()
+                timedSteps = 0
             }
             // Several steps per parallel call (the workers wake once), never across an epoch's end.
             let epochEnd = min((epoch + 1) * stepsPerEpoch, totalSteps)
@@ -166,48 +211,79 @@ public final class TrainingSession {
             let stepMetrics = trainer.trainSteps(count: count) { [self] k, destination in
                 gatherBatch(step: step + k, permutation: epochPermutation, into: destination)
             }
+            try checkFinite(stepMetrics, firstStep: step + 1)
             let now = Date()
-            let elapsed = now.timeIntervalSince(epochStart)
+            let elapsed = max(now.timeIntervalSince(epochStart), 1e-9)
             let overallRate = Double(trainer.step - firstStep) / max(now.timeIntervalSince(runStart), 1e-9)
             let stepsInEpoch = min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch)
             for (k, metrics) in stepMetrics.enumerated() {
                 history.append((step + k + 1, metrics))
                 accumulator.add(metrics)
-                let imagesPerSecond = Double(accumulator.count * batch) / max(elapsed, 1e-9)
+                timedSteps += 1
                 observer?.stepFinished(step: step + k + 1, epoch: epoch + 1, stepInEpoch: (step + k) % stepsPerEpoch + 1,
                                        stepsInEpoch: stepsInEpoch, running: accumulator.mean,
-                                       imagesPerSecond: imagesPerSecond,
+                                       imagesPerSecond: Double(timedSteps * batch) / elapsed,
                                        secondsLeft: Double(totalSteps - step - k - 1) / max(overallRate, 1e-9))
             }
             if trainer.step % stepsPerEpoch == 0 || trainer.step == totalSteps {
-                let imagesPerSecond = Double(accumulator.count * batch) / max(elapsed, 1e-9)
                 let summary = EpochSummary(epoch: epoch + 1, lastStep: trainer.step, steps: accumulator.count,
-                                           metrics: accumulator.mean, seconds: elapsed, imagesPerSecond: imagesPerSecond)
-                epochs.removeAll { $0.epoch == summary.epoch }
+                                           metrics: accumulator.mean, seconds: elapsed,
+                                           imagesPerSecond: Double(timedSteps * batch) / elapsed)
+                epochs.removeAll { $0.epoch >= summary.epoch }
                 epochs.append(summary)
                 try writeEpochFiles(summary)
                 observer?.epochFinished(summary)
             }
+            if trainer.step < totalSteps && stopRequested() {
+                if checkpointStep != trainer.step {
+                    try writeLogs()
+                    try writeCheckpoint()
+                }
+                return .interrupted(step: trainer.step)
+            }
+        }
+        return .finished
+    }
+
+    /// Throws `TrainingDiverged` when a loss of the steps just run, or any weight after them, is not finite.
+    func checkFinite(_ metrics: [StepMetrics], firstStep: Int) throws {
+        for (k, m) in metrics.enumerated() {
+            let what: String? = !m.discriminatorLoss.isFinite
+                ? "the discriminator's loss is \(m.discriminatorLoss) in the D phase"
+                : !m.generatorLoss.isFinite ? "the generator's loss is \(m.generatorLoss) in the G phase" : nil
+            if let what {
+                throw TrainingDiverged(step: firstStep + k, what: what, lastCheckpointStep: checkpointStep,
+                                       checkpointPath: checkpointPath)
+            }
+        }
+        if let name = trainer.firstNonFiniteState() {
+            throw TrainingDiverged(step: trainer.step, what: "\(name) holds non-finite values after the step's updates",
+                                   lastCheckpointStep: checkpointStep, checkpointPath: checkpointPath)
         }
     }
 
+    /// At an epoch's end: the sample grid, the logs and pictures, then the checkpoint (the commit point).
     func writeEpochFiles(_ summary: EpochSummary) throws {
-        try Checkpoint.write(trainer: trainer, dataset: fingerprint, to: checkpointPath)
-        try writeAtomically(Data(([EpochSummary.csvHeader] + epochs.map(\.csvRow)).joined(separator: "\n").utf8 + [10]),
-                            to: metricsPath)
-        var historyText = "step,d_loss,g_loss,d_acc_real,d_acc_fake,g_fooling_rate\n"
-        for (step, m) in history {
-            historyText += "\(step),\(m.discriminatorLoss),\(m.generatorLoss),\(m.discriminatorAccuracyReal),"
-                + "\(m.discriminatorAccuracyFake),\(m.generatorFoolingRate)\n"
-        }
-        try writeAtomically(Data(historyText.utf8), to: historyPath)
         let count = Self.gridColumns * Self.gridColumns
         let images = trainer.generate(count: count, noiseSeed: trainer.configuration.seed)
         let grid = imageGrid(images, count: count, height: dataset.height, width: dataset.width, columns: Self.gridColumns)
-        try writeAtomically(grid.pngData(), to: "\(samplesDirectory)/epoch-\(String(format: "%04d", summary.epoch)).png")
+        try writeAtomically(grid.pngData(), to: directory.samplePath(epoch: summary.epoch))
+        try writeLogs()
+        try writeCheckpoint()
+    }
+
+    func writeCheckpoint() throws {
+        try Checkpoint.write(trainer: trainer, dataset: fingerprint, run: run, to: checkpointPath)
+        checkpointStep = trainer.step
+    }
+
+    /// `history.csv`, `metrics.csv`, `progress.png` and `curves.svg` from what the session holds.
+    func writeLogs() throws {
+        try writeAtomically(Data(RunLogs.historyText(history).utf8), to: historyPath)
+        try writeAtomically(Data(RunLogs.metricsText(epochs).utf8), to: metricsPath)
         try writeProgressPicture()
         try writeAtomically(Data(LossCurves.svg(history: history, epochs: epochs, stepsPerEpoch: stepsPerEpoch).utf8),
-                            to: "\(outputDirectory)/curves.svg")
+                            to: "\(directory.path)/curves.svg")
     }
 
     /// progress.png: row e holds the first ten images of epoch e's grid (same fixed noise), read back from the
@@ -216,19 +292,29 @@ public final class TrainingSession {
         let side = dataset.height
         var rows: [[Float]] = []
         for summary in epochs.sorted(by: { $0.epoch < $1.epoch }) {
-            let path = "\(samplesDirectory)/epoch-\(String(format: "%04d", summary.epoch)).png"
-            guard let data = FileManager.default.contents(atPath: path), let grid = try? GreyImage(pngData: data) else { continue }
-            rows.append(gridImages(grid, side: side, columns: Self.gridColumns, take: Self.progressColumns))
+            let path = directory.samplePath(epoch: summary.epoch)
+            guard let data = FileManager.default.contents(atPath: path), let grid = try? GreyImage(pngData: data),
+                  let images = gridImages(grid, side: side, columns: Self.gridColumns, take: Self.progressColumns)
+            else { continue }
+            rows.append(images)
         }
-        guard !rows.isEmpty else { return }
+        let progressPath = "\(directory.path)/progress.png"
+        guard !rows.isEmpty else {
+            unlink(progressPath)
+            return
+        }
         let picture = imageGrid(rows.flatMap { $0 }, count: rows.count * Self.progressColumns, height: side, width: side,
                                 columns: Self.progressColumns)
-        try writeAtomically(picture.pngData(), to: "\(outputDirectory)/progress.png")
+        try writeAtomically(picture.pngData(), to: progressPath)
     }
 
-    /// The first `take` images of a grid written by `imageGrid` (padding 2, scale 2), back in [−1, 1].
-    func gridImages(_ grid: GreyImage, side: Int, columns: Int, take: Int) -> [Float] {
+    /// The first `take` images of a grid written by `imageGrid` (padding 2, scale 2), back in [−1, 1]; nil when the
+    /// picture is not such a grid.
+    func gridImages(_ grid: GreyImage, side: Int, columns: Int, take: Int) -> [Float]? {
         let padding = 2, scale = 2
+        let rows = (take + columns - 1) / columns
+        guard grid.width == (columns * (side + padding) + padding) * scale,
+              grid.height >= (rows * (side + padding) + padding) * scale else { return nil }
         var images: [Float] = []
         for index in 0..<take {
             let top = (padding + (index / columns) * (side + padding)) * scale

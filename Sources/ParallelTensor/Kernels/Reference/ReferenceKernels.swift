@@ -137,6 +137,8 @@ extension Reference {
 
     public static func leakyReLU(_ x: Float, slope: Float) -> Float { x < 0 ? slope * x : x }
 
+    public static func firstNonFinite(_ x: [Float]) -> Int? { x.firstIndex { $0.isNaN || $0.isInfinite } }
+
     public static func selu(_ x: Float) -> Float {
         let alpha = 1.6732632423543772, scale = 1.0507009873554805
         let v = Double(x)
