@@ -77,16 +77,16 @@ public enum MicroKernel512 {
     /// FLOPs done by `iterations` rounds of 12 independent SIMD16 FMA chains (the peak loop); returns a value that
     /// depends on the computation so it cannot be optimised away.
     public static func fmaLoop(iterations: Int) -> Float {
-        let a = SIMD16<Float>(repeating: 0.999_999)
+        let a = SIMD16<Float>(repeating: 0.999_999), b = SIMD16<Float>(repeating: 1e-7)
         var c0 = SIMD16<Float>(repeating: 1), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0
         var c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0
         for _ in 0..<iterations {
-            c0 = c0.addingProduct(c0, a); c1 = c1.addingProduct(c1, a)
-            c2 = c2.addingProduct(c2, a); c3 = c3.addingProduct(c3, a)
-            c4 = c4.addingProduct(c4, a); c5 = c5.addingProduct(c5, a)
-            c6 = c6.addingProduct(c6, a); c7 = c7.addingProduct(c7, a)
-            c8 = c8.addingProduct(c8, a); c9 = c9.addingProduct(c9, a)
-            c10 = c10.addingProduct(c10, a); c11 = c11.addingProduct(c11, a)
+            c0 = b.addingProduct(c0, a); c1 = b.addingProduct(c1, a)
+            c2 = b.addingProduct(c2, a); c3 = b.addingProduct(c3, a)
+            c4 = b.addingProduct(c4, a); c5 = b.addingProduct(c5, a)
+            c6 = b.addingProduct(c6, a); c7 = b.addingProduct(c7, a)
+            c8 = b.addingProduct(c8, a); c9 = b.addingProduct(c9, a)
+            c10 = b.addingProduct(c10, a); c11 = b.addingProduct(c11, a)
         }
         return (c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11).sum()
     }

@@ -32,7 +32,8 @@ struct Bench: ParsableCommand {
     var phases = false
 
     func parseList(_ text: String, flag: String) throws -> [Int] {
-        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let values = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
             throw ConfigurationError("--\(flag) must be a comma-separated list of positive integers (got '\(text)')")
         }
@@ -52,7 +53,7 @@ struct Bench: ParsableCommand {
         if defaultThreads.last! != topology.coreCount { defaultThreads.append(topology.coreCount) }
         let threadCounts = try (threads.map { try parseList($0, flag: "threads") } ?? defaultThreads).map(checkThreads)
         let batches = try parseList(batchSize, flag: "batch-size")
-        let schedulers = try scheduler.split(separator: ",").map { name in
+        let schedulers = try scheduler.split(separator: ",", omittingEmptySubsequences: false).map { name in
             guard let kind = ShardedExecutor.Scheduling(rawValue: String(name)) else {
                 throw ConfigurationError("--scheduler must be a list of dispatch and spin (got '\(scheduler)')")
             }

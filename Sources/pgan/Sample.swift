@@ -10,7 +10,7 @@ struct Sample: ParsableCommand {
 
     @Option(help: "A checkpoint written by pgan train.")
     var checkpoint: String
-    @Option(help: "How many images.")
+    @Option(help: "How many images (a PNG grid at most \(Sample.maximumGridImages), an IDX file at most \(Sample.maximumIDXImages)).")
     var count: Int = 64
     @Option(name: .customLong("out"), help: "Output file: .png (grid) or .idx / .idx3-ubyte (uint8 28×28).")
     var output: String
@@ -19,40 +19,60 @@ struct Sample: ParsableCommand {
     @Option(help: "Worker threads (default: physical cores).")
     var threads: Int?
 
+    /// A grid of 10 000 images is a 6 004-pixel square PNG; more is no longer a picture anyone looks at.
+    static let maximumGridImages = 10_000
+    /// IDX stores each dimension in 32 bits; 100 million images are 78 GB, beyond any sensible request.
+    static let maximumIDXImages = 100_000_000
+    /// Images generated per round: bounded memory for any count.
+    static let imagesPerRound = 4096
+
     enum Format { case png, idx }
 
-    mutating func run() throws {
-        guard count >= 1 else { throw ConfigurationError("--count must be at least 1 (got \(count))") }
+    var format: Format? {
         let lower = output.lowercased()
-        let format: Format
-        if lower.hasSuffix(".png") {
-            format = .png
-        } else if lower.hasSuffix(".idx") || lower.hasSuffix(".idx3-ubyte") {
-            format = .idx
-        } else {
-            throw ConfigurationError("--out \(output): unknown format (use .png, .idx or .idx3-ubyte)")
+        if lower.hasSuffix(".png") { return .png }
+        if lower.hasSuffix(".idx") || lower.hasSuffix(".idx3-ubyte") { return .idx }
+        return nil
+    }
+
+    func validate() throws {
+        guard let format else { throw ValidationError("--out \(output): unknown format (use .png, .idx or .idx3-ubyte)") }
+        let limit = format == .png ? Self.maximumGridImages : Self.maximumIDXImages
+        guard (1...limit).contains(count) else {
+            throw ValidationError("--count must be 1–\(limit) for a \(format == .png ? "PNG grid" : "IDX file") (got \(count))")
         }
+        _ = try checkThreads(threads)
+    }
+
+    mutating func run() throws {
         let threadCount = try checkThreads(threads)
+        let directory = URL(fileURLWithPath: output).deletingLastPathComponent().path
+        var status = stat()
+        guard stat(directory.isEmpty ? "." : directory, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else {
+            throw DataError(path: output, problem: "directory \(directory) does not exist")
+        }
         let file = try SafeTensors.read(path: checkpoint)
         let configuration = try Checkpoint.configuration(of: file, path: checkpoint)
         let executor = ShardedExecutor(threadCount: threadCount)
         defer { executor.restoreCallerBinding() }
         let trainer = GANTrainer(configuration: configuration, executor: executor)
         try Checkpoint.restoreGenerator(file, path: checkpoint, into: trainer.generator)
-        let images = trainer.generate(count: count, noiseSeed: seed)
         let side = Generator.imageSide
-        let directory = URL(fileURLWithPath: output).deletingLastPathComponent().path
-        guard FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory) else {
-            throw DataError(path: output, problem: "directory \(directory) does not exist")
-        }
-        switch format {
+        switch format! {
         case .png:
+            let images = trainer.generate(count: count, noiseSeed: seed)
             let columns = Int(Double(count).squareRoot().rounded(.up))
             try writeAtomically(imageGrid(images, count: count, height: side, width: side, columns: columns).pngData(),
                                 to: output)
         case .idx:
-            let file = IDXFile(dimensions: [count, side, side], bytes: images.map(pixelByte))
-            try writeAtomically(Data(file.encoded()), to: output)
+            let idx = try AtomicFile(path: output)
+            try idx.append(Data(IDXFile(dimensions: [count, side, side], bytes: []).encoded()))
+            for first in stride(from: 0, to: count, by: Self.imagesPerRound) {
+                let images = trainer.generate(count: min(Self.imagesPerRound, count - first), noiseSeed: seed,
+                                              firstIndex: first)
+                try idx.append(Data(images.map(pixelByte)))
+            }
+            try idx.commit()
         }
         print("wrote \(count) images to \(output)")
     }

@@ -469,9 +469,10 @@ public final class GANTrainer: @unchecked Sendable {
                            generatorFoolingRate: Double(fooled) / b)
     }
 
-    /// Generates images in inference mode from the noise of (sampleNoise stream, `seed`, index i), i < count.
+    /// Generates images in inference mode from the noise of (sampleNoise stream, `seed`, index i) for i in
+    /// firstIndex..<firstIndex + count, so a long series can be made in pieces with the same images.
     /// Returns count × H·W floats in [−1, 1]. Uses the shards' buffers, so not during a step.
-    public func generate(count: Int, noiseSeed: UInt64) -> [Float] {
+    public func generate(count: Int, noiseSeed: UInt64, firstIndex: Int = 0) -> [Float] {
         generator.prepareInference(norms: inferenceNorms)
         let imageSize = generator.imageElements
         let capacity = generatorActivations[0].noise.count / generator.codings
@@ -489,7 +490,7 @@ public final class GANTrainer: @unchecked Sendable {
                     let start = chunk * capacity, n = min(capacity, count - start)
                     let g = generatorActivations[slot]
                     for i in 0..<n {
-                        noiseRandom.normal(step: 0, stream: .sampleNoise, index: start + i, count: generator.codings,
+                        noiseRandom.normal(step: 0, stream: .sampleNoise, index: firstIndex + start + i, count: generator.codings,
                                            into: g.noise.pointer + i * generator.codings)
                     }
                     generator.inferenceForward(batch: n, activations: g, norms: inferenceNorms,

@@ -3,8 +3,10 @@ import ParallelTensorAVX512
 import Glibc
 #endif
 
-/// The machine's measured fused-multiply-add peak: 12 independent chains of `SIMD8<Float>` FMAs (enough to cover the
-/// FMA latency on two ports), the same instruction mix as the GEMM micro-kernel without its loads. Benchmarks divide
+/// The machine's measured fused-multiply-add peak: 12 independent chains of FMAs (enough to cover the FMA latency on
+/// two ports), the same instruction mix as the GEMM micro-kernel without its loads. Each chain is c = c·a + b, one FMA
+/// per link and nothing else, converging to b / (1 − a) = 0.1: no extra add lengthens a chain (an earlier loop's
+/// `+ b` on one chain under-measured the AVX2 peak by about 10%) and no value runs off to infinity. Benchmarks divide
 /// their GFLOP/s by this to report a fraction of peak.
 public enum FMAPeak {
     /// GFLOP/s of one thread over about `seconds`, with the vector width GEMM uses (`GEMM.kernel`).
@@ -15,44 +17,36 @@ public enum FMAPeak {
 
     /// FLOPs done by one thread running the FMA chains for about `seconds`, and the seconds it took.
     static func fmaRun(seconds: Double) -> (flops: Double, seconds: Double) {
-        if GEMM.kernel == .avx512 {
-            let iterations = 1 << 16
-            var rounds = 0, checksum: Float = 0
-            let start = monotonicSeconds()
-            var elapsed = 0.0
-            repeat {
-                checksum += MicroKernel512.fmaLoop(iterations: iterations)
-                rounds += 1
-                elapsed = monotonicSeconds() - start
-            } while elapsed < seconds
-            if checksum == .infinity { writeToStandardError("") }
-            return (Double(rounds) * Double(iterations) * 12 * 16 * 2, elapsed)
-        }
-        var accumulators = [SIMD8<Float>](repeating: SIMD8(repeating: 0), count: 12)
-        let a = SIMD8<Float>(repeating: 0.999_999), b = SIMD8<Float>(repeating: 1e-7)
-        let iterationsPerRound = 1 << 16
-        var rounds = 0
+        let lanes = GEMM.kernel == .avx512 ? 16 : 8
+        let iterations = 1 << 16
+        var rounds = 0, checksum: Float = 0
         let start = monotonicSeconds()
         var elapsed = 0.0
         repeat {
-            var c0 = accumulators[0], c1 = accumulators[1], c2 = accumulators[2], c3 = accumulators[3]
-            var c4 = accumulators[4], c5 = accumulators[5], c6 = accumulators[6], c7 = accumulators[7]
-            var c8 = accumulators[8], c9 = accumulators[9], c10 = accumulators[10], c11 = accumulators[11]
-            for _ in 0..<iterationsPerRound {
-                c0 = c0.addingProduct(c0, a) + b; c1 = c1.addingProduct(c1, a)
-                c2 = c2.addingProduct(c2, a); c3 = c3.addingProduct(c3, a)
-                c4 = c4.addingProduct(c4, a); c5 = c5.addingProduct(c5, a)
-                c6 = c6.addingProduct(c6, a); c7 = c7.addingProduct(c7, a)
-                c8 = c8.addingProduct(c8, a); c9 = c9.addingProduct(c9, a)
-                c10 = c10.addingProduct(c10, a); c11 = c11.addingProduct(c11, a)
-            }
-            accumulators = [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11]
+            checksum += lanes == 16 ? MicroKernel512.fmaLoop(iterations: iterations) : fmaLoop8(iterations: iterations)
             rounds += 1
             elapsed = monotonicSeconds() - start
         } while elapsed < seconds
         // Keep the result observable so the loop is not removed.
-        if accumulators.reduce(SIMD8<Float>(), +).sum() == .infinity { writeToStandardError("") }
-        return (Double(rounds) * Double(iterationsPerRound) * 12 * 8 * 2, elapsed)
+        if !checksum.isFinite { writeToStandardError("") }
+        return (Double(rounds) * Double(iterations) * 12 * Double(lanes) * 2, elapsed)
+    }
+
+    /// `iterations` rounds of 12 independent SIMD8 FMA chains (the AVX2 peak loop; `MicroKernel512.fmaLoop` is the
+    /// SIMD16 one); returns a value that depends on the computation so it cannot be optimised away.
+    public static func fmaLoop8(iterations: Int) -> Float {
+        let a = SIMD8<Float>(repeating: 0.999_999), b = SIMD8<Float>(repeating: 1e-7)
+        var c0 = SIMD8<Float>(repeating: 1), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0
+        var c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0
+        for _ in 0..<iterations {
+            c0 = b.addingProduct(c0, a); c1 = b.addingProduct(c1, a)
+            c2 = b.addingProduct(c2, a); c3 = b.addingProduct(c3, a)
+            c4 = b.addingProduct(c4, a); c5 = b.addingProduct(c5, a)
+            c6 = b.addingProduct(c6, a); c7 = b.addingProduct(c7, a)
+            c8 = b.addingProduct(c8, a); c9 = b.addingProduct(c9, a)
+            c10 = b.addingProduct(c10, a); c11 = b.addingProduct(c11, a)
+        }
+        return (c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11).sum()
     }
 
     /// Aggregate GFLOP/s of `executor.threadCount` threads measuring at once (each pinned like a training worker):

@@ -43,14 +43,11 @@ public final class ShardedExecutor: @unchecked Sendable {
     }
 
     private let counters = PhaseCounters()
-    /// Thread-local: 1 + the slot the thread is bound to (0: not bound by this executor).
-    private var pinnedKey = pthread_key_t()
-    private let bindingsLock = PThreadMutex()
-    private var bindings: [Int: Int] = [:]
+    /// Set while a run is in progress: `run` is not re-entrant (the phase counters are shared), and a second call
+    /// while one is running is a programming error that must stop the process, not corrupt the counters.
+    private let running = ManagedAtomic<Bool>(false)
+    private let pinner: ThreadPinner
     private let callerBinding: [Int]?
-
-    nonisolated(unsafe) private static var warnedAboutBinding = false
-    private static let warningLock = PThreadMutex()
 
     public init(threadCount: Int, topology: Topology = .shared, pinsThreads: Bool = true,
                 scheduling: Scheduling = .dispatch) {
@@ -59,30 +56,26 @@ public final class ShardedExecutor: @unchecked Sendable {
         self.topology = topology
         self.pinsThreads = pinsThreads
         callerBinding = pinsThreads ? topology.currentThreadBinding() : nil
-        pthread_key_create(&pinnedKey, nil)
+        let pinner = ThreadPinner(topology: topology, pinsThreads: pinsThreads)
+        self.pinner = pinner
         let spins = scheduling == .spinning && threadCount > 1 && threadCount <= topology.processingUnitCount
         self.scheduling = spins ? .spinning : .dispatch
         if spins {
-            pool = SpinningPool(workerCount: threadCount) { [unowned self] worker in
-                self.pinCurrentThread(toSlot: worker)
-            }
+            // The pool's threads pin themselves when they first run, which may be after this executor is gone:
+            // they hold the pinner, never the executor.
+            pool = SpinningPool(workerCount: threadCount) { worker in pinner.pinCurrentThread(toSlot: worker) }
         }
     }
 
     deinit {
         pool?.shutdown()
-        pthread_key_delete(pinnedKey)
     }
 
     /// The PU each worker slot is pinned to (slot k → `pinningMap[k]`), as prescribed by the topology.
     public var pinningMap: [Int] { topology.pinningMap(threads: threadCount) }
 
     /// Slots that have actually been bound so far, slot → PU, for display and tests.
-    public var observedBindings: [Int: Int] {
-        bindingsLock.lock()
-        defer { bindingsLock.unlock() }
-        return bindings
-    }
+    public var observedBindings: [Int: Int] { pinner.observedBindings }
 
     /// Calls `body(i)` for every i in 0..<iterations, spread over the worker threads; returns when all are done.
     public func run(iterations: Int, _ body: (Int) -> Void) {
@@ -101,6 +94,10 @@ public final class ShardedExecutor: @unchecked Sendable {
     /// wake-up of the workers); returns when the last phase and its serial step are done. Not re-entrant: a body
     /// must not call `run` on the same executor (the phase counters are shared).
     public func run(_ work: PhasedWork) {
+        guard beginRun() else {
+            fatalError("ShardedExecutor.run called while another run of the same executor is in progress (a re-entrant or concurrent call); the phase counters are shared")
+        }
+        defer { endRun() }
         let trace = self.trace
         trace?.beginRun(work)
         defer { trace?.endRun() }
@@ -126,6 +123,15 @@ public final class ShardedExecutor: @unchecked Sendable {
             self.pinCurrentThread(toSlot: worker)
             self.participate(in: phases, worker: worker, trace: trace)
         }
+    }
+
+    /// Claims the executor for one run; false when a run is already in progress.
+    func beginRun() -> Bool {
+        running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+    }
+
+    func endRun() {
+        running.store(false, ordering: .releasing)
     }
 
     /// One worker's share of a `PhasedWork`: for each phase, wait until the previous one is released, then claim and
@@ -179,11 +185,49 @@ public final class ShardedExecutor: @unchecked Sendable {
     /// worker of concurrentPerform and so gets pinned).
     public func restoreCallerBinding() {
         if let callerBinding { topology.bindCurrentThread(toProcessingUnits: callerBinding) }
-        // Forget the caller's slot too: a later executor may be handed the same pthread key.
-        pthread_setspecific(pinnedKey, nil)
+        pinner.forgetCurrentThread()
     }
 
     private func pinCurrentThread(toSlot slot: Int) {
+        pinner.pinCurrentThread(toSlot: slot)
+    }
+}
+
+/// Binds worker threads to their slots' PUs, once per thread and slot, and records what it bound. Shared by an
+/// executor and its spinning pool's threads, which may outlive the executor by the moment they take to start.
+final class ThreadPinner: @unchecked Sendable {
+    let topology: Topology
+    let pinsThreads: Bool
+    /// Thread-local: 1 + the slot the thread is bound to (0: not bound by this pinner).
+    private var pinnedKey = pthread_key_t()
+    private let bindingsLock = PThreadMutex()
+    private var bindings: [Int: Int] = [:]
+
+    nonisolated(unsafe) private static var warnedAboutBinding = false
+    private static let warningLock = PThreadMutex()
+
+    init(topology: Topology, pinsThreads: Bool) {
+        self.topology = topology
+        self.pinsThreads = pinsThreads
+        pthread_key_create(&pinnedKey, nil)
+    }
+
+    deinit {
+        pthread_key_delete(pinnedKey)
+    }
+
+    var observedBindings: [Int: Int] {
+        bindingsLock.lock()
+        defer { bindingsLock.unlock() }
+        return bindings
+    }
+
+    /// Forgets the calling thread's slot: a later pinner may be handed the same pthread key.
+    func forgetCurrentThread() {
+        pthread_setspecific(pinnedKey, nil)
+    }
+
+    func pinCurrentThread(toSlot slot: Int) {
         guard pinsThreads, Int(bitPattern: pthread_getspecific(pinnedKey)) != slot + 1 else { return }
         pthread_setspecific(pinnedKey, UnsafeRawPointer(bitPattern: slot + 1))
         let unit = topology.processingUnit(forSlot: slot)

@@ -1,4 +1,5 @@
 import DCGANParallel
+import FuzzDriver
 import Foundation
 
 /// The safetensors reader and the checks `sample` and `--resume` run on a checkpoint's metadata.
@@ -11,3 +12,5 @@ public func fuzzSafeTensors(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CIn
     }
     return 0
 }
+
+runFuzzer { start, count in fuzzSafeTensors(start, count) }

@@ -1,4 +1,5 @@
 import DCGANParallel
+import FuzzDriver
 import Foundation
 
 /// The IDX reader, raw and gzip-compressed, as `pgan train --data` uses it. The budget is small so that a header
@@ -9,3 +10,5 @@ public func fuzzIDX(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     _ = try? IDXFile.parse(data, path: "fuzz.idx", maximumBytes: 1 << 22)
     return 0
 }
+
+runFuzzer { start, count in fuzzIDX(start, count) }

@@ -1,4 +1,5 @@
 import DCGANParallel
+import FuzzDriver
 import Foundation
 
 /// The run-directory logs `--resume` reads: history.csv and metrics.csv.
@@ -9,3 +10,5 @@ public func fuzzRunLogs(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     _ = try? RunLogs.parseMetrics(text, path: "metrics.csv")
     return 0
 }
+
+runFuzzer { start, count in fuzzRunLogs(start, count) }
