@@ -65,8 +65,11 @@ struct Train: ParsableCommand {
         }
         if resume != nil && overwrite { throw ValidationError("--overwrite starts a new run; it cannot be combined with --resume") }
         _ = try checkThreads(threads)
-        try TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
-                                  optimizer: optimizer ?? .rmsprop, learningRate: learningRate).validate()
+        // A resumed run's settings are its own; flags given with --resume are compared with them in run().
+        if resume == nil {
+            try TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
+                                      optimizer: optimizer ?? .rmsprop, learningRate: learningRate).validate()
+        }
     }
 
     mutating func run() throws {

@@ -41,11 +41,16 @@ final class CommandLineTests: XCTestCase {
     override func setUpWithError() throws {
         directory = NSTemporaryDirectory() + "pgan-cli-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // 64 real zeros as a small IDX file: 4 steps per epoch at batch 16.
+        tinyData = try Self.writeTinyData(in: directory)
+    }
+
+    /// 64 real zeros as a small IDX file in `directory`: 4 steps per epoch at batch 16.
+    static func writeTinyData(in directory: String) throws -> String {
         let zeros = try ImageDataset.defaultZeros().prefix(64)
         let file = IDXFile(dimensions: [64, 28, 28], bytes: zeros.pixels.map(pixelByte))
-        tinyData = "\(directory!)/tiny-images.idx"
-        try Data(file.encoded()).write(to: URL(fileURLWithPath: tinyData))
+        let path = "\(directory)/tiny-images.idx"
+        try Data(file.encoded()).write(to: URL(fileURLWithPath: path))
+        return path
     }
 
     override func tearDownWithError() throws {
@@ -221,5 +226,97 @@ final class CommandLineTests: XCTestCase {
         // 4 shards: no phase made of shard items can use more than 4 workers.
         XCTAssertLessThanOrEqual(projected["16"] ?? 99, 4.5)
         XCTAssertGreaterThan(projected["2"] ?? 0, 1.2)
+    }
+
+    /// Absurd flags fail at once with one line: no trap, no allocation sized by the flag.
+    func testAbsurdFlagsFailFast() throws {
+        try assertFails(["train", "--epochs", "922337203685477580"], status: 2, mentions: ["--epochs 922337203685477580"])
+        try assertFails(["train", "--steps", "922337203685477580"], status: 2, mentions: ["--steps"])
+        try assertFails(["train", "--batch-size", "100000"], status: 2, mentions: ["--batch-size", "100000"])
+        try assertFails(["train", "--shards", "5000", "--batch-size", "8000"], status: 2, mentions: ["--shards", "5000"])
+        // Larger than the data set: said before any trainer memory is allocated (it took 3.3 GB).
+        let started = Date()
+        try assertFails(["train", "--batch-size", "20000", "--shards", "16", "--out", "\(directory!)/big"], status: 1,
+                        mentions: ["5923 images, fewer than one batch of 20000"])
+        XCTAssertLessThan(Date().timeIntervalSince(started), 20)
+        try assertFails(["sample", "--checkpoint", "x", "--count", "1000000000", "--out", "\(directory!)/x.idx"],
+                        status: 2, mentions: ["--count", "1000000000"])
+        try assertFails(["sample", "--checkpoint", "x", "--count", "20000", "--out", "\(directory!)/x.png"],
+                        status: 2, mentions: ["--count", "PNG grid"])
+        try assertFails(["train", "--out", ""], status: 2, mentions: ["--out"])
+        try assertFails(["train", "--data", tinyData, "--labels", tinyData], status: 2, mentions: ["--labels", "--digit"])
+        try assertFails(["train", "--learning-rate", "-1"], status: 2, mentions: ["--learning-rate must be a positive number"])
+        try assertFails(["train", "--learning-rate", "nan"], status: 2, mentions: ["--learning-rate"])
+        try assertFails(["bench", "--scheduler", ""], status: 2, mentions: ["--scheduler"])
+        try assertFails(["bench", "--threads", "1,,2"], status: 2, mentions: ["--threads"])
+        try assertFails(["topology", "--synthetic", "core:zero"], status: 2, mentions: ["--synthetic", "core:zero"])
+        // The output directory is checked before the checkpoint is even read.
+        try assertFails(["sample", "--checkpoint", "missing.safetensors", "--out", "\(directory!)/nowhere/x.png"],
+                        status: 1, mentions: ["nowhere", "does not exist"])
+    }
+
+    func testDivergingTrainingStopsWithoutWritingACheckpoint() throws {
+        let run = "\(directory!)/diverged"
+        let result = try pgan(["train", "--data", tinyData, "--batch-size", "16", "--shards", "4", "--epochs", "2",
+                               "--learning-rate", "1e30", "--out", run, "--quiet"])
+        XCTAssertEqual(result.status, 1, result.error)
+        XCTAssertTrue(result.error.hasPrefix("pgan: error: training diverged at step 1: "), result.error)
+        XCTAssertTrue(result.error.contains("no checkpoint was written"), result.error)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(run)/checkpoint.safetensors"))
+    }
+
+    /// `--resume DIR` alone continues a run on other data with its own settings and target; flags that would change
+    /// the results are refused with both values; --out and --overwrite protect runs.
+    func testResumeNeedsNothingElseAndRefusesContradictions() throws {
+        let settings = ["--data", tinyData!, "--batch-size", "16", "--shards", "4", "--seed", "7", "--optimizer", "adam",
+                        "--quiet"]
+        let whole = "\(directory!)/whole", split = "\(directory!)/split"
+        XCTAssertEqual(try pgan(["train", "--steps", "10", "--out", whole] + settings).status, 0)
+        XCTAssertEqual(try pgan(["train", "--steps", "10", "--out", split] + settings).status, 0)
+        try assertFails(["train", "--out", split, "--steps", "2"] + settings, status: 2,
+                        mentions: ["already holds a run (checkpoint at step 10)", "--resume", "--overwrite"])
+        try assertFails(["train", "--resume", split, "--seed", "8", "--optimizer", "rmsprop"], status: 2,
+                        mentions: ["--seed 8 (the run has 7)", "--optimizer rmsprop (the run has adam)"])
+        try assertFails(["train", "--resume", split, "--data", "\(directory!)/other.idx"], status: 2,
+                        mentions: ["contradict the run in"])
+        try assertFails(["train", "--resume", split, "--out", whole], status: 2, mentions: ["--out", "--resume"])
+        // A run to step 6, resumed to 10 with no flag but the target, equals the run that went to 10 at once.
+        let short = "\(directory!)/short"
+        XCTAssertEqual(try pgan(["train", "--steps", "6", "--out", short] + settings).status, 0)
+        let resumed = try pgan(["train", "--resume", short, "--steps", "10"])
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        XCTAssertTrue(resumed.output.contains("resuming at step 6 of 10"), resumed.output)
+        XCTAssertEqual(try bytes("\(short)/checkpoint.safetensors"), try bytes("\(whole)/checkpoint.safetensors"))
+        XCTAssertEqual(try bytes("\(short)/history.csv"), try bytes("\(whole)/history.csv"))
+        let again = try pgan(["train", "--resume", short])
+        XCTAssertTrue(again.output.contains("nothing to do: the checkpoint is at step 10"), again.output)
+        // --overwrite starts over and removes the old run's files.
+        XCTAssertEqual(try pgan(["train", "--out", short, "--overwrite", "--steps", "2"] + settings).status, 0)
+        XCTAssertEqual(try String(contentsOfFile: "\(short)/history.csv", encoding: .utf8).split(separator: "\n").count, 3)
+    }
+
+    func testASecondRunOnTheSameDirectoryFailsAtOnceAndCtrlCStopsCleanly() throws {
+        let run = "\(directory!)/busy"
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: Self.binary)
+        first.arguments = ["train", "--data", tinyData, "--batch-size", "16", "--shards", "4", "--epochs", "1000",
+                           "--threads", "1", "--out", run, "--quiet"]
+        let errors = Pipe()
+        first.standardError = errors
+        try first.run()
+        while !FileManager.default.fileExists(atPath: "\(run)/checkpoint.safetensors") && first.isRunning { usleep(10_000) }
+        try assertFails(["train", "--data", tinyData, "--batch-size", "16", "--shards", "4", "--out", run, "--overwrite"],
+                        status: 1, mentions: [run, "in use by another pgan run (PID \(first.processIdentifier))"])
+        try assertFails(["train", "--resume", run], status: 1, mentions: ["PID \(first.processIdentifier)"])
+        kill(first.processIdentifier, SIGINT)
+        first.waitUntilExit()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(first.terminationStatus, 130, message)
+        XCTAssertTrue(message.contains("Continue with: pgan train --resume \(run)"), message)
+        let names = try FileManager.default.contentsOfDirectory(atPath: run)
+        XCTAssertFalse(names.contains { $0.contains("pgan-tmp") }, "\(names)")
+        let step = try SafeTensors.read(path: "\(run)/checkpoint.safetensors").metadataValue("step").flatMap(Int.init)
+        let rows = try String(contentsOfFile: "\(run)/history.csv", encoding: .utf8).split(separator: "\n").count - 1
+        XCTAssertEqual(step, rows, "the checkpoint and history.csv end at the same step")
     }
 }

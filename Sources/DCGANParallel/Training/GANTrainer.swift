@@ -59,6 +59,15 @@ public struct StepMetrics: Sendable, Equatable {
     public var discriminatorAccuracyFake: Double
     /// Fraction of the generator-phase fakes the discriminator calls real.
     public var generatorFoolingRate: Double
+
+    public init(discriminatorLoss: Double, generatorLoss: Double, discriminatorAccuracyReal: Double,
+                discriminatorAccuracyFake: Double, generatorFoolingRate: Double) {
+        self.discriminatorLoss = discriminatorLoss
+        self.generatorLoss = generatorLoss
+        self.discriminatorAccuracyReal = discriminatorAccuracyReal
+        self.discriminatorAccuracyFake = discriminatorAccuracyFake
+        self.generatorFoolingRate = generatorFoolingRate
+    }
 }
 
 /// One DCGAN training step, data-parallel over shards (DESIGN.md §1–2).

@@ -1,0 +1,61 @@
+import DCGANParallel
+import Foundation
+import ParallelTensor
+import TestSupport
+import XCTest
+
+final class SessionTests: XCTestCase {
+    var directory: String!
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "pgan-session-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// A weight that turns NaN after the first epoch's checkpoint: the next steps stop with the step named, and the
+    /// checkpoint on disk is the good one, byte for byte.
+    func testDivergenceLeavesTheLastGoodCheckpointUntouched() throws {
+        let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: 16, shards: 4, seed: 3),
+                                 executor: ShardedExecutor(threadCount: 2, pinsThreads: false))
+        let dataset = try ImageDataset.defaultZeros().prefix(64)
+        let session = try TrainingSession(trainer: trainer, dataset: dataset,
+                                          directory: RunDirectory(path: "\(directory!)/run"), run: nil)
+        XCTAssertEqual(try session.run(totalSteps: 4, observer: nil), .finished)
+        let good = try Data(contentsOf: URL(fileURLWithPath: session.checkpointPath))
+        trainer.generator.parameters[100] = .infinity
+        XCTAssertThrowsError(try session.run(totalSteps: 8, observer: nil)) { error in
+            guard let diverged = error as? TrainingDiverged else { return XCTFail("\(error)") }
+            XCTAssertEqual(diverged.step, 5)
+            XCTAssertEqual(diverged.lastCheckpointStep, 4)
+            XCTAssertTrue(diverged.description.contains("the last good checkpoint (step 4) is untouched"), diverged.description)
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: session.checkpointPath)), good)
+    }
+
+    /// A stop request between groups of steps writes a checkpoint at the step reached, mid-epoch.
+    func testAStopRequestWritesACheckpointMidEpoch() throws {
+        let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: 16, shards: 4, seed: 3),
+                                 executor: ShardedExecutor(threadCount: 1, pinsThreads: false))
+        let dataset = try ImageDataset.defaultZeros().prefix(320)  // 20 steps per epoch, groups of 8
+        let session = try TrainingSession(trainer: trainer, dataset: dataset,
+                                          directory: RunDirectory(path: "\(directory!)/run"), run: nil)
+        XCTAssertEqual(try session.run(totalSteps: 40, observer: nil, stopRequested: { true }), .interrupted(step: 8))
+        let file = try SafeTensors.read(path: session.checkpointPath)
+        XCTAssertEqual(file.metadataValue("step"), "8")
+        XCTAssertEqual(session.epochs.count, 0, "no epoch finished")
+        XCTAssertEqual(session.history.count, 8)
+    }
+
+    /// Images made in rounds (as `pgan sample` writes large IDX files) are the images made at once.
+    func testGeneratingInRoundsGivesTheSameImages() {
+        let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: 16, shards: 4, seed: 3),
+                                 executor: ShardedExecutor(threadCount: 2, pinsThreads: false))
+        let whole = trainer.generate(count: 37, noiseSeed: 9)
+        let rounds = trainer.generate(count: 20, noiseSeed: 9) + trainer.generate(count: 17, noiseSeed: 9, firstIndex: 20)
+        assertBitIdentical(rounds, whole)
+    }
+}
