@@ -258,6 +258,16 @@ final class HostileInputTests: XCTestCase {
         assertDataError(try RunDirectory(path: "\(keep)/run"), contains: "cannot create the output directory")
     }
 
+    /// progress.png is rebuilt from the sample grids in the run directory, which anyone may have replaced.
+    func testPNGHeadersThatPromiseHugeImagesAreRefused() throws {
+        var png = [UInt8](GreyImage(width: 4, height: 3, fill: 9).pngData())
+        XCTAssertEqual(try GreyImage(pngData: Data(png)).pixels, [UInt8](repeating: 9, count: 12))
+        png.replaceSubrange(16..<20, with: [0x7F, 0xFF, 0xFF, 0xFF])
+        XCTAssertThrowsError(try GreyImage(pngData: Data(png))) { XCTAssertTrue("\($0)".contains("not a pgan grid"), "\($0)") }
+        png.replaceSubrange(8..<12, with: [0xFF, 0xFF, 0xFF, 0xF0])
+        XCTAssertThrowsError(try GreyImage(pngData: Data(png)))
+    }
+
     func testNonFiniteStateIsFound() {
         let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: 8, shards: 4, seed: 1),
                                  executor: ShardedExecutor(threadCount: 1, pinsThreads: false))

@@ -81,7 +81,7 @@ extension GreyImage {
         while offset + 8 <= bytes.count {
             let length = u32(offset)
             let type = String(decoding: bytes[(offset + 4)..<(offset + 8)], as: UTF8.self)
-            guard offset + 12 + length <= bytes.count else { throw PNGError(description: "truncated PNG chunk \(type)") }
+            guard length <= bytes.count - offset - 12 else { throw PNGError(description: "truncated PNG chunk \(type)") }
             let body = Array(bytes[(offset + 8)..<(offset + 8 + length)])
             switch type {
             case "IHDR":
@@ -90,6 +90,10 @@ extension GreyImage {
                 }
                 width = u32(offset + 8)
                 height = u32(offset + 12)
+                // pgan's grids are a few thousand pixels a side; a larger header is not one of its files.
+                guard (1...(1 << 15)).contains(width), (1...(1 << 15)).contains(height) else {
+                    throw PNGError(description: "PNG of \(width)×\(height) pixels is not a pgan grid")
+                }
             case "IDAT": compressed += body
             default: break
             }
