@@ -16,7 +16,9 @@ for kind in "${kinds[@]}"; do
     esac
     log=$(mktemp)
     echo "== $kind sanitizer: $filter"
-    swift test --sanitize="$kind" --build-path ".build-$kind" --filter "$filter" >"$log" 2>&1
+    # LeakSanitizer is off: XCTest keeps every test case object alive and Foundation's Process leaks a few bytes per
+    # launch, which would drown the memory errors this run is for.
+    ASAN_OPTIONS=detect_leaks=0 swift test --sanitize="$kind" --build-path ".build-$kind" --filter "$filter" >"$log" 2>&1
     result=$?
     grep -E "WARNING: ThreadSanitizer|ERROR: AddressSanitizer|SUMMARY: (Thread|Address)Sanitizer" "$log" | sort | uniq -c
     grep -E "Executed [0-9]+ tests" "$log" | tail -n 1

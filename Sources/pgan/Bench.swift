@@ -44,8 +44,9 @@ struct Bench: ParsableCommand {
         guard ["table", "csv", "json"].contains(format) else {
             throw ConfigurationError("--format must be table, csv or json (got '\(format)')")
         }
-        guard steps >= 1, warmup >= 0, repeats >= 1 else {
-            throw ConfigurationError("--steps and --repeats must be at least 1, --warmup at least 0")
+        // --phases keeps a timing record per item of every traced step, so the counts bound memory as well as time.
+        guard (1...100_000).contains(steps), (0...100_000).contains(warmup), (1...1000).contains(repeats) else {
+            throw ConfigurationError("--steps must be 1–100000, --warmup 0–100000 and --repeats 1–1000 (got \(steps), \(warmup), \(repeats))")
         }
         let topology = Topology.shared
         var defaultThreads = [1]
@@ -60,7 +61,9 @@ struct Bench: ParsableCommand {
             return kind
         }
         for batch in batches {
-            try TrainingConfiguration(batchSize: batch, shards: shards).validate()
+            let configuration = TrainingConfiguration(batchSize: batch, shards: shards)
+            try configuration.validate()
+            try GANTrainer.checkMemory(configuration: configuration, threadCount: threadCounts.max()!)
         }
         if phases && format == "csv" {
             throw ConfigurationError("--phases needs --format table or json, not csv (a phase breakdown is not one CSV row)")

@@ -39,7 +39,7 @@ struct Sample: ParsableCommand {
         guard let format else { throw ValidationError("--out \(output): unknown format (use .png, .idx or .idx3-ubyte)") }
         let limit = format == .png ? Self.maximumGridImages : Self.maximumIDXImages
         guard (1...limit).contains(count) else {
-            throw ValidationError("--count must be 1–\(limit) for a \(format == .png ? "PNG grid" : "IDX file") (got \(count))")
+            throw ValidationError("--count must be 1–\(limit) for \(format == .png ? "a PNG grid" : "an IDX file") (got \(count))")
         }
         _ = try checkThreads(threads)
     }

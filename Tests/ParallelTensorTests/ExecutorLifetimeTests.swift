@@ -9,9 +9,10 @@ final class ExecutorLifetimeTests: XCTestCase {
         for cycle in 0..<1000 {
             let executor = ShardedExecutor(threadCount: 2, scheduling: .spinning)
             if cycle % 100 == 0 {
-                nonisolated(unsafe) var ran = [false, false]
-                executor.run(iterations: 2) { ran[$0] = true }
-                XCTAssertEqual(ran, [true, true])
+                let ran = AlignedBuffer(count: 2)
+                nonisolated(unsafe) let flags = ran.pointer
+                executor.run(iterations: 2) { flags[$0] = 1 }
+                XCTAssertEqual(ran.array, [1, 1])
             }
             executor.restoreCallerBinding()
         }
@@ -20,9 +21,10 @@ final class ExecutorLifetimeTests: XCTestCase {
     func testASecondRunWhileOneIsInProgressIsRefused() {
         for scheduling in [ShardedExecutor.Scheduling.dispatch, .spinning] {
             let executor = ShardedExecutor(threadCount: 2, pinsThreads: false, scheduling: scheduling)
-            nonisolated(unsafe) var refused = [Bool](repeating: false, count: 4)
-            executor.run(iterations: 4) { i in refused[i] = !executor.beginRun() }
-            XCTAssertEqual(refused, [true, true, true, true], "\(scheduling): every item saw the run in progress")
+            let refused = AlignedBuffer(count: 4)
+            nonisolated(unsafe) let flags = refused.pointer
+            executor.run(iterations: 4) { i in flags[i] = executor.beginRun() ? 0 : 1 }
+            XCTAssertEqual(refused.array, [1, 1, 1, 1], "\(scheduling): every item saw the run in progress")
             XCTAssertTrue(executor.beginRun(), "the executor is free again after a run")
             executor.endRun()
         }

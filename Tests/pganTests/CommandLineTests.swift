@@ -242,13 +242,14 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["sample", "--checkpoint", "x", "--count", "1000000000", "--out", "\(directory!)/x.idx"],
                         status: 2, mentions: ["--count", "1000000000"])
         try assertFails(["sample", "--checkpoint", "x", "--count", "20000", "--out", "\(directory!)/x.png"],
-                        status: 2, mentions: ["--count", "PNG grid"])
+                        status: 2, mentions: ["--count", "a PNG grid"])
         try assertFails(["train", "--out", ""], status: 2, mentions: ["--out"])
         try assertFails(["train", "--data", tinyData, "--labels", tinyData], status: 2, mentions: ["--labels", "--digit"])
         try assertFails(["train", "--learning-rate", "-1"], status: 2, mentions: ["--learning-rate must be a positive number"])
         try assertFails(["train", "--learning-rate", "nan"], status: 2, mentions: ["--learning-rate"])
         try assertFails(["bench", "--scheduler", ""], status: 2, mentions: ["--scheduler"])
         try assertFails(["bench", "--threads", "1,,2"], status: 2, mentions: ["--threads"])
+        try assertFails(["bench", "--steps", "1000000000000"], status: 2, mentions: ["--steps must be 1–100000"])
         try assertFails(["topology", "--synthetic", "core:zero"], status: 2, mentions: ["--synthetic", "core:zero"])
         // The output directory is checked before the checkpoint is even read.
         try assertFails(["sample", "--checkpoint", "missing.safetensors", "--out", "\(directory!)/nowhere/x.png"],
