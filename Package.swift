@@ -64,7 +64,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["ParallelTensor"],
+            dependencies: ["ParallelTensor", "DCGANParallel"],
             path: "Tests/TestSupport",
             swiftSettings: fastSIMD
         ),

@@ -4,14 +4,10 @@ import TestSupport
 import XCTest
 
 final class DataTests: XCTestCase {
-    static let mnist = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/mnist").path
-
     var directory: String!
 
     override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "pgan-data-tests-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        directory = try makeTemporaryDirectory("pgan-data-tests")
     }
 
     override func tearDownWithError() throws {
@@ -26,22 +22,13 @@ final class DataTests: XCTestCase {
 
     func header(_ dimensions: [Int]) -> [UInt8] { IDXFile(dimensions: dimensions, bytes: []).encoded() }
 
-    func assertDataError(_ expression: @autoclosure () throws -> Any, contains text: String, path: String,
-                         file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try expression(), file: file, line: line) { error in
-            guard let error = error as? DataError else { return XCTFail("not a DataError: \(error)", file: file, line: line) }
-            XCTAssertEqual(error.path, path, file: file, line: line)
-            XCTAssertTrue(error.problem.contains(text), "\(error.problem) lacks '\(text)'", file: file, line: line)
-        }
-    }
-
     func testRealMNISTFiles() throws {
-        let images = "\(Self.mnist)/train-images-idx3-ubyte.gz", labels = "\(Self.mnist)/train-labels-idx1-ubyte.gz"
+        let images = "\(sharedMNISTDirectory)/train-images-idx3-ubyte.gz", labels = "\(sharedMNISTDirectory)/train-labels-idx1-ubyte.gz"
         try XCTSkipUnless(FileManager.default.fileExists(atPath: images), "shared MNIST not present")
         let zeros = try ImageDataset.load(imagesPath: images, labelsPath: labels, digit: 0)
         XCTAssertEqual([zeros.count, zeros.height, zeros.width], [5923, 28, 28])
-        let sevens = try ImageDataset.load(imagesPath: "\(Self.mnist)/t10k-images-idx3-ubyte.gz",
-                                           labelsPath: "\(Self.mnist)/t10k-labels-idx1-ubyte.gz", digit: 7)
+        let sevens = try ImageDataset.load(imagesPath: "\(sharedMNISTDirectory)/t10k-images-idx3-ubyte.gz",
+                                           labelsPath: "\(sharedMNISTDirectory)/t10k-labels-idx1-ubyte.gz", digit: 7)
         XCTAssertEqual(sevens.count, 1028)
         XCTAssertEqual(zeros.pixels.min(), -1)
         XCTAssertEqual(zeros.pixels.max(), 1)

@@ -7,26 +7,14 @@ import XCTest
 /// Files a hostile or unlucky user can hand pgan: each must give a `DataError` naming the file, never a trap or an
 /// allocation the size of a lie.
 final class HostileInputTests: XCTestCase {
-    static let mnist = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/mnist").path
-
     var directory: String!
 
     override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "pgan-hostile-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        directory = try makeTemporaryDirectory("pgan-hostile")
     }
 
     override func tearDownWithError() throws {
         try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    func assertDataError(_ expression: @autoclosure () throws -> Any, contains text: String,
-                         file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try expression(), file: file, line: line) { error in
-            guard let error = error as? DataError else { return XCTFail("not a DataError: \(error)", file: file, line: line) }
-            XCTAssertTrue(error.problem.contains(text), "'\(error.problem)' lacks '\(text)'", file: file, line: line)
-        }
     }
 
     func gzip(_ bytes: [UInt8]) throws -> Data {
@@ -46,7 +34,7 @@ final class HostileInputTests: XCTestCase {
     /// labels themselves, and their product overflowed (`reduce(1, *)` trapped).
     func testEveryBitFlipOfTheRankByteIsAnError() throws {
         var labels: [UInt8]
-        let real = "\(Self.mnist)/t10k-labels-idx1-ubyte.gz"
+        let real = "\(sharedMNISTDirectory)/t10k-labels-idx1-ubyte.gz"
         if FileManager.default.fileExists(atPath: real) {
             labels = IDXFile(dimensions: [10_000], bytes: try IDXFile.read(path: real).bytes).encoded()
         } else {

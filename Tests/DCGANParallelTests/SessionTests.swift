@@ -8,8 +8,7 @@ final class SessionTests: XCTestCase {
     var directory: String!
 
     override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "pgan-session-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        directory = try makeTemporaryDirectory("pgan-session")
     }
 
     override func tearDownWithError() throws {

@@ -1,5 +1,29 @@
+import DCGANParallel
+import Foundation
 import ParallelTensor
 import XCTest
+
+/// The project's shared MNIST files (`../shared/data/mnist` beside the repository), present on developers' machines
+/// and in CI; tests that use them skip or fall back when they are missing.
+public let sharedMNISTDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/mnist").path
+
+/// A new empty directory under the system's temporary directory, named `prefix-UUID`; remove it in `tearDown`.
+public func makeTemporaryDirectory(_ prefix: String) throws -> String {
+    let path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// Asserts that `expression` throws a `DataError` whose problem contains `text` (and that names `path`, when given).
+public func assertDataError(_ expression: @autoclosure () throws -> Any, contains text: String, path: String? = nil,
+                            file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertThrowsError(try expression(), file: file, line: line) { error in
+        guard let error = error as? DataError else { return XCTFail("not a DataError: \(error)", file: file, line: line) }
+        if let path { XCTAssertEqual(error.path, path, file: file, line: line) }
+        XCTAssertTrue(error.problem.contains(text), "'\(error.problem)' lacks '\(text)'", file: file, line: line)
+    }
+}
 
 /// SplitMix64: a tiny seeded generator so every test draws the same "random" shapes and values on every run.
 public struct SeededRandom: RandomNumberGenerator {

@@ -1,5 +1,6 @@
 import DCGANParallel
 import Foundation
+import TestSupport
 import XCTest
 
 /// Runs the built `pgan` binary as a user would and checks the files it writes and the errors it gives.
@@ -39,8 +40,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "pgan-cli-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        directory = try makeTemporaryDirectory("pgan-cli")
         tinyData = try Self.writeTinyData(in: directory)
     }
 

@@ -10,8 +10,7 @@ final class InterruptionTests: XCTestCase {
     var tinyData: String!
 
     override func setUpWithError() throws {
-        directory = NSTemporaryDirectory() + "pgan-kill-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        directory = try makeTemporaryDirectory("pgan-kill")
         tinyData = try CommandLineTests.writeTinyData(in: directory)
     }
 
