@@ -2,7 +2,8 @@
 import PackageDescription
 
 // SIMD8<Float> only becomes AVX2/FMA code when the compiler may target such a CPU; the baseline x86-64 target
-// turns every fused multiply-add into a libm call (0.7 GFLOP/s instead of ~100). See DESIGN.md §4.
+// turns every fused multiply-add into a libm call (0.7 GFLOP/s instead of ~100). See docs/ARCHITECTURE.md §3,
+// "Build flags".
 #if arch(x86_64)
 let targetCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 let avx512: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "skylake-avx512", "-O"])]

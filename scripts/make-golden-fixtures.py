@@ -8,7 +8,7 @@ Writes Tests/DCGANParallelTests/Fixtures/golden-step.json. The Swift test (Golde
 GANTrainer and compares losses, logits, generated images, every parameter gradient and the BatchNorm running
 statistics.
 
-Nothing here shares code with pgan: the model is written from DESIGN.md §1 with jax.lax convolutions ("SAME"
+Nothing here shares code with pgan: the model is written from docs/ARCHITECTURE.md §1 with jax.lax convolutions ("SAME"
 padding; the transposed convolution is the exact vector-Jacobian product of the "same" convolution, which is what
 Keras' Conv2DTranspose computes), BatchNorm, SELU, tanh, LeakyReLU and the sigmoid cross-entropy from their
 definitions, and gradients from jax.grad. Only the random numbers are shared by construction: Philox-4x32-10 with

@@ -4,8 +4,8 @@ import ParallelTensor
 import TestSupport
 import XCTest
 
-/// The data-parallel contract (DESIGN.md §2): for fixed data, seed and shard count, any thread count gives the same
-/// bits — weights, optimizer state, BatchNorm running statistics, losses and the checkpoint file.
+/// The data-parallel contract (docs/ARCHITECTURE.md §2): for fixed data, seed and shard count, any thread count gives
+/// the same bits — weights, optimizer state, BatchNorm running statistics, losses and the checkpoint file.
 final class ParityTests: XCTestCase {
     static let dataset = try! ImageDataset.defaultZeros().prefix(96)
 

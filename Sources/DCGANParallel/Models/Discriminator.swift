@@ -1,7 +1,8 @@
 import ParallelTensor
 
-/// The seed discriminator (DESIGN.md §1): Conv2D(64, 5×5, s2) → LeakyReLU(0.2) → Dropout(0.3) → Conv2D(128, 5×5, s2)
-/// → LeakyReLU(0.2) → Dropout(0.3) → Flatten → Dense(1) whose logit goes to the sigmoid cross-entropy.
+/// The seed discriminator (docs/ARCHITECTURE.md §1): Conv2D(64, 5×5, s2) → LeakyReLU(0.2) → Dropout(0.3) →
+/// Conv2D(128, 5×5, s2) → LeakyReLU(0.2) → Dropout(0.3) → Flatten → Dense(1) whose logit goes to the sigmoid
+/// cross-entropy.
 public final class Discriminator: @unchecked Sendable {
     public let layout = ParameterLayout()
     public let convolution1: Conv2DLayer

@@ -1,6 +1,6 @@
 import ParallelTensor
 
-/// The seed generator (DESIGN.md §1): Dense(100 → 7·7·128) → Reshape(7, 7, 128) → BatchNorm →
+/// The seed generator (docs/ARCHITECTURE.md §1): Dense(100 → 7·7·128) → Reshape(7, 7, 128) → BatchNorm →
 /// Conv2DTranspose(64, 5×5, s2, selu) → BatchNorm → Conv2DTranspose(1, 5×5, s2, tanh) → 28×28×1.
 ///
 /// The model owns its weights (one flat `parameters` vector, layout in `layout`) and the BatchNorm running statistics

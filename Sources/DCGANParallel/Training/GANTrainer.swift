@@ -70,7 +70,7 @@ public struct StepMetrics: Sendable, Equatable {
     }
 }
 
-/// One DCGAN training step, data-parallel over shards (DESIGN.md §1–2).
+/// One DCGAN training step, data-parallel over shards (docs/ARCHITECTURE.md §1–3).
 ///
 /// D phase: B fakes from the generator in inference mode and the B real images, labels 0 then 1, form a 2B batch cut
 /// into S shards; each shard runs forward and backward into its own gradient buffer; the buffers are all-reduced in a

@@ -5,9 +5,9 @@ import CHwloc
 
 /// What hwloc sees of this machine, and the rule that maps worker slots to cores.
 ///
-/// The pinning order (DESIGN.md §2): one processing unit (PU, a hardware thread) of every physical core first, then
-/// every core's second PU, and so on; worker slot k gets entry k mod count. On a machine without SMT that is simply
-/// core k.
+/// The pinning order (docs/ARCHITECTURE.md §2): one processing unit (PU, a hardware thread) of every physical core
+/// first, then every core's second PU, and so on; worker slot k gets entry k mod count. On a machine without SMT
+/// that is simply core k.
 public final class Topology: @unchecked Sendable {
     public struct Cache: Sendable, Equatable {
         public let level: Int
