@@ -55,6 +55,9 @@ struct Train: ParsableCommand {
         if let digit, !(0...255).contains(digit) { throw ValidationError("--digit must be a label value 0–255 (got \(digit))") }
         if labels != nil && data == nil { throw ValidationError("--labels needs --data") }
         if labels != nil && digit == nil { throw ValidationError("--labels is only read with --digit: give the label to train on") }
+        if data == nil, resume == nil, let digit, digit != 0 {
+            throw ValidationError("the built-in data set holds only zeros; give --data and --labels for digit \(digit)")
+        }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
             throw ValidationError("--learning-rate must be a positive number (got \(learningRate))")
         }
@@ -101,11 +104,6 @@ struct Train: ParsableCommand {
             checkpoint = file
         } else {
             directory = try RunDirectory(path: outputDirectory ?? "pgan-run")
-            if FileManager.default.fileExists(atPath: directory.checkpointPath) && !overwrite {
-                let step = (try? SafeTensors.read(path: directory.checkpointPath)).flatMap { $0.metadataValue("step") }
-                throw ConfigurationError("\(directory.path) already holds a run\(step.map { " (checkpoint at step \($0))" } ?? ""); continue it with --resume \(shellQuoted(directory.path)), or start over with --overwrite")
-            }
-            directory.removeRunFiles()
         }
 
         let dataset = try source.load()
@@ -113,6 +111,14 @@ struct Train: ParsableCommand {
         try GANTrainer.checkMemory(configuration: configuration, threadCount: threadCount)
         let stepsPerEpoch = dataset.count / configuration.batchSize
         let totalSteps = try targetSteps(stepsPerEpoch: stepsPerEpoch, recorded: recordedTarget)
+        // Only a run that could start replaces an earlier one: every check above comes first.
+        if resume == nil {
+            if FileManager.default.fileExists(atPath: directory.checkpointPath) && !overwrite {
+                let step = (try? SafeTensors.read(path: directory.checkpointPath)).flatMap { $0.metadataValue("step") }
+                throw ConfigurationError("\(directory.path) already holds a run\(step.map { " (checkpoint at step \($0))" } ?? ""); continue it with --resume \(shellQuoted(directory.path)), or start over with --overwrite")
+            }
+            directory.removeRunFiles()
+        }
 
         let executor = ShardedExecutor(threadCount: threadCount, scheduling: scheduler)
         defer { executor.restoreCallerBinding() }

@@ -26,6 +26,8 @@ final class CommandLineTests: XCTestCase {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
+        // In the test's own directory: a default --out (pgan-run) must not meet a user's run in the working tree.
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["CI"] = "true"
         process.environment = environment
@@ -230,6 +232,11 @@ final class CommandLineTests: XCTestCase {
 
     /// Absurd flags fail at once with one line: no trap, no allocation sized by the flag.
     func testAbsurdFlagsFailFast() throws {
+        // A run already in the default directory (as after the quick start) must not hide what is wrong with a flag.
+        XCTAssertEqual(try pgan(["train", "--data", tinyData, "--batch-size", "16", "--shards", "4", "--steps", "1",
+                                 "--quiet"]).status, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory!)/pgan-run/checkpoint.safetensors"))
+        try assertFails(["train", "--digit", "3"], status: 2, mentions: ["digit 3"])
         try assertFails(["train", "--epochs", "922337203685477580"], status: 2, mentions: ["--epochs 922337203685477580"])
         try assertFails(["train", "--steps", "922337203685477580"], status: 2, mentions: ["--steps"])
         try assertFails(["train", "--batch-size", "100000"], status: 2, mentions: ["--batch-size", "100000"])

@@ -22,6 +22,7 @@ final class InterruptionTests: XCTestCase {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLineTests.binary)
         process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         process.standardOutput = FileHandle.nullDevice
         XCTAssertTrue(FileManager.default.createFile(atPath: errors, contents: nil))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
