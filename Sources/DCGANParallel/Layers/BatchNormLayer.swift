@@ -42,7 +42,7 @@ public struct BatchNormLayer: Sendable {
     /// Training mode, per shard: the channel sums of this shard's rows.
     public func accumulateStatistics(shard: Int, rows: Int, input: UnsafePointer<Float>, batch: BatchNormBatch) {
         BatchNormalization.channelSums(input, rows: rows, channels: channels, sums: batch.shardSums[shard].pointer,
-                                       squares: batch.shardSquares[shard].pointer)
+                                       squares: batch.shardProductSums[shard].pointer)
     }
 
     /// Training mode, once per minibatch: reduce the shard sums, fold mean/variance/gamma/beta into scale and shift,
@@ -50,11 +50,11 @@ public struct BatchNormLayer: Sendable {
     public func finishStatistics(totalRows: Int, parameters: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>,
                                  batch: BatchNormBatch) {
         AllReduce.sum(batch.shardSumPointers, count: channels)
-        AllReduce.sum(batch.shardSquarePointers, count: channels)
+        AllReduce.sum(batch.shardProductSumPointers, count: channels)
         let rows = Double(totalRows)
         for c in 0..<channels {
             let mean = batch.shardSums[0][c] / rows
-            let variance = max(batch.shardSquares[0][c] / rows - mean * mean, 0)
+            let variance = max(batch.shardProductSums[0][c] / rows - mean * mean, 0)
             let inverse = 1 / (variance + epsilon).squareRoot()
             let scale = Double(parameters[gamma.offset + c]) * inverse
             batch.mean[c] = Float(mean)
@@ -81,19 +81,19 @@ public struct BatchNormLayer: Sendable {
                                         mean: batch.mean.pointer,
                                         inverseStandardDeviation: batch.inverseStandardDeviation.pointer,
                                         sumGradient: batch.shardSums[shard].pointer,
-                                        sumGradientTimesNormalized: batch.shardSquares[shard].pointer)
+                                        sumGradientTimesNormalized: batch.shardProductSums[shard].pointer)
     }
 
     /// Backward, once per minibatch: reduce the sums into the means every shard needs, and keep the gamma and beta
     /// gradients (Σdy·x̂ and Σdy) for the model's gradient vector.
     public func finishGradientSums(totalRows: Int, batch: BatchNormBatch) {
         AllReduce.sum(batch.shardSumPointers, count: channels)
-        AllReduce.sum(batch.shardSquarePointers, count: channels)
+        AllReduce.sum(batch.shardProductSumPointers, count: channels)
         for c in 0..<channels {
             batch.meanGradient[c] = Float(batch.shardSums[0][c] / Double(totalRows))
-            batch.meanGradientTimesNormalized[c] = Float(batch.shardSquares[0][c] / Double(totalRows))
+            batch.meanGradientTimesNormalized[c] = Float(batch.shardProductSums[0][c] / Double(totalRows))
             batch.betaGradient[c] = Float(batch.shardSums[0][c])
-            batch.gammaGradient[c] = Float(batch.shardSquares[0][c])
+            batch.gammaGradient[c] = Float(batch.shardProductSums[0][c])
         }
     }
 
@@ -115,21 +115,23 @@ public struct BatchNormLayer: Sendable {
     }
 }
 
-/// The per-minibatch state one BatchNorm layer shares between its shards: shard partial sums (forward: Σx, Σx²;
-/// backward: Σdy, Σdy·x̂) and the reduced per-channel values.
+/// The per-minibatch state one BatchNorm layer shares between its shards: shard partial sums and the reduced
+/// per-channel values.
 public final class BatchNormBatch: @unchecked Sendable {
+    /// Per shard and channel: Σx in the forward pass, Σdy in the backward pass.
     public let shardSums: [DoubleBuffer]
-    public let shardSquares: [DoubleBuffer]
+    /// Per shard and channel: Σx² in the forward pass, Σdy·x̂ in the backward pass.
+    public let shardProductSums: [DoubleBuffer]
     /// The shard buffers' pointers, made once: the reductions run every step.
-    let shardSumPointers, shardSquarePointers: [UnsafeMutablePointer<Double>]
+    let shardSumPointers, shardProductSumPointers: [UnsafeMutablePointer<Double>]
     public let mean, inverseStandardDeviation, scale, shift: AlignedBuffer
     public let meanGradient, meanGradientTimesNormalized, gammaGradient, betaGradient: AlignedBuffer
 
     public init(channels: Int, shards: Int) {
         shardSums = (0..<shards).map { _ in DoubleBuffer(count: channels) }
-        shardSquares = (0..<shards).map { _ in DoubleBuffer(count: channels) }
+        shardProductSums = (0..<shards).map { _ in DoubleBuffer(count: channels) }
         shardSumPointers = shardSums.map(\.pointer)
-        shardSquarePointers = shardSquares.map(\.pointer)
+        shardProductSumPointers = shardProductSums.map(\.pointer)
         mean = AlignedBuffer(count: channels)
         inverseStandardDeviation = AlignedBuffer(count: channels)
         scale = AlignedBuffer(count: channels)

@@ -74,7 +74,7 @@ public final class Discriminator: @unchecked Sendable {
 
     /// Training-mode forward (dropout active) of `n` images at `input`: logits in `activations.logits`. Dropout masks
     /// are those of samples firstSample..<firstSample+n at (step, phase).
-    public func forward(batch n: Int, input: UnsafePointer<Float>, random: CounterRandom, step: UInt64, phase: UInt32,
+    public func forward(batch n: Int, input: UnsafePointer<Float>, random: CounterRandom, step: UInt64, phase: GANPhase,
                         firstSample: Int, activations a: DiscriminatorActivations, workspace: KernelWorkspace) {
         let p = UnsafePointer(parameters.pointer)
         a.input = input
@@ -103,19 +103,20 @@ public final class Discriminator: @unchecked Sendable {
                          gradients: UnsafeMutablePointer<Float>?, inputGradient: UnsafeMutablePointer<Float>?,
                          workspace: KernelWorkspace, accumulateGradients: Bool = false) {
         let p = UnsafePointer(parameters.pointer)
+        let second = a.convolution2Gradient.pointer, first = a.convolution1Gradient.pointer
         dense.backward(batch: n, input: a.dropped2.pointer, outputGradient: a.logitGradients.pointer,
-                       inputGradient: a.gradientB.pointer, parameters: p, gradients: gradients, workspace: workspace,
+                       inputGradient: second, parameters: p, gradients: gradients, workspace: workspace,
                        accumulateGradients: accumulateGradients)
-        dropout2.apply(batch: n, input: a.gradientB.pointer, mask: a.mask2.pointer, output: a.gradientB.pointer)
+        dropout2.apply(batch: n, input: second, mask: a.mask2.pointer, output: second)
         activation.backward(count: n * convolution2.outputElements, input: a.convolved2.pointer,
-                            outputGradient: a.gradientB.pointer, inputGradient: a.gradientB.pointer)
-        convolution2.backward(batch: n, input: a.dropped1.pointer, outputGradient: a.gradientB.pointer,
-                              inputGradient: a.gradientA.pointer, parameters: p, gradients: gradients,
+                            outputGradient: second, inputGradient: second)
+        convolution2.backward(batch: n, input: a.dropped1.pointer, outputGradient: second,
+                              inputGradient: first, parameters: p, gradients: gradients,
                               workspace: workspace, accumulateGradients: accumulateGradients)
-        dropout1.apply(batch: n, input: a.gradientA.pointer, mask: a.mask1.pointer, output: a.gradientA.pointer)
+        dropout1.apply(batch: n, input: first, mask: a.mask1.pointer, output: first)
         activation.backward(count: n * convolution1.outputElements, input: a.convolved1.pointer,
-                            outputGradient: a.gradientA.pointer, inputGradient: a.gradientA.pointer)
-        convolution1.backward(batch: n, input: a.input!, outputGradient: a.gradientA.pointer,
+                            outputGradient: first, inputGradient: first)
+        convolution1.backward(batch: n, input: a.input!, outputGradient: first,
                               inputGradient: inputGradient, parameters: p, gradients: gradients, workspace: workspace,
                               accumulateGradients: accumulateGradients)
     }
@@ -128,7 +129,9 @@ public final class DiscriminatorActivations: @unchecked Sendable {
     public let images: AlignedBuffer
     public let convolved1, mask1, dropped1, convolved2, mask2, dropped2: AlignedBuffer
     public let logits, labels, losses, logitGradients: AlignedBuffer
-    public let gradientA, gradientB, inputGradient: AlignedBuffer
+    /// ∂loss/∂(output of the first and of the second convolution), each worked in place back through its dropout
+    /// and activation.
+    public let convolution1Gradient, convolution2Gradient: AlignedBuffer
 
     init(capacity: Int, imageSize: Int, firstSize: Int, secondSize: Int) {
         images = AlignedBuffer(count: capacity * imageSize)
@@ -142,8 +145,7 @@ public final class DiscriminatorActivations: @unchecked Sendable {
         labels = AlignedBuffer(count: capacity)
         losses = AlignedBuffer(count: capacity)
         logitGradients = AlignedBuffer(count: capacity)
-        gradientA = AlignedBuffer(count: capacity * firstSize)
-        gradientB = AlignedBuffer(count: capacity * secondSize)
-        inputGradient = AlignedBuffer(count: capacity * imageSize)
+        convolution1Gradient = AlignedBuffer(count: capacity * firstSize)
+        convolution2Gradient = AlignedBuffer(count: capacity * secondSize)
     }
 }

@@ -42,7 +42,7 @@ public final class Generator: @unchecked Sendable {
                                                                 stride: 2),
             layout: layout)
         // The dense layer's tensors come last in the parameter vector: its gradient is computed for the whole
-        // minibatch at once (see `denseGradients`), so shards only need gradient buffers for the prefix before it.
+        // minibatch at once (`denseGradientSlice`), so shards only need gradient buffers for the prefix before it.
         dense = DenseLayer(name: "generator.dense", inputSize: codings, outputSize: denseSize, layout: layout,
                            needsInputGradient: false)
         reshape.checkCompatible(elementsPerSample: dense.outputSize)
@@ -236,7 +236,7 @@ public final class Generator: @unchecked Sendable {
     }
 
     /// How many leading entries of the gradient vector shards compute; the dense layer's (the rest) is computed for
-    /// the whole batch by `denseGradients`.
+    /// the whole batch by `denseGradientSlice`.
     public var shardedGradientCount: Int { dense.kernel.offset }
 
     /// The dense layer's kernel and bias gradients for the whole minibatch: Σ over shards, in shard order, of

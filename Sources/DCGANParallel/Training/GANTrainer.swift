@@ -187,7 +187,8 @@ public final class GANTrainer: @unchecked Sendable {
     public static func checkMemory(configuration: TrainingConfiguration, threadCount: Int) throws {
         let needed = estimatedBytes(configuration: configuration, threadCount: threadCount)
         guard needed <= MemoryBudget.physicalBytes * 3 / 4 else {
-            throw ConfigurationError("--batch-size \(configuration.batchSize) with --shards \(configuration.shards) needs about \(formatBytes(needed)) of memory; this machine has \(formatBytes(MemoryBudget.physicalBytes))")
+            throw ConfigurationError("--batch-size \(configuration.batchSize) with --shards \(configuration.shards) needs about "
+                + "\(formatBytes(needed)) of memory; this machine has \(formatBytes(MemoryBudget.physicalBytes))")
         }
     }
 
@@ -198,7 +199,9 @@ public final class GANTrainer: @unchecked Sendable {
                                                   ("the generator's BatchNorm statistics", generator.state),
                                                   ("the discriminator's weights", discriminator.parameters)]
         for (owner, optimizer) in [("generator", generatorOptimizer), ("discriminator", discriminatorOptimizer)] {
-            for name in optimizer.slotNames { buffers.append(("the \(owner) optimizer's \(name)", optimizer.stateBuffer(named: name)!)) }
+            for name in optimizer.slotNames {
+                buffers.append(("the \(owner) optimizer's \(name)", optimizer.stateBuffer(named: name)!))
+            }
         }
         return buffers.first { Elementwise.firstNonFinite($0.1.pointer, count: $0.1.count) != nil }?.0
     }
@@ -222,11 +225,11 @@ public final class GANTrainer: @unchecked Sendable {
                     generatorGradients: generatorGradients[0].pointer)
     }
 
-    /// One chunk through the discriminator: forward on `input` with the dropout masks of `phase` (0: D phase, 1: G
-    /// phase), the loss against `label` as part of a mean over `totalBatch`, the per-sample logits and losses stored
-    /// at the chunk's indices `samples`, then backward into `gradients` (nil while the discriminator is frozen) and,
-    /// when given, `inputGradient`.
-    func discriminatorPass(input: UnsafePointer<Float>, samples: Range<Int>, label: Float, phase: UInt32,
+    /// One chunk through the discriminator: forward on `input` with the dropout masks of `phase`, the loss against
+    /// `label` as part of a mean over `totalBatch`, the per-sample logits and losses stored at the chunk's indices
+    /// `samples`, then backward into `gradients` (nil while the discriminator is frozen) and, when given,
+    /// `inputGradient`.
+    func discriminatorPass(input: UnsafePointer<Float>, samples: Range<Int>, label: Float, phase: GANPhase,
                            totalBatch: Int, logits: AlignedBuffer, losses: AlignedBuffer, worker: Int,
                            gradients: UnsafeMutablePointer<Float>?, accumulate: Bool,
                            inputGradient: UnsafeMutablePointer<Float>?, step: UInt64) {
@@ -337,7 +340,7 @@ public final class GANTrainer: @unchecked Sendable {
                 d.images.pointer.update(from: g.image.pointer, count: chunk.count * imageSize)
                 (discriminatorPhaseFakes.pointer + chunk.lowerBound * imageSize)
                     .update(from: g.image.pointer, count: chunk.count * imageSize)
-                discriminatorPass(input: d.images.pointer, samples: chunk, label: 0, phase: 0, totalBatch: 2 * batch,
+                discriminatorPass(input: d.images.pointer, samples: chunk, label: 0, phase: .discriminatorStep, totalBatch: 2 * batch,
                                   logits: discriminatorLogits, losses: discriminatorLosses, worker: worker,
                                   gradients: discriminatorGradients[shard].pointer,
                                   accumulate: chunk.lowerBound != own.lowerBound, inputGradient: nil,
@@ -347,7 +350,7 @@ public final class GANTrainer: @unchecked Sendable {
                 d.images.pointer.update(from: realBatch.pointer + chunk.lowerBound * imageSize,
                                         count: chunk.count * imageSize)
                 discriminatorPass(input: d.images.pointer, samples: (batch + chunk.lowerBound)..<(batch + chunk.upperBound),
-                                  label: 1, phase: 0, totalBatch: 2 * batch, logits: discriminatorLogits,
+                                  label: 1, phase: .discriminatorStep, totalBatch: 2 * batch, logits: discriminatorLogits,
                                   losses: discriminatorLosses, worker: worker,
                                   gradients: discriminatorGradients[shard].pointer, accumulate: true,
                                   inputGradient: nil, step: stepCounter)
@@ -408,7 +411,7 @@ public final class GANTrainer: @unchecked Sendable {
                 .update(from: g.image.pointer, count: range.count * imageSize)
             for chunk in chunks(of: range) {
                 let offset = (chunk.lowerBound - range.lowerBound) * imageSize
-                discriminatorPass(input: g.image.pointer + offset, samples: chunk, label: 1, phase: 1, totalBatch: batch,
+                discriminatorPass(input: g.image.pointer + offset, samples: chunk, label: 1, phase: .generatorStep, totalBatch: batch,
                                   logits: generatorLogits, losses: generatorLosses, worker: worker, gradients: nil,
                                   accumulate: false, inputGradient: g.imageGradient.pointer + offset,
                                   step: stepCounter)
