@@ -12,65 +12,63 @@ struct Bench: ParsableCommand {
         Example: pgan bench --threads 1,2 --batch-size 32,256 --format table
         """)
 
-    @Option(help: "Comma-separated thread counts (default: 1, 2, 4, … up to the physical cores).")
-    var threads: String?
-    @Option(help: "Comma-separated batch sizes.")
-    var batchSize: String = "32"
-    @Option(help: "Timed steps per repetition.")
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case table, csv, json
+    }
+
+    @Option(help: "Comma-separated thread counts (default: 1, 2, 4, … up to the physical cores).",
+            transform: { try positiveIntegers($0, flag: "threads").map(checkThreads) })
+    var threads: [Int]?
+    @Option(help: "Comma-separated batch sizes.", transform: { try positiveIntegers($0, flag: "batch-size") })
+    var batchSize: [Int] = [32]
+    @Option(help: "Timed steps per repetition (1–100000).")
     var steps: Int = 20
-    @Option(help: "Untimed steps before timing.")
+    @Option(help: "Untimed steps before timing (0–100000).")
     var warmup: Int = 3
-    @Option(help: "Timed repetitions (the median is reported).")
+    @Option(help: "Timed repetitions, the median is reported (1–1000).")
     var repeats: Int = 3
     @Option(help: "Shards per minibatch.")
     var shards: Int = 16
     @Option(help: "table, csv or json.")
-    var format: String = "table"
-    @Option(help: "Comma-separated schedulers to compare: dispatch (concurrentPerform), spin (pinned spinning pool).")
-    var scheduler: String = "dispatch"
+    var format: Format = .table
+    @Option(help: "Comma-separated schedulers to compare: dispatch (concurrentPerform), spin (pinned spinning pool).",
+            transform: { text in
+                try text.split(separator: ",", omittingEmptySubsequences: false).map { name in
+                    guard let kind = ShardedExecutor.Scheduling(rawValue: String(name)) else {
+                        throw ValidationError("--scheduler must be a list of dispatch and spin (got '\(text)')")
+                    }
+                    return kind
+                }
+            })
+    var scheduler: [ShardedExecutor.Scheduling] = [.dispatch]
     @Flag(help: "Also split each point's step by phase (busy and wall time per phase, serial steps, barriers) and project the speedup its phase structure allows on more threads.")
     var phases = false
 
-    func parseList(_ text: String, flag: String) throws -> [Int] {
-        let values = text.split(separator: ",", omittingEmptySubsequences: false)
-            .map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
-            throw ConfigurationError("--\(flag) must be a comma-separated list of positive integers (got '\(text)')")
+    func validate() throws {
+        // --phases keeps a timing record per item of every traced step, so the counts bound memory as well as time.
+        guard (1...100_000).contains(steps), (0...100_000).contains(warmup), (1...1000).contains(repeats) else {
+            throw ValidationError("--steps must be 1–100000, --warmup 0–100000 and --repeats 1–1000 (got \(steps), \(warmup), \(repeats))")
         }
-        return values.map { $0! }
+        if phases && format == .csv {
+            throw ValidationError("--phases needs --format table or json, not csv (a phase breakdown is not one CSV row)")
+        }
+        for batch in batchSize { try TrainingConfiguration(batchSize: batch, shards: shards).validate() }
     }
 
     mutating func run() throws {
-        guard ["table", "csv", "json"].contains(format) else {
-            throw ConfigurationError("--format must be table, csv or json (got '\(format)')")
-        }
-        // --phases keeps a timing record per item of every traced step, so the counts bound memory as well as time.
-        guard (1...100_000).contains(steps), (0...100_000).contains(warmup), (1...1000).contains(repeats) else {
-            throw ConfigurationError("--steps must be 1–100000, --warmup 0–100000 and --repeats 1–1000 (got \(steps), \(warmup), \(repeats))")
-        }
         let topology = Topology.shared
         var defaultThreads = [1]
         while defaultThreads.last! * 2 <= topology.coreCount { defaultThreads.append(defaultThreads.last! * 2) }
         if defaultThreads.last! != topology.coreCount { defaultThreads.append(topology.coreCount) }
-        let threadCounts = try (threads.map { try parseList($0, flag: "threads") } ?? defaultThreads).map(checkThreads)
-        let batches = try parseList(batchSize, flag: "batch-size")
-        let schedulers = try scheduler.split(separator: ",", omittingEmptySubsequences: false).map { name in
-            guard let kind = ShardedExecutor.Scheduling(rawValue: String(name)) else {
-                throw ConfigurationError("--scheduler must be a list of dispatch and spin (got '\(scheduler)')")
-            }
-            return kind
-        }
+        let threadCounts = threads ?? defaultThreads
+        let batches = batchSize, schedulers = scheduler
         for batch in batches {
-            let configuration = TrainingConfiguration(batchSize: batch, shards: shards)
-            try configuration.validate()
-            try GANTrainer.checkMemory(configuration: configuration, threadCount: threadCounts.max()!)
-        }
-        if phases && format == "csv" {
-            throw ConfigurationError("--phases needs --format table or json, not csv (a phase breakdown is not one CSV row)")
+            try GANTrainer.checkMemory(configuration: TrainingConfiguration(batchSize: batch, shards: shards),
+                                       threadCount: threadCounts.max()!)
         }
         let benchmark = ThroughputBenchmark(steps: steps, warmup: warmup, repeats: repeats, shards: shards,
                                             tracesPhases: phases)
-        let tableFormat = format == "table"
+        let tableFormat = format == .table
         let log: (String) -> Void = { line in
             if tableFormat { print(line) } else { writeToStandardError(line + "\n") }
         }
@@ -88,9 +86,9 @@ struct Bench: ParsableCommand {
                                               scheduling: kind, baseline: baseline)
                 if baseline == nil { baseline = threadCount == 1 ? point.imagesPerSecond : nil }
                 points.append(point)
-                if format == "table" && points.count == 1 { print(BenchmarkPoint.tableHeader) }
-                if format == "table" { print(point.tableRow) }
-                if format == "table", let profile = point.phaseProfile {
+                if format == .table && points.count == 1 { print(BenchmarkPoint.tableHeader) }
+                if format == .table { print(point.tableRow) }
+                if format == .table, let profile = point.phaseProfile {
                     print("\nphases at \(threadCount) thread\(threadCount == 1 ? "" : "s"), batch \(batch) (\(steps) traced steps):")
                     print(profile.table + "\n")
                 }
@@ -98,12 +96,12 @@ struct Bench: ParsableCommand {
             }
         }
         switch format {
-        case "csv":
+        case .csv:
             print(BenchmarkPoint.csvHeader)
             for point in points { print(point.csvRow) }
-        case "json":
+        case .json:
             print("[" + points.map(\.json).joined(separator: ",\n ") + "]")
-        default: break
+        case .table: break
         }
     }
 }

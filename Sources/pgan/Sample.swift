@@ -16,8 +16,7 @@ struct Sample: ParsableCommand {
     var output: String
     @Option(help: "Seed of the noise (the same seed gives the same images).")
     var seed: UInt64 = 0
-    @Option(help: "Worker threads (default: physical cores).")
-    var threads: Int?
+    @OptionGroup var threadOptions: ThreadOptions
 
     /// A grid of 10 000 images is a 6 004-pixel square PNG; more is no longer a picture anyone looks at.
     static let maximumGridImages = 10_000
@@ -41,11 +40,10 @@ struct Sample: ParsableCommand {
         guard (1...limit).contains(count) else {
             throw ValidationError("--count must be 1–\(limit) for \(format == .png ? "a PNG grid" : "an IDX file") (got \(count))")
         }
-        _ = try checkThreads(threads)
     }
 
     mutating func run() throws {
-        let threadCount = try checkThreads(threads)
+        let threadCount = threadOptions.count
         let directory = URL(fileURLWithPath: output).deletingLastPathComponent().path
         var status = stat()
         guard stat(directory.isEmpty ? "." : directory, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else {

@@ -11,8 +11,7 @@ struct TopologyCommand: ParsableCommand {
         Preview another machine: pgan topology --synthetic "package:2 core:8 pu:2" --threads 20
         """)
 
-    @Option(help: "Show the pinning map for this many threads (default: physical cores).")
-    var threads: Int?
+    @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Describe another machine in hwloc's synthetic syntax (e.g. \"package:2 core:8 pu:2\") instead of this one.")
     var synthetic: String?
 
@@ -27,7 +26,7 @@ struct TopologyCommand: ParsableCommand {
         } else {
             topology = Topology.shared
         }
-        let threadCount = try checkThreads(threads ?? (synthetic == nil ? nil : topology.coreCount))
+        let threadCount = threadOptions.threads ?? (synthetic == nil ? defaultThreadCount() : topology.coreCount)
         if let synthetic {
             print("synthetic machine '\(synthetic)': \(topology.summary)")
         } else {

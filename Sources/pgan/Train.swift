@@ -27,8 +27,7 @@ struct Train: ParsableCommand {
     var steps: Int?
     @Option(help: "Minibatch size (default 32).")
     var batchSize: Int?
-    @Option(help: "Worker threads (default: physical cores). Results do not depend on it.")
-    var threads: Int?
+    @OptionGroup var threadOptions: ThreadOptions
     @Option(help: "Shards per minibatch: the unit of work and of gradient summation (default 16).")
     var shards: Int?
     @Option(help: "Seed of every random number: weights, noise, dropout, data order (default 42).")
@@ -67,7 +66,6 @@ struct Train: ParsableCommand {
             throw ValidationError("--out \(outputDirectory) contradicts --resume \(resume): a resumed run writes to its own directory")
         }
         if resume != nil && overwrite { throw ValidationError("--overwrite starts a new run; it cannot be combined with --resume") }
-        _ = try checkThreads(threads)
         // A resumed run's settings are its own; flags given with --resume are compared with them in run().
         if resume == nil {
             try TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
@@ -77,7 +75,7 @@ struct Train: ParsableCommand {
 
     mutating func run() throws {
         pgan_catch_stop_signals()
-        let threadCount = try checkThreads(threads)
+        let threadCount = threadOptions.count
         var configuration = TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
                                                   optimizer: optimizer ?? .rmsprop, learningRate: learningRate)
         var source = DataSource(data: data.map(absolutePath), labels: labels.map(absolutePath), digit: digit)
