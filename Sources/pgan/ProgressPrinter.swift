@@ -47,6 +47,13 @@ final class ProgressPrinter: TrainingObserver {
         fflush(nil)
     }
 
+    /// Clears the live bar, so that a message printed next starts on a clean line.
+    func clearBar() {
+        guard !quiet, interactive else { return }
+        print("\r\u{1B}[2K", terminator: "")
+        fflush(nil)
+    }
+
     func finish(directory: String) {
         guard !quiet else { return }
         print("done: \(directory)/checkpoint.safetensors, metrics.csv, samples/, progress.png, curves.svg")

@@ -149,6 +149,7 @@ struct Train: ParsableCommand {
         case .finished:
             printer.finish(directory: directory.path)
         case .interrupted(let step):
+            printer.clearBar()
             let signal = pgan_stop_signal()
             writeToStandardError("pgan: interrupted at step \(step) of \(totalSteps); checkpoint written. Continue with: pgan train --resume \(shellQuoted(directory.path))\n")
             throw ExitCode(128 + signal)
