@@ -17,8 +17,8 @@ final class BatchNormalizationTests: XCTestCase {
                 BatchNormalization.channelSums(p[0] + bounds[s] * channels, rows: bounds[s + 1] - bounds[s],
                                                channels: channels, sums: sums[s].pointer, squares: squares[s].pointer)
             }
-            AllReduce.sum(sums.map(\.pointer), count: channels)
-            AllReduce.sum(squares.map(\.pointer), count: channels)
+            ShardReduction.sum(sums.map(\.pointer), count: channels)
+            ShardReduction.sum(squares.map(\.pointer), count: channels)
             var mean = [Float](), inverse = [Float](), scale = [Float](), shift = [Float]()
             for c in 0..<channels {
                 let m = sums[0][c] / Double(rows)
@@ -38,8 +38,8 @@ final class BatchNormalizationTests: XCTestCase {
                                                 inverseStandardDeviation: inverse, sumGradient: sumGradient[s].pointer,
                                                 sumGradientTimesNormalized: sumProduct[s].pointer)
             }
-            AllReduce.sum(sumGradient.map(\.pointer), count: channels)
-            AllReduce.sum(sumProduct.map(\.pointer), count: channels)
+            ShardReduction.sum(sumGradient.map(\.pointer), count: channels)
+            ShardReduction.sum(sumProduct.map(\.pointer), count: channels)
             let meanGradient = (0..<channels).map { Float(sumGradient[0][$0] / Double(rows)) }
             let meanProduct = (0..<channels).map { Float(sumProduct[0][$0] / Double(rows)) }
             BatchNormalization.backwardInput(input: p[0], outputGradient: p[1], inputGradient: p[3], rows: rows,

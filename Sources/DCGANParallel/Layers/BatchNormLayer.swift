@@ -49,8 +49,8 @@ public struct BatchNormLayer: Sendable {
     /// and move the running statistics.
     public func finishStatistics(totalRows: Int, parameters: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>,
                                  batch: BatchNormBatch) {
-        AllReduce.sum(batch.shardSumPointers, count: channels)
-        AllReduce.sum(batch.shardProductSumPointers, count: channels)
+        ShardReduction.sum(batch.shardSumPointers, count: channels)
+        ShardReduction.sum(batch.shardProductSumPointers, count: channels)
         let rows = Double(totalRows)
         for c in 0..<channels {
             let mean = batch.shardSums[0][c] / rows
@@ -87,8 +87,8 @@ public struct BatchNormLayer: Sendable {
     /// Backward, once per minibatch: reduce the sums into the means every shard needs, and keep the gamma and beta
     /// gradients (Σdy·x̂ and Σdy) for the model's gradient vector.
     public func finishGradientSums(totalRows: Int, batch: BatchNormBatch) {
-        AllReduce.sum(batch.shardSumPointers, count: channels)
-        AllReduce.sum(batch.shardProductSumPointers, count: channels)
+        ShardReduction.sum(batch.shardSumPointers, count: channels)
+        ShardReduction.sum(batch.shardProductSumPointers, count: channels)
         for c in 0..<channels {
             batch.meanGradient[c] = Float(batch.shardSums[0][c] / Double(totalRows))
             batch.meanGradientTimesNormalized[c] = Float(batch.shardProductSums[0][c] / Double(totalRows))

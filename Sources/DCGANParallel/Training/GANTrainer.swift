@@ -361,13 +361,13 @@ public final class GANTrainer: @unchecked Sendable {
         // G's first BatchNorm.
         let discriminatorShards = discriminatorShardPointers
         let discriminatorCount = discriminator.parameters.count
-        let discriminatorSlices = (discriminatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
+        let discriminatorSlices = (discriminatorCount + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength
         work.parallel("D all-reduce+optimizer | G BatchNorm 0 statistics",
                       iterations: discriminatorSlices + shards) { [self] index, _ in
             if index < discriminatorSlices {
-                let start = index * AllReduce.sliceLength
-                let range = start..<min(start + AllReduce.sliceLength, discriminatorCount)
-                AllReduce.sumSlice(discriminatorShards, range: range)
+                let start = index * ShardReduction.sliceLength
+                let range = start..<min(start + ShardReduction.sliceLength, discriminatorCount)
+                ShardReduction.sumSlice(discriminatorShards, range: range)
                 discriminatorOptimizer.apply(range, parameters: discriminator.parameters.pointer,
                                              gradients: discriminatorShards[0])
                 return
@@ -438,13 +438,13 @@ public final class GANTrainer: @unchecked Sendable {
         // The shard all-reduce and the batch-wide dense gradient in one phase, then the optimizer step, then the
         // generator's weights packed for the next step.
         let generatorShards = generatorShardPointers
-        let reduceSlices = (generator.shardedGradientCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength
+        let reduceSlices = (generator.shardedGradientCount + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength
         work.parallel("G all-reduce | G dense weight gradient",
                       iterations: reduceSlices + generator.denseGradientSliceCount) { [self] index, worker in
             if index < reduceSlices {
-                let start = index * AllReduce.sliceLength
-                AllReduce.sumSlice(generatorShards,
-                                   range: start..<min(start + AllReduce.sliceLength, generator.shardedGradientCount))
+                let start = index * ShardReduction.sliceLength
+                ShardReduction.sumSlice(generatorShards,
+                                   range: start..<min(start + ShardReduction.sliceLength, generator.shardedGradientCount))
             } else {
                 generator.denseGradientSlice(index - reduceSlices, noise: generatorNoise.pointer,
                                              shardRanges: shardRanges, activations: generatorActivations,
@@ -456,9 +456,9 @@ public final class GANTrainer: @unchecked Sendable {
         }
         let generatorCount = generator.parameters.count
         work.parallel("G optimizer",
-                      iterations: (generatorCount + AllReduce.sliceLength - 1) / AllReduce.sliceLength) { [self] slice, _ in
-            let start = slice * AllReduce.sliceLength
-            generatorOptimizer.apply(start..<min(start + AllReduce.sliceLength, generatorCount),
+                      iterations: (generatorCount + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength) { [self] slice, _ in
+            let start = slice * ShardReduction.sliceLength
+            generatorOptimizer.apply(start..<min(start + ShardReduction.sliceLength, generatorCount),
                                      parameters: generator.parameters.pointer, gradients: generatorShards[0])
         }
         work.parallel("G weight packing",
