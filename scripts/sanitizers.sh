@@ -10,7 +10,7 @@ kinds=("$@")
 status=0
 for kind in "${kinds[@]}"; do
     case "$kind" in
-        thread) filter='ParityTests|TopologyTests|ExecutorLifetimeTests|PhaseTraceTests|AllReduceTests|SessionTests' ;;
+        thread) filter='ParityTests|TopologyTests|ExecutorLifetimeTests|PhaseTraceTests|ShardReductionTests|SessionTests' ;;
         address) filter='ParallelTensorTests|HostileInputTests|FuzzRegressionTests|CheckpointTests|DataTests|GoldenTests' ;;
         *) echo "unknown sanitizer $kind (thread, address)" >&2; exit 2 ;;
     esac
