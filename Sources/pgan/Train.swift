@@ -127,7 +127,7 @@ struct Train: ParsableCommand {
             let path = directory.checkpointPath
             guard checkpoint.metadataValue("data_crc32") == String(dataset.checksum),
                   checkpoint.metadataValue("data_images") == String(dataset.count) else {
-                throw ConfigurationError("\(path): checkpoint was trained on other data than \(dataset.source)")
+                throw DataError(path: dataset.source, problem: "is not the data the run in \(directory.path) was trained on (its checkpoint records \(checkpoint.metadataValue("data_images") ?? "?") images with CRC-32 \(checkpoint.metadataValue("data_crc32") ?? "?"); these are \(dataset.count) with \(dataset.checksum)): was the file replaced?")
             }
             try Checkpoint.restore(checkpoint, path: path, into: trainer)
             for warning in try session.restoreLogs() { writeToStandardError("pgan: warning: \(warning)\n") }
