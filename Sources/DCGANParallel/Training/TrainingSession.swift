@@ -148,11 +148,19 @@ public final class TrainingSession {
         let step = trainer.step
         checkpointStep = step
         var warnings: [String] = []
-        if let text = try readLog(historyPath) {
-            history = try RunLogs.parseHistory(text, path: historyPath).filter { $0.step <= step }
+        // A damaged log stops the resume with its line named; moving the file away resumes without those rows.
+        func hinted(_ error: DataError) -> DataError {
+            DataError(path: error.path, problem: error.problem + " (move the file away to resume without its rows)")
         }
-        if let text = try readLog(metricsPath) {
-            epochs = try RunLogs.parseMetrics(text, path: metricsPath).filter { $0.lastStep <= step }
+        do {
+            if let text = try readLog(historyPath) {
+                history = try RunLogs.parseHistory(text, path: historyPath).filter { $0.step <= step }
+            }
+            if let text = try readLog(metricsPath) {
+                epochs = try RunLogs.parseMetrics(text, path: metricsPath).filter { $0.lastStep <= step }
+            }
+        } catch let error as DataError {
+            throw hinted(error)
         }
         if history.count != step {
             warnings.append("\(historyPath) holds \(history.count) of the \(step) steps before the checkpoint; the curves and this epoch's means lack the others")
