@@ -113,6 +113,9 @@ public final class GANTrainer: @unchecked Sendable {
     let discriminatorLogits, discriminatorLosses, generatorLogits, generatorLosses: AlignedBuffer
     /// The fakes of the last step's two phases (B × H·W each), in sample order.
     let discriminatorPhaseFakes, generatorPhaseFakes: AlignedBuffer
+    /// Per shard: the step's D loss, G loss and the real, fake and fooled counts, summed over the shard's samples.
+    let shardMetricSums: [DoubleBuffer]
+    let shardMetricPointers: [UnsafeMutablePointer<Double>]
 
     public init(configuration: TrainingConfiguration, executor: ShardedExecutor) {
         self.configuration = configuration
@@ -161,6 +164,8 @@ public final class GANTrainer: @unchecked Sendable {
         generatorLosses = AlignedBuffer(count: batch)
         discriminatorPhaseFakes = AlignedBuffer(count: batch * discriminator.imageElements)
         generatorPhaseFakes = AlignedBuffer(count: batch * discriminator.imageElements)
+        shardMetricSums = (0..<shards).map { _ in DoubleBuffer(count: 5) }
+        shardMetricPointers = shardMetricSums.map(\.pointer)
     }
 
     /// The memory a trainer with this configuration allocates, from the same sizes `init` uses (the per-shard
@@ -465,22 +470,32 @@ public final class GANTrainer: @unchecked Sendable {
                       iterations: generatorPacking.panelCount) { [self] panel, _ in generatorPacking.packPanel(panel) }
     }
 
-    /// Losses and accuracies of the last step, summed over samples in index order.
+    /// Losses and accuracies of the last step: per shard, its fakes' then its reals' D losses, its G losses and the
+    /// three counts, summed over shards by `ShardReduction`, the tree every sum over shards follows.
     func lastStepMetrics() -> StepMetrics {
         let batch = configuration.batchSize
-        var dLoss = 0.0, gLoss = 0.0, real = 0, fake = 0, fooled = 0
-        for i in 0..<(2 * batch) {
-            dLoss += Double(discriminatorLosses[i])
-            if i < batch { fake += discriminatorLogits[i] <= 0 ? 1 : 0 } else { real += discriminatorLogits[i] > 0 ? 1 : 0 }
+        for (shard, range) in shardRanges.enumerated() {
+            var dLoss = 0.0, gLoss = 0.0, real = 0.0, fake = 0.0, fooled = 0.0
+            for i in range {
+                dLoss += Double(discriminatorLosses[i])
+                fake += discriminatorLogits[i] <= 0 ? 1 : 0
+            }
+            for i in range {
+                dLoss += Double(discriminatorLosses[batch + i])
+                real += discriminatorLogits[batch + i] > 0 ? 1 : 0
+            }
+            for i in range {
+                gLoss += Double(generatorLosses[i])
+                fooled += generatorLogits[i] > 0 ? 1 : 0
+            }
+            let sums = shardMetricPointers[shard]
+            (sums[0], sums[1], sums[2], sums[3], sums[4]) = (dLoss, gLoss, real, fake, fooled)
         }
-        for i in 0..<batch {
-            gLoss += Double(generatorLosses[i])
-            fooled += generatorLogits[i] > 0 ? 1 : 0
-        }
-        let b = Double(batch)
-        return StepMetrics(discriminatorLoss: dLoss / (2 * b), generatorLoss: gLoss / b,
-                           discriminatorAccuracyReal: Double(real) / b, discriminatorAccuracyFake: Double(fake) / b,
-                           generatorFoolingRate: Double(fooled) / b)
+        ShardReduction.sum(shardMetricPointers, count: 5)
+        let total = shardMetricPointers[0], b = Double(batch)
+        return StepMetrics(discriminatorLoss: total[0] / (2 * b), generatorLoss: total[1] / b,
+                           discriminatorAccuracyReal: total[2] / b, discriminatorAccuracyFake: total[3] / b,
+                           generatorFoolingRate: total[4] / b)
     }
 
     /// Generates images in inference mode from the noise of (sampleNoise stream, `seed`, index i) for i in
