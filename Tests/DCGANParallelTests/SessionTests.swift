@@ -57,4 +57,22 @@ final class SessionTests: XCTestCase {
         let rounds = trainer.generate(count: 20, noiseSeed: 9) + trainer.generate(count: 17, noiseSeed: 9, firstIndex: 20)
         assertBitIdentical(rounds, whole)
     }
+
+    /// The trainer's memory is estimated from its buffer sizes before any is allocated; a configuration that would
+    /// not fit is refused with the flags named.
+    func testMemoryEstimateGrowsWithTheBatchAndRefusesWhatDoesNotFit() throws {
+        func estimate(_ batch: Int, _ shards: Int, threads: Int = 2) -> Int {
+            GANTrainer.estimatedBytes(configuration: TrainingConfiguration(batchSize: batch, shards: shards),
+                                      threadCount: threads)
+        }
+        let perSample = Double(estimate(2048, 16) - estimate(256, 16)) / 1792
+        XCTAssertEqual(perSample / 1024, 160, accuracy: 20, "about 160 KiB of activations per sample")
+        XCTAssertGreaterThan(estimate(256, 64), estimate(256, 16), "every shard has gradient buffers")
+        XCTAssertGreaterThan(estimate(32, 16, threads: 16), estimate(32, 16, threads: 2), "every worker has scratch")
+        let large = TrainingConfiguration(batchSize: 4096, shards: 16)
+        XCTAssertThrowsError(try GANTrainer.checkMemory(configuration: large, threadCount: 2, physicalBytes: 512 << 20)) {
+            XCTAssertTrue("\($0)".contains("--batch-size 4096 with --shards 16 needs about"), "\($0)")
+        }
+        XCTAssertNoThrow(try GANTrainer.checkMemory(configuration: large, threadCount: 2, physicalBytes: 4 << 30))
+    }
 }

@@ -188,12 +188,14 @@ public final class GANTrainer: @unchecked Sendable {
         return floats.multipliedReportingOverflow(by: 4).partialValue
     }
 
-    /// Refuses, naming the flags, a configuration whose trainer would need more than the machine's memory.
-    public static func checkMemory(configuration: TrainingConfiguration, threadCount: Int) throws {
+    /// Refuses, naming the flags, a configuration whose trainer would need more than three quarters of the machine's
+    /// memory (`physicalBytes`).
+    public static func checkMemory(configuration: TrainingConfiguration, threadCount: Int,
+                                   physicalBytes: Int = MemoryBudget.physicalBytes) throws {
         let needed = estimatedBytes(configuration: configuration, threadCount: threadCount)
-        guard needed <= MemoryBudget.physicalBytes * 3 / 4 else {
+        guard needed <= physicalBytes / 4 * 3 else {
             throw ConfigurationError("--batch-size \(configuration.batchSize) with --shards \(configuration.shards) needs about "
-                + "\(formatBytes(needed)) of memory; this machine has \(formatBytes(MemoryBudget.physicalBytes))")
+                + "\(formatBytes(needed)) of memory; this machine has \(formatBytes(physicalBytes))")
         }
     }
 
