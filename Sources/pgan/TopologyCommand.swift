@@ -19,7 +19,7 @@ struct TopologyCommand: ParsableCommand {
         let topology: Topology
         if let synthetic {
             do {
-                topology = try Topology.synthetic(synthetic).get()
+                topology = try Topology.synthetic(synthetic)
             } catch {
                 throw ConfigurationError("--synthetic: \(error)")
             }

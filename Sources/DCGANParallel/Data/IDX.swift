@@ -1,4 +1,5 @@
 import Foundation
+import ParallelTensor
 
 /// Reads a whole file, refusing one larger than `maximumBytes` before reading it, with one-line reasons.
 public func readFile(path: String, maximumBytes: Int) throws -> Data {
@@ -23,15 +24,6 @@ public func readFile(path: String, maximumBytes: Int) throws -> Data {
 public enum MemoryBudget {
     public static let physicalBytes = Int(clamping: ProcessInfo.processInfo.physicalMemory)
     public static let dataBytes = physicalBytes / 2
-}
-
-/// "1.5 GiB", "640 MiB", "12 KiB", "100 bytes".
-public func formatBytes(_ bytes: Int) -> String {
-    let units: [(Int, String)] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
-    for (size, unit) in units where bytes >= size {
-        return String(format: "%.1f %@", Double(bytes) / Double(size), unit)
-    }
-    return "\(bytes) bytes"
 }
 
 /// A problem with an input file: always names the file and what is wrong with it.

@@ -103,7 +103,7 @@ public final class ShardedExecutor: @unchecked Sendable {
         defer { trace?.endRun() }
         let workers = min(threadCount, work.widestPhase)
         if workers <= 1 {
-            if !work.isEmpty { pinCurrentThread(toSlot: 0) }
+            if !work.isEmpty { pinner.pinCurrentThread(toSlot: 0) }
             for (index, phase) in work.phases.enumerated() {
                 for i in 0..<phase.iterations { perform(trace, worker: 0, phase: index, item: i) { phase.body(i, 0) } }
                 runSerialSteps(of: phase, index: index, worker: 0, trace: trace)
@@ -114,13 +114,13 @@ public final class ShardedExecutor: @unchecked Sendable {
         nonisolated(unsafe) let phases = work.phases
         if let pool {
             pool.run { worker in
-                self.pinCurrentThread(toSlot: worker)
+                self.pinner.pinCurrentThread(toSlot: worker)
                 self.participate(in: phases, worker: worker, trace: trace)
             }
             return
         }
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            self.pinCurrentThread(toSlot: worker)
+            self.pinner.pinCurrentThread(toSlot: worker)
             self.participate(in: phases, worker: worker, trace: trace)
         }
     }
@@ -186,10 +186,6 @@ public final class ShardedExecutor: @unchecked Sendable {
     public func restoreCallerBinding() {
         if let callerBinding { topology.bindCurrentThread(toProcessingUnits: callerBinding) }
         pinner.forgetCurrentThread()
-    }
-
-    private func pinCurrentThread(toSlot slot: Int) {
-        pinner.pinCurrentThread(toSlot: slot)
     }
 }
 

@@ -58,18 +58,18 @@ public final class Topology: @unchecked Sendable {
     /// A machine described in hwloc's synthetic syntax ("package:2 core:8 pu:2": 2 packages of 8 cores of 2
     /// hardware threads), for showing or testing the pinning map of a machine other than this one. Threads cannot be
     /// bound on it. Fails with hwloc's complaint when hwloc rejects the description.
-    public static func synthetic(_ description: String) -> Result<Topology, TopologyError> {
+    public static func synthetic(_ description: String) throws -> Topology {
         var handle: hwloc_topology_t?
         guard hwloc_topology_init(&handle) == 0, let topo = handle else {
-            return .failure(TopologyError(description: "hwloc_topology_init failed"))
+            throw TopologyError(description: "hwloc_topology_init failed")
         }
         guard hwloc_topology_set_synthetic(topo, description) == 0 else {
             hwloc_topology_destroy(topo)
-            return .failure(TopologyError(description: "hwloc does not accept the synthetic topology '\(description)' (expected e.g. 'package:2 core:8 pu:2')"))
+            throw TopologyError(description: "hwloc does not accept the synthetic topology '\(description)' (expected e.g. 'package:2 core:8 pu:2')")
         }
         let topology = load(topo, synthetic: true)
-        if let reason = topology.unavailableReason { return .failure(TopologyError(description: reason)) }
-        return .success(topology)
+        if let reason = topology.unavailableReason { throw TopologyError(description: reason) }
+        return topology
     }
 
     private static func load(_ topo: hwloc_topology_t, synthetic: Bool) -> Topology {
@@ -191,23 +191,26 @@ public final class Topology: @unchecked Sendable {
         var text = "\(plural(packageCount, "package")), \(plural(numaNodeCount, "NUMA node")), "
             + "\(plural(coreCount, "core")), \(plural(processingUnitCount, "hardware thread"))"
         if !caches.isEmpty {
-            text += "; " + caches.map { "L\($0.level) \(Self.formatBytes($0.sizeBytes)) ×\($0.count)" }
+            text += "; " + caches.map { "L\($0.level) \(formatBytes($0.sizeBytes)) ×\($0.count)" }
                 .joined(separator: ", ")
         }
         if let unavailableReason { text += " (hwloc unavailable: \(unavailableReason))" }
         return text
-    }
-
-    static func formatBytes(_ bytes: Int) -> String {
-        if bytes >= 1 << 20 && bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
-        if bytes >= 1 << 20 { return String(format1: Double(bytes) / Double(1 << 20)) + " MiB" }
-        return "\(bytes >> 10) KiB"
     }
 }
 
 /// Why a topology could not be built.
 public struct TopologyError: Error, CustomStringConvertible {
     public let description: String
+}
+
+/// A byte count for people: "48 KiB", "1 MiB", "1.3 MiB", "11.8 GiB", "100 bytes" (exact multiples without a
+/// decimal).
+public func formatBytes(_ bytes: Int) -> String {
+    for (size, unit) in [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] where bytes >= size {
+        return bytes % size == 0 ? "\(bytes / size) \(unit)" : String(format1: Double(bytes) / Double(size)) + " \(unit)"
+    }
+    return "\(bytes) bytes"
 }
 
 extension String {
