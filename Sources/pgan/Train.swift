@@ -106,7 +106,7 @@ struct Train: ParsableCommand {
 
         let dataset = try source.load()
         try TrainingSession.check(dataset: dataset, batchSize: configuration.batchSize)
-        try GANTrainer.checkMemory(configuration: configuration, threadCount: threadCount)
+        let bufferBytes = try GANTrainer.checkMemory(configuration: configuration, threadCount: threadCount)
         let stepsPerEpoch = dataset.count / configuration.batchSize
         let totalSteps = try targetSteps(stepsPerEpoch: stepsPerEpoch, recorded: recordedTarget)
         // Only a run that could start replaces an earlier one: every check above comes first.
@@ -137,7 +137,7 @@ struct Train: ParsableCommand {
             "pgan train: \(dataset.count) images from \(dataset.source), \(stepsPerEpoch) steps per epoch of \(configuration.batchSize)",
             "model: generator \(trainer.generator.trainableParameterCount + trainer.generator.stateCount) parameters, discriminator \(trainer.discriminator.trainableParameterCount); optimizer \(configuration.optimizer.rawValue) lr \(configuration.effectiveLearningRate)",
             "machine: \(Topology.shared.summary)",
-            "memory: about \(formatBytes(GANTrainer.estimatedBytes(configuration: configuration, threadCount: threadCount))) of model and training buffers, \(formatBytes(dataset.bytes.count)) of images",
+            "memory: about \(formatBytes(bufferBytes)) of model and training buffers, \(formatBytes(dataset.bytes.count)) of images",
             "threads \(threadCount) (\(executor.scheduling.rawValue)), shards \(configuration.shards), pinning (worker → PU): " + executor.pinningMap.enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "),
             trainer.step > 0 ? "resuming at step \(trainer.step) of \(totalSteps) (epoch \(trainer.step / stepsPerEpoch + 1)) in \(directory.path)" : "writing to \(directory.path)/",
         ])

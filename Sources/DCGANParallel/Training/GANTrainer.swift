@@ -182,21 +182,30 @@ public final class GANTrainer: @unchecked Sendable {
         let perSample = 2 * generator.codings + 3 * discriminator.imageElements + 6
         // Weights, up to two optimizer slots and the packed copy of the weights the GEMM reads.
         let fixed = 4 * (generator.parameters.count + discriminator.parameters.count)
-        let perWorker = 1 << 18 + Discriminator.chunkSize * 4 * discriminator.imageElements * 16
+        // A chunk's discriminator activations (its images; output, mask, dropped output and gradient of both
+        // convolutions; see DiscriminatorActivations), and an allowance for the GEMM packing and im2col scratch.
+        let chunkActivations = Discriminator.chunkSize * (discriminator.imageElements
+            + 4 * (discriminator.convolution1.outputElements + discriminator.convolution2.outputElements))
+        let perWorker = chunkActivations + Self.workspaceAllowance
         let floats = shards.multipliedReportingOverflow(by: perShard).partialValue + batch * perSample + fixed
             + threadCount * perWorker
         return floats.multipliedReportingOverflow(by: 4).partialValue
     }
 
+    /// Floats set aside per worker for `KernelWorkspace` (GEMM packing, im2col columns), which grows as kernels ask.
+    static let workspaceAllowance = 1 << 18
+
     /// Refuses, naming the flags, a configuration whose trainer would need more than three quarters of the machine's
-    /// memory (`physicalBytes`).
+    /// memory (`physicalBytes`); returns the estimate otherwise.
+    @discardableResult
     public static func checkMemory(configuration: TrainingConfiguration, threadCount: Int,
-                                   physicalBytes: Int = MemoryBudget.physicalBytes) throws {
+                                   physicalBytes: Int = MemoryBudget.physicalBytes) throws -> Int {
         let needed = estimatedBytes(configuration: configuration, threadCount: threadCount)
         guard needed <= physicalBytes / 4 * 3 else {
             throw ConfigurationError("--batch-size \(configuration.batchSize) with --shards \(configuration.shards) needs about "
                 + "\(formatBytes(needed)) of memory; this machine has \(formatBytes(physicalBytes))")
         }
+        return needed
     }
 
     /// The name of the first model state (weights, BatchNorm statistics, optimizer state) that holds a NaN or an
