@@ -81,6 +81,18 @@ final class ParityTests: XCTestCase {
         }
     }
 
+    /// The bits of a short run of the seed model, pinned: a refactoring (of the layers, the planner, the reducer)
+    /// must not move them. The digest is the checkpoint's CRC-32 of all its tensors (weights, BatchNorm statistics,
+    /// optimizer state). A change that moves them on purpose says so in its commit message and updates the values.
+    func testTheSeedModelsBitsArePinned() throws {
+        func digest(_ result: RunResult) throws -> String? {
+            try SafeTensors.decode(result.checkpoint, path: "checkpoint").metadataValue("tensors_crc32")
+        }
+        XCTAssertEqual(try digest(train(threads: 2, shards: 8)), "4004242489", "RMSprop, 8 shards")
+        XCTAssertEqual(try digest(train(threads: 2, shards: 5, batchSize: 12, optimizer: .adam)), "4047914719",
+                       "Adam, 5 uneven shards")
+    }
+
     /// S = 1 (the whole batch at once) against S = 16: the same sums in another order, so the first step's losses,
     /// logits and every gradient agree to float rounding (rtol 1e-5, plus 1e-4 of the tensor's RMS for elements near
     /// zero). Later steps do not stay that close: RMSprop's update lr·g/(√v+ε) is about lr·√10·sign(g) early on, so

@@ -239,10 +239,11 @@ public final class Generator: @unchecked Sendable {
     /// the whole batch by `denseGradientSlice`.
     public var shardedGradientCount: Int { dense.kernel.offset }
 
-    /// The dense layer's kernel and bias gradients for the whole minibatch: Σ over shards, in shard order, of
-    /// noiseᵀ·∂loss/∂output. Per-shard buffers for this 627 200-float tensor would cost 2.5 MB each and a K = 2
-    /// GEMM per shard; instead the output columns are cut into `denseGradientSliceCount` slices, each summing every
-    /// shard in order — the same bits for any thread count. Slices are independent units of parallel work.
+    /// The dense layer's kernel and bias gradients for the whole minibatch: per shard noiseᵀ·∂loss/∂output and the
+    /// column sums of ∂loss/∂output, summed over shards in `ShardReduction`'s tree like every other gradient.
+    /// Per-shard buffers for this 627 200-float tensor would cost 2.5 MB each; instead the output columns are cut into
+    /// `denseGradientSliceCount` slices, and each slice produces the shards' partial sums one after another into a
+    /// small stack (`ShardReduction.sumProduced`). Slices are independent units of parallel work.
     public var denseGradientSliceCount: Int { (dense.outputSize + Self.denseSliceWidth - 1) / Self.denseSliceWidth }
     static let denseSliceWidth = 256
 
@@ -252,17 +253,24 @@ public final class Generator: @unchecked Sendable {
                                    gradients: UnsafeMutablePointer<Float>) {
         let columns = dense.outputSize, inputs = dense.inputSize
         let first = slice * Self.denseSliceWidth, width = min(Self.denseSliceWidth, columns - first)
-        let kernel = gradients + dense.kernel.offset + first, bias = gradients + dense.bias.offset + first
-        for (shard, range) in shardRanges.enumerated() {
-            let n = range.count
-            let upstream = activations[shard].gradientB.pointer + first
-            GEMM.multiply(rows: inputs, columns: width, depth: n,
+        // One partial sum: the kernel slice (inputs × width) then the bias slice (width).
+        let partial = (inputs + 1) * width
+        let stack = workspace.scratch(atLeast: (ShardReduction.stackDepth(shards: shardRanges.count) + 1) * partial)
+        let total = stack + ShardReduction.stackDepth(shards: shardRanges.count) * partial
+        ShardReduction.sumProduced(shards: shardRanges.count, count: partial, stack: stack, into: total) { shard, sum in
+            let range = shardRanges[shard], upstream = activations[shard].gradientB.pointer + first
+            GEMM.multiply(rows: inputs, columns: width, depth: range.count,
                           a: .transposed(noise + range.lowerBound * inputs, columns: inputs),
                           b: MatrixOperand(base: upstream, rowStride: columns, columnStride: 1),
-                          c: kernel, ldc: columns, accumulate: shard > 0, workspace: workspace)
-            if shard == 0 { bias.update(repeating: 0, count: width) }
-            for row in 0..<n { Elementwise.add(upstream + row * columns, into: bias, count: width) }
+                          c: sum, ldc: width, accumulate: false, workspace: workspace)
+            let bias = sum + inputs * width
+            bias.update(repeating: 0, count: width)
+            for row in 0..<range.count { Elementwise.add(upstream + row * columns, into: bias, count: width) }
         }
+        for input in 0..<inputs {
+            (gradients + dense.kernel.offset + input * columns + first).update(from: total + input * width, count: width)
+        }
+        (gradients + dense.bias.offset + first).update(from: total + inputs * width, count: width)
     }
 
     /// The reduced BatchNorm gamma/beta gradients, written into the (all-reduced) gradient vector.
