@@ -55,16 +55,16 @@ struct Sample: ParsableCommand {
         defer { executor.restoreCallerBinding() }
         let trainer = GANTrainer(configuration: configuration, executor: executor)
         try Checkpoint.restoreGenerator(file, path: checkpoint, into: trainer.generator)
-        let side = Generator.imageSide
+        let image = trainer.generator.outputShape
         switch format! {
         case .png:
             let images = trainer.generate(count: count, noiseSeed: seed)
             let columns = Int(Double(count).squareRoot().rounded(.up))
-            try writeAtomically(imageGrid(images, count: count, height: side, width: side, columns: columns).pngData(),
+            try writeAtomically(imageGrid(images, count: count, height: image.height, width: image.width, columns: columns).pngData(),
                                 to: output)
         case .idx:
             let idx = try AtomicFile(path: output)
-            try idx.append(Data(IDXFile(dimensions: [count, side, side], bytes: []).encoded()))
+            try idx.append(Data(IDXFile(dimensions: [count, image.height, image.width], bytes: []).encoded()))
             for first in stride(from: 0, to: count, by: Self.imagesPerRound) {
                 let images = trainer.generate(count: min(Self.imagesPerRound, count - first), noiseSeed: seed,
                                               firstIndex: first)

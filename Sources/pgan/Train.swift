@@ -105,7 +105,7 @@ struct Train: ParsableCommand {
         }
 
         let dataset = try source.load()
-        try TrainingSession.check(dataset: dataset, batchSize: configuration.batchSize)
+        try TrainingSession.check(dataset: dataset, batchSize: configuration.batchSize, model: configuration.model)
         let bufferBytes = try GANTrainer.checkMemory(configuration: configuration, threadCount: threadCount)
         let stepsPerEpoch = dataset.count / configuration.batchSize
         let totalSteps = try targetSteps(stepsPerEpoch: stepsPerEpoch, recorded: recordedTarget)

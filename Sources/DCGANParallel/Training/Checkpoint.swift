@@ -174,7 +174,7 @@ public enum Checkpoint {
     public static func encoded(trainer: GANTrainer, dataset: DatasetFingerprint, run: RunRecord? = nil) -> Data {
         let c = trainer.configuration
         var metadata: [(key: String, value: String)] = [
-            ("format", format), ("version", version), ("model", "seed-dcgan-\(Generator.imageSide)x\(Generator.imageSide)"),
+            ("format", format), ("version", version), ("model", trainer.configuration.model.identifier),
             ("step", String(trainer.step)), ("seed", String(c.seed)), ("shards", String(c.shards)),
             ("batch_size", String(c.batchSize)), ("optimizer", c.optimizer.rawValue),
             ("learning_rate", String(c.effectiveLearningRate)),
@@ -223,7 +223,7 @@ public enum Checkpoint {
         guard file.metadataValue("format") == format else {
             throw DataError(path: path, problem: "not a pgan checkpoint (no \(format) metadata)")
         }
-        guard file.metadataValue("model") == "seed-dcgan-\(Generator.imageSide)x\(Generator.imageSide)" else {
+        guard file.metadataValue("model") == GANModel.seed.identifier else {
             throw DataError(path: path, problem: "checkpoint of another model (\(file.metadataValue("model") ?? "unknown"))")
         }
         guard let seed = file.metadataValue("seed").flatMap(UInt64.init),
@@ -281,7 +281,7 @@ public enum Checkpoint {
     }
 
     /// Loads only the generator (weights and running statistics), for sampling.
-    public static func restoreGenerator(_ file: SafeTensors, path: String, into generator: Generator) throws {
+    public static func restoreGenerator(_ file: SafeTensors, path: String, into generator: Network) throws {
         guard file.metadataValue("format") == format else {
             throw DataError(path: path, problem: "not a pgan checkpoint (no \(format) metadata)")
         }

@@ -78,7 +78,7 @@ public struct ThroughputBenchmark: Sendable {
         let peak = FMAPeak.measure(executor: executor, seconds: 0.2)
         let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: batchSize, shards: shards),
                                  executor: executor)
-        let images = AlignedBuffer(count: batchSize * trainer.discriminator.imageElements)
+        let images = AlignedBuffer(count: batchSize * trainer.discriminator.inputElements)
         CounterRandom(seed: 7).uniform(step: 0, stream: .sampleNoise, index: 0, count: images.count, into: images.pointer)
         for i in 0..<images.count { images[i] = images[i] * 2 - 1 }
         nonisolated(unsafe) let source = images.pointer

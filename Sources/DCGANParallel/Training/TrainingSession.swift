@@ -117,7 +117,7 @@ public final class TrainingSession {
 
     public init(trainer: GANTrainer, dataset: ImageDataset, directory: RunDirectory, run: RunRecord?) throws {
         let batch = trainer.configuration.batchSize
-        try Self.check(dataset: dataset, batchSize: batch)
+        try Self.check(dataset: dataset, batchSize: batch, model: trainer.configuration.model)
         self.trainer = trainer
         self.dataset = dataset
         self.directory = directory
@@ -125,10 +125,11 @@ public final class TrainingSession {
         stepsPerEpoch = dataset.count / batch
     }
 
-    /// The data set fits the seed model and holds at least one batch (checked before a trainer is built).
-    public static func check(dataset: ImageDataset, batchSize: Int) throws {
-        guard dataset.height == Generator.imageSide, dataset.width == Generator.imageSide else {
-            throw DataError(path: dataset.source, problem: "images are \(dataset.height)×\(dataset.width); the seed DCGAN needs \(Generator.imageSide)×\(Generator.imageSide)")
+    /// The data set fits the model and holds at least one batch (checked before a trainer is built).
+    public static func check(dataset: ImageDataset, batchSize: Int, model: GANModel = .seed) throws {
+        let image = model.imageShape
+        guard dataset.height == image.height, dataset.width == image.width, image.channels == 1 else {
+            throw DataError(path: dataset.source, problem: "images are \(dataset.height)×\(dataset.width); the model needs \(image.height)×\(image.width)")
         }
         guard dataset.count >= batchSize else {
             throw DataError(path: dataset.source, problem: "holds \(dataset.count) images, fewer than one batch of \(batchSize)")

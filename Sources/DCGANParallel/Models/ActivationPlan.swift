@@ -1,0 +1,275 @@
+import ParallelTensor
+
+/// Where one tensor between a network's layers lives during a pass (docs/ARCHITECTURE.md §4).
+enum TensorHome: Equatable {
+    /// The caller's memory (the network's input: noise rows, images).
+    case external
+    /// Kept from the forward to the backward pass, in stored buffer k.
+    case stored(Int)
+    /// In gradient scratch buffer k (0 or 1): not kept, or recomputed when backward needs it.
+    case scratch(Int)
+}
+
+/// The memory plan of one network for one kind of pass, derived from its layers by four rules:
+/// 1. Reshape and Flatten are views: their output is their input.
+/// 2. An element-wise layer (activation, dropout) writes its output over its input unless a backward pass still
+///    needs that input: the layer's own (LeakyReLU, BatchNorm) or its producer's (SELU and tanh read their output).
+/// 3. A training BatchNorm's output that feeds a weighted layer is not stored: it is one multiply-add per element
+///    away from its input, so it is computed into a scratch buffer, and again when the weighted layer's backward
+///    needs it. That weighted layer writes its input gradient over it (weights' gradient first, input's second).
+/// 4. Gradients flow through two scratch buffers: element-wise layers work in place, a weighted layer writes its
+///    input gradient into the other one.
+/// Inference (no backward) keeps nothing: every tensor lives in one of two scratch buffers, element-wise layers in
+/// place. Sizes are per sample, in floats; an `ActivationArena` allocates them for a number of samples.
+struct ActivationPlan {
+    enum Mode { case training, inference }
+
+    let layers: [NetworkLayer]
+    let shapes: [TensorShape]
+    let mode: Mode
+    /// The first layer the pass runs (1 when the planner runs a batch-wide first layer itself).
+    let firstLayer: Int
+    /// Whether backward writes ∂loss/∂input to the caller (`external` gradient), for layer `firstLayer`.
+    let inputNeedsGradient: Bool
+    /// Per tensor index `firstLayer...layers.count`.
+    private(set) var homes: [TensorHome]
+    /// Per tensor index: the scratch buffer holding ∂loss/∂tensor in backward (-1: the caller's).
+    private(set) var gradientHomes: [Int]
+    /// Tensor index → the BatchNorm layer whose output it is, for tensors recomputed in backward (rule 3).
+    private(set) var recomputedBy: [Int: Int] = [:]
+    private(set) var storedSizes: [Int] = []
+    private(set) var scratchSizes = [0, 0]
+    /// Layer index → dropout mask buffer.
+    private(set) var maskSlots: [Int: Int] = [:]
+    private(set) var maskSizes: [Int] = []
+
+    init(network: Network, mode: Mode, firstLayer: Int, inputNeedsGradient: Bool) {
+        layers = network.layers
+        shapes = network.shapes
+        self.mode = mode
+        self.firstLayer = firstLayer
+        self.inputNeedsGradient = inputNeedsGradient
+        let count = layers.count
+        homes = Array(repeating: .external, count: count + 1)
+        gradientHomes = Array(repeating: 0, count: count + 1)
+        if mode == .inference {
+            planInference()
+        } else {
+            planTraining()
+        }
+    }
+
+    func elements(_ tensor: Int) -> Int { shapes[tensor].elementsPerImage }
+
+    /// The layer before tensor `tensor` that is not a view, if any after `firstLayer`.
+    private func producer(of tensor: Int) -> Int? {
+        var layer = tensor - 1
+        while layer >= firstLayer, case .view = layers[layer] { layer -= 1 }
+        return layer >= firstLayer ? layer : nil
+    }
+
+    private mutating func store(_ tensor: Int) {
+        homes[tensor] = .stored(storedSizes.count)
+        storedSizes.append(elements(tensor))
+    }
+
+    private mutating func planInference() {
+        homes[firstLayer] = .external
+        for i in firstLayer..<layers.count {
+            let output = i + 1
+            switch layers[i] {
+            case .view, .dropout:
+                // Inference dropout is the identity (Keras' training=False).
+                homes[output] = homes[i]
+            default:
+                if !layers[i].isWeighted, case .scratch = homes[i] {
+                    homes[output] = homes[i]
+                } else {
+                    let other = homes[i] == .scratch(0) ? 1 : 0
+                    homes[output] = .scratch(other)
+                }
+            }
+            if case .scratch(let k) = homes[output] { scratchSizes[k] = max(scratchSizes[k], elements(output)) }
+        }
+    }
+
+    private mutating func planTraining() {
+        let last = layers.count
+        if firstLayer > 0 { store(firstLayer) } else { homes[0] = .external }
+        for i in firstLayer..<last {
+            let output = i + 1
+            switch layers[i] {
+            case .view:
+                homes[output] = homes[i]
+                if let source = recomputedBy[i] { recomputedBy[output] = source }
+            case .batchNormalization where feedsWeightedLayer(output) && homes[i] != .external && output != last:
+                recomputedBy[output] = i
+                homes[output] = .scratch(0)  // which one is decided by the backward walk below
+            default:
+                if !layers[i].isWeighted && canOverwriteInput(of: i) {
+                    homes[output] = homes[i]
+                } else {
+                    store(output)
+                }
+            }
+            if case .dropout = layers[i] {
+                maskSlots[i] = maskSizes.count
+                maskSizes.append(elements(i))
+            }
+        }
+        // The network's output is always stored: the caller reads it after the pass (a recomputed or external
+        // output cannot happen: rule 3 excludes the last layer, and a view of the input is not a network).
+        // Backward walk (rule 4): where each gradient lives, and where each recomputed tensor is rebuilt.
+        var current = 0
+        gradientHomes[last] = 0
+        scratchSizes[0] = max(scratchSizes[0], elements(last))
+        for i in (firstLayer..<last).reversed() {
+            let needsGradient = needsInputGradient(i)
+            if layers[i].isWeighted {
+                let other = 1 - current
+                if recomputedBy[i] != nil {
+                    var tensor = i
+                    while let _ = recomputedBy[tensor] {
+                        homes[tensor] = .scratch(other)
+                        tensor -= 1
+                    }
+                    scratchSizes[other] = max(scratchSizes[other], elements(i))
+                }
+                current = other
+            }
+            if needsGradient {
+                gradientHomes[i] = (i == 0 && inputNeedsGradient) ? -1 : current
+                if gradientHomes[i] >= 0 { scratchSizes[current] = max(scratchSizes[current], elements(i)) }
+            }
+        }
+    }
+
+    /// Whether backward must produce ∂loss/∂(input of layer i): when a layer before it has parameters, or the
+    /// caller asked for the input's.
+    func needsInputGradient(_ i: Int) -> Bool {
+        inputNeedsGradient || layers[firstLayer..<i].contains { $0.isWeighted || $0.batchNormalization != nil }
+    }
+
+    /// True when tensor `tensor` (through views) is the input of a weighted layer.
+    private func feedsWeightedLayer(_ tensor: Int) -> Bool {
+        var layer = tensor
+        while layer < layers.count, case .view = layers[layer] { layer += 1 }
+        return layer < layers.count && layers[layer].isWeighted
+    }
+
+    /// Rule 2, for element-wise layer i.
+    private func canOverwriteInput(of i: Int) -> Bool {
+        guard layers[i].backwardRead != .input, case .stored = homes[i] else { return false }
+        if let producer = producer(of: i), layers[producer].backwardRead == .output { return false }
+        return true
+    }
+}
+
+/// The buffers of one or more `ActivationPlan`s (which then share them, as passes that never overlap) for
+/// `capacity` samples: a shard's (the generator in training, whose activations live from its forward pass to its
+/// backward pass) or a worker's (passes that run in chunks). Tensors are NHWC, sample after sample.
+final class ActivationArena: @unchecked Sendable {
+    let capacity: Int
+    let stored, scratch, masks: [AlignedBuffer]
+
+    /// `minimumScratch0`: floats per sample scratch buffer 0 holds at least, for a caller's use between passes.
+    init(plans: [ActivationPlan], capacity: Int, minimumScratch0: Int) {
+        self.capacity = capacity
+        let sizes = Self.sizes(plans: plans, minimumScratch0: minimumScratch0)
+        stored = sizes.stored.map { AlignedBuffer(count: capacity * $0) }
+        scratch = sizes.scratch.map { AlignedBuffer(count: capacity * $0) }
+        masks = sizes.masks.map { AlignedBuffer(count: capacity * $0) }
+    }
+
+    static func sizes(plans: [ActivationPlan], minimumScratch0: Int) -> (stored: [Int], scratch: [Int], masks: [Int]) {
+        func widest(_ lists: [[Int]]) -> [Int] {
+            (0..<(lists.map(\.count).max() ?? 0)).map { k in lists.map { k < $0.count ? $0[k] : 0 }.max()! }
+        }
+        var scratch = widest(plans.map(\.scratchSizes))
+        scratch[0] = max(scratch[0], minimumScratch0)
+        return (widest(plans.map(\.storedSizes)), scratch, widest(plans.map(\.maskSizes)))
+    }
+
+    /// Floats one sample needs in an arena of these plans.
+    static func elementsPerSample(plans: [ActivationPlan], minimumScratch0: Int) -> Int {
+        let sizes = sizes(plans: plans, minimumScratch0: minimumScratch0)
+        return sizes.stored.reduce(0, +) + sizes.scratch.reduce(0, +) + sizes.masks.reduce(0, +)
+    }
+}
+
+/// One pass's view of an arena: tensor and gradient pointers, and the forward and backward passes over a range of
+/// layers for `n` samples (rows 0..<n of every buffer).
+struct ActivationPass {
+    let plan: ActivationPlan
+    let arena: ActivationArena
+    /// The network's input rows (tensor `plan.firstLayer` when external), and where ∂loss/∂input goes.
+    let input: UnsafeMutablePointer<Float>?
+    let inputGradient: UnsafeMutablePointer<Float>?
+    /// Per layer index: the BatchNorm state (training or inference), nil for other layers.
+    let norms: [BatchNormBatch?]
+    let context: LayerContext
+    let n: Int
+
+    func tensor(_ index: Int) -> UnsafeMutablePointer<Float> {
+        switch plan.homes[index] {
+        case .external: input!
+        case .stored(let k): arena.stored[k].pointer
+        case .scratch(let k): arena.scratch[k].pointer
+        }
+    }
+
+    func gradient(_ index: Int) -> UnsafeMutablePointer<Float>? {
+        let home = plan.gradientHomes[index]
+        return home < 0 ? inputGradient : arena.scratch[home].pointer
+    }
+
+    func mask(_ layer: Int) -> UnsafeMutablePointer<Float>? { plan.maskSlots[layer].map { arena.masks[$0].pointer } }
+
+    /// Layers `range` forward. A training BatchNorm must have its minibatch statistics finished.
+    func forward(_ range: Range<Int>) {
+        for i in range {
+            if plan.mode == .inference, case .dropout = plan.layers[i] { continue }
+            plan.layers[i].forward(n: n, input: tensor(i), output: tensor(i + 1), inputShape: plan.shapes[i],
+                                   mask: mask(i), norm: norms[i], context: context)
+        }
+    }
+
+    /// Layers `range` backward, last first, from ∂loss/∂output of the range's last layer. A BatchNorm in the range
+    /// must have its minibatch gradient sums finished.
+    func backward(_ range: Range<Int>) {
+        for i in range.reversed() {
+            let layer = plan.layers[i]
+            if case .view = layer { continue }
+            if let normalization = layer.batchNormalization {
+                normalization.backward(rows: n * plan.shapes[i].height * plan.shapes[i].width, input: tensor(i),
+                                       outputGradient: gradient(i + 1)!, inputGradient: gradient(i)!,
+                                       parameters: context.parameters, batch: norms[i]!)
+                continue
+            }
+            if let source = plan.recomputedBy[i] {
+                // Rule 3: the BatchNorm output this layer read in forward, computed again from its stored input.
+                plan.layers[source].forward(n: n, input: tensor(source), output: tensor(source + 1),
+                                            inputShape: plan.shapes[source], mask: nil, norm: norms[source],
+                                            context: context)
+            }
+            let needsGradient = plan.needsInputGradient(i)
+            layer.backward(n: n, input: tensor(i), output: tensor(i + 1), outputGradient: gradient(i + 1)!,
+                           inputGradient: needsGradient ? gradient(i) : nil, inputShape: plan.shapes[i],
+                           mask: mask(i), context: context)
+        }
+    }
+
+    /// This shard's sums for the training BatchNorm at layer `layer` (forward: of its input).
+    func accumulateStatistics(layer: Int, shard: Int) {
+        plan.layers[layer].batchNormalization!.accumulateStatistics(
+            shard: shard, rows: n * plan.shapes[layer].height * plan.shapes[layer].width, input: tensor(layer),
+            batch: norms[layer]!)
+    }
+
+    /// This shard's Σdy and Σdy·x̂ for the BatchNorm at layer `layer` (backward).
+    func accumulateGradientSums(layer: Int, shard: Int) {
+        plan.layers[layer].batchNormalization!.accumulateGradientSums(
+            shard: shard, rows: n * plan.shapes[layer].height * plan.shapes[layer].width, input: tensor(layer),
+            outputGradient: gradient(layer + 1)!, batch: norms[layer]!)
+    }
+}

@@ -1,0 +1,43 @@
+import ParallelTensor
+
+/// The two networks of a GAN, checked to fit together: the generator maps a noise vector to an image of the shape
+/// the discriminator reads, and the discriminator ends in one sigmoid unit, whose logit the loss takes.
+public struct GANModel: Sendable, Equatable {
+    public let generator: ModelDescription
+    public let discriminator: ModelDescription
+    /// Names the model in checkpoints, which refuse to load into another.
+    public let identifier: String
+
+    public init(generator: ModelDescription, discriminator: ModelDescription, identifier: String) throws {
+        let generated = try generator.shapes().last!, judged = try discriminator.shapes()
+        guard generator.input.isVector else {
+            throw ModelError("\(generator.name): the input must be a noise vector (1×1×n)")
+        }
+        guard generated == judged[0] else {
+            throw ModelError("\(generator.name) makes \(generated.height)×\(generated.width)×\(generated.channels) images but \(discriminator.name) reads \(judged[0].height)×\(judged[0].width)×\(judged[0].channels)")
+        }
+        guard judged.last!.elementsPerImage == 1, discriminator.layers.last?.activation == .sigmoid else {
+            throw ModelError("\(discriminator.name) must end in one unit with a sigmoid, e.g. .dense(units: 1, activation: .sigmoid)")
+        }
+        // The discriminator runs two samples at a time, forward then backward (GANStepPlan.discriminatorChunk): a
+        // whole-minibatch reduction inside it would need its activations kept per shard, as the generator's are.
+        guard !discriminator.layers.contains(.batchNormalization) else {
+            throw ModelError("\(discriminator.name): BatchNormalization in the discriminator is not supported yet")
+        }
+        // Each network draws its dropout masks from 8 substreams of its own (GANTrainer.networks).
+        for description in [generator, discriminator] {
+            let dropouts = description.layers.filter { if case .dropout = $0 { true } else { false } }.count
+            guard dropouts <= 8 else { throw ModelError("\(description.name) has \(dropouts) dropout layers; at most 8 are supported") }
+        }
+        self.generator = generator
+        self.discriminator = discriminator
+        self.identifier = identifier
+    }
+
+    /// The seed DCGAN (docs/ARCHITECTURE.md §1) on 28×28 grey images.
+    public static let seed = try! GANModel(generator: .seedGenerator(), discriminator: .seedDiscriminator(),
+                                           identifier: "seed-dcgan-28x28")
+
+    /// One image: height × width × channels.
+    public var imageShape: TensorShape { discriminator.input }
+}

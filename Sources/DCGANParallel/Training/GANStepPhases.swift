@@ -1,0 +1,203 @@
+import ParallelTensor
+
+extension GANStepPlan {
+    /// Appends the phases of one training step (see the rules on `GANStepPlan`). The real images must be in
+    /// `realBatch`, and the optimizers' `beginStep` and `generator.prepareInference(norms: inferenceNorms)` done
+    /// before the first phase runs.
+    func append(to work: inout PhasedWork, step: UInt64) {
+        let shards = shardRanges.count, image = discriminator.inputElements, codings = generator.inputElements
+        let last = generator.layers.count
+        let normalizations = generator.batchNormalizationLayers
+        let firstLayer = self.firstLayer
+
+        work.parallel("noise for both phases", iterations: shards) { [self] shard, _ in
+            for i in shardRanges[shard] {
+                random.normal(step: step, stream: .discriminatorNoise, index: i, count: codings,
+                              into: discriminatorNoise.pointer + i * codings)
+                random.normal(step: step, stream: .generatorNoise, index: i, count: codings,
+                              into: generatorNoise.pointer + i * codings)
+            }
+        }
+        if let firstLayer {
+            // The G weights do not change before the G optimizer at the end of the step, so both phases' first
+            // layer runs here. The D phase's outputs go to the shards' scratch buffer 0, which the G phase only
+            // writes after the D phase.
+            let slices = (firstLayer.outputSize + Self.firstLayerForwardColumns - 1) / Self.firstLayerForwardColumns
+            work.parallel("G first layer forward, both phases, by column slices", iterations: slices) { [self] slice, worker in
+                firstLayerForwardSlice(slice, layer: firstLayer, noise: discriminatorNoise.pointer,
+                                       workspace: workspaces[worker]) { generatorArenas[$0].scratch[0].pointer }
+                firstLayerForwardSlice(slice, layer: firstLayer, noise: generatorNoise.pointer,
+                                       workspace: workspaces[worker]) { firstLayerOutputs[$0] }
+            }
+        }
+
+        // D phase. Shard s owns fakes F and the reals B + F for its range F of 0..<B, so every shard makes the same
+        // number of fakes; its samples go through the discriminator a chunk at a time, fakes first, gradients
+        // accumulating.
+        work.parallel("D phase: G inference, D forward+backward on fakes and reals", iterations: shards) { [self] shard, worker in
+            let own = shardRanges[shard], gradients = discriminatorShardPointers[shard]
+            let inputRow = firstLayer != nil ? generator.shapes[1].elementsPerImage : codings
+            let inputs = firstLayer != nil ? generatorArenas[shard].scratch[0].pointer
+                : discriminatorNoise.pointer + own.lowerBound * codings
+            for chunk in chunks(of: own) {
+                let images = generatorInferencePass(plan: generatorInference,
+                                                    input: inputs + (chunk.lowerBound - own.lowerBound) * inputRow,
+                                                    n: chunk.count, worker: worker)
+                let fakes = discriminatorPhaseFakes.pointer + chunk.lowerBound * image
+                fakes.update(from: images, count: chunk.count * image)
+                discriminatorPass(input: fakes, samples: chunk, label: labels.fake, phase: .discriminatorStep,
+                                  totalBatch: 2 * batch, logits: discriminatorLogits, losses: discriminatorLosses,
+                                  worker: worker, gradients: gradients, accumulate: chunk.lowerBound != own.lowerBound,
+                                  inputGradient: nil, step: step)
+            }
+            for chunk in chunks(of: own) {
+                discriminatorPass(input: realBatch.pointer + chunk.lowerBound * image,
+                                  samples: (batch + chunk.lowerBound)..<(batch + chunk.upperBound), label: labels.real,
+                                  phase: .discriminatorStep, totalBatch: 2 * batch, logits: discriminatorLogits,
+                                  losses: discriminatorLosses, worker: worker, gradients: gradients, accumulate: true,
+                                  inputGradient: nil, step: step)
+            }
+        }
+
+        // D's update: each slice of its gradients summed over shards, then stepped by the optimizer, then its
+        // weights packed for the frozen D of the G phase. Both fill G-phase stages that do not read D.
+        let discriminatorCount = discriminator.parameters.count
+        let discriminatorSlices = (discriminatorCount + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength
+        let discriminatorUpdate = PhaseItems(count: discriminatorSlices) { [self] index, _ in
+            let start = index * ShardReduction.sliceLength
+            let range = start..<min(start + ShardReduction.sliceLength, discriminatorCount)
+            ShardReduction.sumSlice(discriminatorShardPointers, range: range)
+            discriminatorOptimizer.apply(range, parameters: discriminator.parameters.pointer,
+                                         gradients: discriminatorShardPointers[0])
+        }
+        let discriminatorPackingItems = PhaseItems(count: discriminatorPacking.panelCount) { [self] panel, _ in
+            discriminatorPacking.packPanel(panel)
+        }
+
+        // G phase, forward: one stage per BatchNorm, each ending in that BatchNorm's statistics. The stage after the
+        // last BatchNorm runs to the image and on through the frozen D and back (`finalStage`).
+        let start = generatorTraining.firstLayer
+        var pending = [discriminatorUpdate, discriminatorPackingItems]
+        var stageStart = start
+        for (k, normalization) in normalizations.enumerated() {
+            let range = stageStart..<normalization
+            let label = k == 0 ? "G forward to BatchNorm \(k) statistics" : "G forward stage \(k)"
+            appendShardPhase(to: &work, label: label, leading: k == 0 ? pending.removeFirst() : nil,
+                             trailing: k == 1 ? pending.removeFirst() : nil) { [self] shard, worker in
+                let pass = generatorPass(shard: shard, worker: worker, step: step)
+                pass.forward(range)
+                pass.accumulateStatistics(layer: normalization, shard: shard)
+            }
+            work.serial("G BatchNorm \(k) statistics") { [self] in
+                let rows = batch * generator.shapes[normalization].height * generator.shapes[normalization].width
+                generator.layers[normalization].batchNormalization!.finishStatistics(
+                    totalRows: rows, parameters: generator.parameters.pointer, state: generator.state.pointer,
+                    batch: trainingNorms[normalization]!)
+            }
+            stageStart = normalization
+        }
+        // D must be updated and packed before the frozen D reads it.
+        for items in pending {
+            work.parallel(items === discriminatorUpdate ? "D all-reduce+optimizer" : "D weight packing",
+                          iterations: items.count, items.body)
+        }
+
+        let finalForward = stageStart..<last
+        let finalBackward = (normalizations.last.map { $0 + 1 } ?? start)..<last
+        work.parallel("G forward to the image, frozen D forward+backward, G backward to the last BatchNorm",
+                      iterations: shards) { [self] shard, worker in
+            let range = shardRanges[shard], pass = generatorPass(shard: shard, worker: worker, step: step)
+            pass.forward(finalForward)
+            let images = pass.tensor(last), imageGradients = pass.gradient(last)!
+            (generatorPhaseFakes.pointer + range.lowerBound * image).update(from: images, count: range.count * image)
+            for chunk in chunks(of: range) {
+                let offset = (chunk.lowerBound - range.lowerBound) * image
+                discriminatorPass(input: images + offset, samples: chunk, label: labels.generatorTarget,
+                                  phase: .generatorStep, totalBatch: batch, logits: generatorLogits,
+                                  losses: generatorLosses, worker: worker, gradients: nil, accumulate: false,
+                                  inputGradient: imageGradients + offset, step: step)
+            }
+            pass.backward(finalBackward)
+            if let normalization = normalizations.last { pass.accumulateGradientSums(layer: normalization, shard: shard) }
+        }
+
+        // G phase, backward: from each BatchNorm down to the one before it (its gradient sums), then to the first
+        // layer the shards run.
+        for k in normalizations.indices.reversed() {
+            let normalization = normalizations[k]
+            work.serial("G BatchNorm \(k) gradient sums") { [self] in
+                let rows = batch * generator.shapes[normalization].height * generator.shapes[normalization].width
+                generator.layers[normalization].batchNormalization!.finishGradientSums(
+                    totalRows: rows, batch: trainingNorms[normalization]!)
+            }
+            let below = k > 0 ? normalizations[k - 1] : nil
+            let range = (below.map { $0 + 1 } ?? start)..<(normalization + 1)
+            let label = below == nil ? "G backward through BatchNorm \(k)" : "G backward to BatchNorm \(k - 1)"
+            work.parallel(label, iterations: shards) { [self] shard, worker in
+                let pass = generatorPass(shard: shard, worker: worker, step: step)
+                pass.backward(range)
+                if let below { pass.accumulateGradientSums(layer: below, shard: shard) }
+            }
+        }
+
+        // G's update: the shards' gradients all-reduced beside the batch-wide first layer's gradient, the
+        // BatchNorms' gamma/beta gradients written, the optimizer step, the weights packed for the next step.
+        let generatorSharded = generator.shardedGradientCount
+        let reduceSlices = (generatorSharded + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength
+        let firstLayerSlices = firstLayer.map {
+            ($0.outputSize + Self.firstLayerGradientColumns - 1) / Self.firstLayerGradientColumns
+        } ?? 0
+        work.parallel("G all-reduce | G first layer weight gradient",
+                      iterations: reduceSlices + firstLayerSlices) { [self] index, worker in
+            if index < reduceSlices {
+                let start = index * ShardReduction.sliceLength
+                ShardReduction.sumSlice(generatorShardPointers,
+                                        range: start..<min(start + ShardReduction.sliceLength, generatorSharded))
+            } else if let firstLayer {
+                firstLayerGradientSlice(index - reduceSlices, layer: firstLayer,
+                                        upstream: { UnsafePointer(firstLayerOutputGradients[$0]) },
+                                        workspace: workspaces[worker], gradients: generatorShardPointers[0])
+            }
+        }
+        work.serial("G BatchNorm gradients") { [self] in
+            generator.writeNormalizationGradients(into: generatorShardPointers[0], norms: trainingNorms)
+        }
+        let generatorCount = generator.parameters.count
+        work.parallel("G optimizer",
+                      iterations: (generatorCount + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength) { [self] slice, _ in
+            let start = slice * ShardReduction.sliceLength
+            generatorOptimizer.apply(start..<min(start + ShardReduction.sliceLength, generatorCount),
+                                     parameters: generator.parameters.pointer, gradients: generatorShardPointers[0])
+        }
+        work.parallel("G weight packing",
+                      iterations: generatorPacking.panelCount) { [self] panel, _ in generatorPacking.packPanel(panel) }
+    }
+
+    /// A phase of one item per shard, with independent items before them (`leading`: long ones, claimed first) or
+    /// after them (`trailing`: short ones that fill in behind).
+    private func appendShardPhase(to work: inout PhasedWork, label: String, leading: PhaseItems?, trailing: PhaseItems?,
+                                  _ body: @escaping (_ shard: Int, _ worker: Int) -> Void) {
+        let shards = shardRanges.count, before = leading?.count ?? 0, after = trailing?.count ?? 0
+        let fullLabel = label + (leading != nil ? " | D all-reduce+optimizer" : "") + (trailing != nil ? " | D weight packing" : "")
+        work.parallel(fullLabel, iterations: before + shards + after) { index, worker in
+            if index < before {
+                leading!.body(index, worker)
+            } else if index < before + shards {
+                body(index - before, worker)
+            } else {
+                trailing!.body(index - before - shards, worker)
+            }
+        }
+    }
+}
+
+/// Independent parallel work that the planner places into a phase beside other work.
+final class PhaseItems {
+    let count: Int
+    let body: (_ index: Int, _ worker: Int) -> Void
+
+    init(count: Int, _ body: @escaping (_ index: Int, _ worker: Int) -> Void) {
+        self.count = count
+        self.body = body
+    }
+}

@@ -1,0 +1,295 @@
+import ParallelTensor
+
+/// The labels of the GAN step: what the discriminator is taught to say of fakes and reals, and what the generator
+/// wants it to say of fakes.
+struct GANLabels {
+    var fake: Float = 0
+    var real: Float = 1
+    var generatorTarget: Float = 1
+}
+
+/// The memory and the phases of one GAN training step, derived from the two networks (docs/ARCHITECTURE.md §3).
+///
+/// The step is the seed's: a D phase (B fakes from the generator in inference mode, then the B reals, through D
+/// forward and backward, one optimizer step on D) and a G phase (B fresh fakes from the generator in training mode,
+/// through the frozen D into G, one optimizer step on G). The planner turns that into `PhasedWork` by these rules:
+/// - The generator in training stops at each BatchNorm: a phase ends where its statistics (forward) or its gradient
+///   sums (backward) need every shard, and a serial step reduces them.
+/// - A Dense first layer on the noise runs for the whole minibatch by column slices (both phases' fakes at once),
+///   and its gradient the same way, through `ShardReduction.sumProduced`: a shard of two samples would read all its
+///   weights for a tiny multiply.
+/// - Passes without a reduction inside (G inference, D forward + loss + backward) run `discriminatorChunk` samples
+///   at a time in a worker's memory, so their activations do not grow with the batch.
+/// - Work that does not wait for a barrier fills a phase that does: D's all-reduce and optimizer go beside the
+///   first G-phase stage, D's weight packing beside the second (both before the frozen D is read); long items are
+///   listed first, since workers claim items in index order.
+/// - Every sum over shards goes through `ShardReduction`.
+final class GANStepPlan: @unchecked Sendable {
+    /// Samples per pass of a chunked network: small enough that a worker's activations stay in cache.
+    static let discriminatorChunk = 2
+    /// Output columns per item of the batch-wide first layer (forward) and of its gradient.
+    static let firstLayerForwardColumns = 128
+    static let firstLayerGradientColumns = 256
+
+    let generator: Network
+    let discriminator: Network
+    let generatorOptimizer: Optimizer
+    let discriminatorOptimizer: Optimizer
+    let random: CounterRandom
+    let labels = GANLabels()
+    let batch: Int
+    /// Shard s owns samples [s·B/S, (s+1)·B/S).
+    let shardRanges: [Range<Int>]
+
+    let generatorTraining, generatorInference, generatorSampling, discriminatorTraining: ActivationPlan
+    /// Per shard: the generator's training activations, alive from its forward pass to its backward pass. In the D
+    /// phase, scratch buffer 0 holds the shard's inference fakes' first-layer outputs (the G phase writes it later).
+    let generatorArenas: [ActivationArena]
+    /// Per worker: the generator in inference and the discriminator, `discriminatorChunk` samples at a time (and
+    /// `sampleCapacity` for `generate`).
+    let inferenceArenas, discriminatorArenas: [ActivationArena]
+    let workerLabels: [AlignedBuffer]
+    let samplingNoise: [AlignedBuffer]
+    let sampleCapacity: Int
+    /// Per worker: GEMM packing and im2col scratch.
+    let workspaces: [KernelWorkspace]
+    let trainingNorms, inferenceNorms: [BatchNormBatch?]
+    /// Per shard gradient buffers. Shard 0's receives the all-reduced total and the batch-wide first layer's
+    /// gradient, so it is full size; the others hold the prefix shards compute (`shardedGradientCount`).
+    let generatorGradients, discriminatorGradients: [AlignedBuffer]
+    let generatorShardPointers, discriminatorShardPointers: [UnsafeMutablePointer<Float>]
+    let generatorPacking, discriminatorPacking: PackingPlan
+    /// Both phases' noise for the whole minibatch (B × codings each, in sample order).
+    let discriminatorNoise, generatorNoise: AlignedBuffer
+    let realBatch: AlignedBuffer
+    /// Per-sample results of the last step, indexed by sample (fakes 0..<B, reals B..<2B for the D phase).
+    let discriminatorLogits, discriminatorLosses, generatorLogits, generatorLosses: AlignedBuffer
+    /// The fakes of the last step's two phases (B × image elements each), in sample order.
+    let discriminatorPhaseFakes, generatorPhaseFakes: AlignedBuffer
+    /// Per shard, with a batch-wide first layer: where its G-phase outputs go and where backward leaves their gradient.
+    private(set) var firstLayerOutputs: [UnsafeMutablePointer<Float>] = []
+    private(set) var firstLayerOutputGradients: [UnsafeMutablePointer<Float>] = []
+    /// The discriminator has no BatchNorm (`GANModel`): no per-layer state.
+    let discriminatorNorms: [BatchNormBatch?]
+
+    init(generator: Network, discriminator: Network, generatorOptimizer: Optimizer, discriminatorOptimizer: Optimizer,
+         random: CounterRandom, batch: Int, shards: Int, threadCount: Int) {
+        self.generator = generator
+        self.discriminator = discriminator
+        self.generatorOptimizer = generatorOptimizer
+        self.discriminatorOptimizer = discriminatorOptimizer
+        self.random = random
+        self.batch = batch
+        shardRanges = (0..<shards).map { ($0 * batch / shards)..<(($0 + 1) * batch / shards) }
+        let first = generator.batchWideFirstLayer ? 1 : 0
+        // With a batch-wide first layer, the planner needs ∂loss/∂(its output) for that layer's gradient.
+        generatorTraining = ActivationPlan(network: generator, mode: .training, firstLayer: first,
+                                           inputNeedsGradient: generator.batchWideFirstLayer)
+        generatorInference = ActivationPlan(network: generator, mode: .inference, firstLayer: first, inputNeedsGradient: false)
+        generatorSampling = ActivationPlan(network: generator, mode: .inference, firstLayer: 0, inputNeedsGradient: false)
+        discriminatorTraining = ActivationPlan(network: discriminator, mode: .training, firstLayer: 0, inputNeedsGradient: true)
+        let capacity = Self.shardCapacity(batch: batch, shards: shards)
+        sampleCapacity = capacity
+        let firstLayerOutput = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
+        generatorArenas = (0..<shards).map { [generatorTraining] _ in
+            ActivationArena(plans: [generatorTraining], capacity: capacity, minimumScratch0: firstLayerOutput)
+        }
+        inferenceArenas = (0..<threadCount).map { [generatorInference, generatorSampling] _ in
+            ActivationArena(plans: [generatorInference, generatorSampling], capacity: capacity, minimumScratch0: 0)
+        }
+        discriminatorArenas = (0..<threadCount).map { [discriminatorTraining] _ in
+            ActivationArena(plans: [discriminatorTraining], capacity: Self.discriminatorChunk, minimumScratch0: 0)
+        }
+        workerLabels = (0..<threadCount).map { _ in AlignedBuffer(count: Self.discriminatorChunk) }
+        samplingNoise = (0..<threadCount).map { _ in AlignedBuffer(count: capacity * generator.inputElements) }
+        workspaces = (0..<threadCount).map { _ in KernelWorkspace() }
+        trainingNorms = generator.makeNorms(shards: shards)
+        inferenceNorms = generator.makeNorms(shards: 1)
+        generatorGradients = (0..<shards).map {
+            AlignedBuffer(count: $0 == 0 ? generator.parameters.count : generator.shardedGradientCount)
+        }
+        discriminatorGradients = (0..<shards).map { _ in AlignedBuffer(count: discriminator.parameters.count) }
+        generatorShardPointers = generatorGradients.map(\.pointer)
+        discriminatorShardPointers = discriminatorGradients.map(\.pointer)
+        generatorPacking = generator.packingPlan()
+        discriminatorPacking = discriminator.packingPlan()
+        discriminatorNoise = AlignedBuffer(count: batch * generator.inputElements)
+        generatorNoise = AlignedBuffer(count: batch * generator.inputElements)
+        let image = discriminator.inputElements
+        realBatch = AlignedBuffer(count: batch * image)
+        discriminatorLogits = AlignedBuffer(count: 2 * batch)
+        discriminatorLosses = AlignedBuffer(count: 2 * batch)
+        generatorLogits = AlignedBuffer(count: batch)
+        generatorLosses = AlignedBuffer(count: batch)
+        discriminatorPhaseFakes = AlignedBuffer(count: batch * image)
+        generatorPhaseFakes = AlignedBuffer(count: batch * image)
+        discriminatorNorms = Array(repeating: nil, count: discriminator.layers.count)
+        if generator.batchWideFirstLayer {
+            firstLayerOutputs = (0..<shards).map { generatorPass(shard: $0, worker: 0, step: 0).tensor(1) }
+            firstLayerOutputGradients = (0..<shards).map { generatorPass(shard: $0, worker: 0, step: 0).gradient(1)! }
+        }
+    }
+
+    /// Samples a shard's arena holds: its share of the minibatch, and at least a chunk.
+    static func shardCapacity(batch: Int, shards: Int) -> Int {
+        max((batch + shards - 1) / shards, discriminatorChunk)
+    }
+
+    /// Floats this plan allocates, from the same plans `init` builds, for refusing a configuration that would not fit
+    /// before allocating anything large.
+    static func estimatedFloats(generator: Network, discriminator: Network, batch: Int, shards: Int,
+                                threadCount: Int) -> Int {
+        let first = generator.batchWideFirstLayer ? 1 : 0
+        let training = ActivationPlan(network: generator, mode: .training, firstLayer: first,
+                                      inputNeedsGradient: generator.batchWideFirstLayer)
+        let inference = [ActivationPlan(network: generator, mode: .inference, firstLayer: first, inputNeedsGradient: false),
+                         ActivationPlan(network: generator, mode: .inference, firstLayer: 0, inputNeedsGradient: false)]
+        let judging = ActivationPlan(network: discriminator, mode: .training, firstLayer: 0, inputNeedsGradient: true)
+        let capacity = shardCapacity(batch: batch, shards: shards)
+        let firstLayerOutput = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
+        let perShard = capacity * ActivationArena.elementsPerSample(plans: [training], minimumScratch0: firstLayerOutput)
+            + discriminator.parameters.count + generator.shardedGradientCount
+        let perWorker = capacity * ActivationArena.elementsPerSample(plans: inference, minimumScratch0: 0)
+            + discriminatorChunk * ActivationArena.elementsPerSample(plans: [judging], minimumScratch0: 0)
+            + capacity * generator.inputElements + workspaceAllowance
+        let perSample = 2 * generator.inputElements + 3 * discriminator.inputElements + 6
+        let total = shards.multipliedReportingOverflow(by: perShard).partialValue
+            .addingReportingOverflow(threadCount.multipliedReportingOverflow(by: perWorker).partialValue).partialValue
+        return total.addingReportingOverflow(batch.multipliedReportingOverflow(by: perSample).partialValue).partialValue
+    }
+
+    /// Floats set aside per worker for `KernelWorkspace` (GEMM packing, im2col columns, the first layer's gradient
+    /// stack), which grows as kernels ask.
+    static let workspaceAllowance = 1 << 18
+
+    // MARK: the passes
+
+    func context(_ network: Network, gradients: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
+                 step: UInt64, phase: GANPhase, firstSample: Int, worker: Int) -> LayerContext {
+        LayerContext(parameters: network.parameters.pointer, gradients: gradients, accumulate: accumulate,
+                     random: random, step: step, phase: phase, firstSample: firstSample, workspace: workspaces[worker])
+    }
+
+    /// One chunk through the discriminator: forward on `input` with the dropout masks of `phase`, the loss against
+    /// `label` as part of a mean over `totalBatch`, the per-sample logits and losses stored at the chunk's indices
+    /// `samples`, then backward into `gradients` (nil while the discriminator is frozen) and, when given,
+    /// `inputGradient`.
+    func discriminatorPass(input: UnsafeMutablePointer<Float>, samples: Range<Int>, label: Float, phase: GANPhase,
+                           totalBatch: Int, logits: AlignedBuffer, losses: AlignedBuffer, worker: Int,
+                           gradients: UnsafeMutablePointer<Float>?, accumulate: Bool,
+                           inputGradient: UnsafeMutablePointer<Float>?, step: UInt64) {
+        let n = samples.count, last = discriminatorTraining.layers.count
+        let pass = ActivationPass(plan: discriminatorTraining, arena: discriminatorArenas[worker], input: input,
+                                  inputGradient: inputGradient, norms: discriminatorNorms, context: context(
+                                    discriminator, gradients: gradients, accumulate: accumulate, step: step,
+                                    phase: phase, firstSample: samples.lowerBound, worker: worker), n: n)
+        pass.forward(0..<last)
+        let labelRow = workerLabels[worker].pointer
+        labelRow.update(repeating: label, count: n)
+        BinaryCrossEntropy.withLogits(logits: pass.tensor(last), labels: labelRow, count: n,
+                                      losses: losses.pointer + samples.lowerBound,
+                                      logitGradients: pass.gradient(last)!, gradientScale: 1 / Float(totalBatch))
+        (logits.pointer + samples.lowerBound).update(from: pass.tensor(last), count: n)
+        pass.backward(0..<last)
+    }
+
+    /// The generator in inference on `n` samples whose input (first-layer output when that layer is batch-wide,
+    /// noise otherwise) is at `input`; returns the images.
+    func generatorInferencePass(plan: ActivationPlan, input: UnsafeMutablePointer<Float>, n: Int, worker: Int)
+        -> UnsafeMutablePointer<Float> {
+        let pass = ActivationPass(plan: plan, arena: inferenceArenas[worker], input: input, inputGradient: nil,
+                                  norms: inferenceNorms, context: context(generator, gradients: nil, step: 0,
+                                                                          phase: .discriminatorStep, firstSample: 0,
+                                                                          worker: worker), n: n)
+        pass.forward(plan.firstLayer..<plan.layers.count)
+        return pass.tensor(plan.layers.count)
+    }
+
+    /// A shard's generator pass in training mode.
+    func generatorPass(shard: Int, worker: Int, step: UInt64) -> ActivationPass {
+        ActivationPass(plan: generatorTraining, arena: generatorArenas[shard],
+                       input: generatorNoise.pointer + shardRanges[shard].lowerBound * generator.inputElements,
+                       inputGradient: nil, norms: trainingNorms,
+                       context: context(generator, gradients: generatorShardPointers[shard], step: step,
+                                        phase: .generatorStep, firstSample: shardRanges[shard].lowerBound,
+                                        worker: worker),
+                       n: shardRanges[shard].count)
+    }
+
+    /// A shard's samples cut into consecutive chunks of at most `discriminatorChunk`.
+    func chunks(of range: Range<Int>) -> SampleChunks { SampleChunks(range: range, size: Self.discriminatorChunk) }
+
+    // MARK: the batch-wide first layer
+
+    var firstLayer: DenseLayer? {
+        guard generator.batchWideFirstLayer, case .dense(let layer) = generator.layers[0] else { return nil }
+        return layer
+    }
+
+    /// Output columns of slice `slice` of the first layer for the whole minibatch: `noise` (B × codings) times one
+    /// slice of the weights in one multiply, then each shard's rows copied to `destination(shard)` (that shard's
+    /// rows × outputs, from its row 0). Every element gets the same bits as a per-shard multiply.
+    func firstLayerForwardSlice(_ slice: Int, layer: DenseLayer, noise: UnsafePointer<Float>, workspace: KernelWorkspace,
+                                destination: (Int) -> UnsafeMutablePointer<Float>) {
+        precondition(Self.firstLayerForwardColumns % layer.packedColumnAlignment == 0)
+        let first = slice * Self.firstLayerForwardColumns
+        let columns = first..<min(first + Self.firstLayerForwardColumns, layer.outputSize)
+        let width = columns.count
+        let rows = workspace.scratch(atLeast: batch * width)
+        layer.forward(columns: columns, batch: batch, input: noise, output: rows, outputStride: width,
+                      parameters: generator.parameters.pointer, workspace: workspace)
+        for (shard, range) in shardRanges.enumerated() {
+            let target = destination(shard)
+            for (row, sample) in range.enumerated() {
+                (target + row * layer.outputSize + first).update(from: rows + sample * width, count: width)
+            }
+        }
+    }
+
+    /// The first layer's kernel and bias gradients for columns of slice `slice`: per shard noiseᵀ·∂loss/∂output and
+    /// the column sums of ∂loss/∂output, produced one shard after another and summed in `ShardReduction`'s tree
+    /// (`sumProduced`), so a slice needs one partial sum per tree level instead of a gradient buffer per shard.
+    func firstLayerGradientSlice(_ slice: Int, layer: DenseLayer, upstream: (Int) -> UnsafePointer<Float>,
+                                 workspace: KernelWorkspace, gradients: UnsafeMutablePointer<Float>) {
+        let columns = layer.outputSize, inputs = layer.inputSize, noise = generatorNoise.pointer
+        let first = slice * Self.firstLayerGradientColumns
+        let width = min(Self.firstLayerGradientColumns, columns - first)
+        // One partial sum: the kernel slice (inputs × width) then the bias slice (width).
+        let partial = (inputs + 1) * width, depth = ShardReduction.stackDepth(shards: shardRanges.count)
+        let stack = workspace.scratch(atLeast: (depth + 1) * partial)
+        let total = stack + depth * partial
+        ShardReduction.sumProduced(shards: shardRanges.count, count: partial, stack: stack, into: total) { shard, sum in
+            let range = shardRanges[shard], rows = upstream(shard) + first
+            GEMM.multiply(rows: inputs, columns: width, depth: range.count,
+                          a: .transposed(noise + range.lowerBound * inputs, columns: inputs),
+                          b: MatrixOperand(base: rows, rowStride: columns, columnStride: 1),
+                          c: sum, ldc: width, accumulate: false, workspace: workspace)
+            let bias = sum + inputs * width
+            bias.update(repeating: 0, count: width)
+            for row in 0..<range.count { Elementwise.add(rows + row * columns, into: bias, count: width) }
+        }
+        for input in 0..<inputs {
+            (gradients + layer.kernel.offset + input * columns + first).update(from: total + input * width, count: width)
+        }
+        (gradients + layer.bias.offset + first).update(from: total + inputs * width, count: width)
+    }
+}
+
+/// Consecutive subranges of `range`, each at most `size` long.
+struct SampleChunks: Sequence, IteratorProtocol {
+    let range: Range<Int>
+    let size: Int
+    var start: Int
+
+    init(range: Range<Int>, size: Int) {
+        self.range = range
+        self.size = size
+        start = range.lowerBound
+    }
+
+    mutating func next() -> Range<Int>? {
+        guard start < range.upperBound else { return nil }
+        defer { start += size }
+        return start..<Swift.min(start + size, range.upperBound)
+    }
+}

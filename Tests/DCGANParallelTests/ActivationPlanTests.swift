@@ -1,0 +1,52 @@
+@testable import DCGANParallel
+import ParallelTensor
+import XCTest
+
+/// The memory plan's rules (docs/ARCHITECTURE.md §4) on the seed model: what is stored per sample, what lives in the
+/// two scratch buffers, what is recomputed.
+final class ActivationPlanTests: XCTestCase {
+    let (generator, discriminator) = GANTrainer.networks(.seed)
+
+    func testTheSeedGeneratorKeepsOnlyWhatBackwardCannotRecompute() {
+        // Layers: 0 dense, 1 reshape, 2 BatchNorm, 3 conv-transpose, 4 selu, 5 BatchNorm, 6 conv-transpose, 7 tanh.
+        let plan = ActivationPlan(network: generator, mode: .training, firstLayer: 1, inputNeedsGradient: true)
+        // Kept: the dense output (BatchNorm 0's input), the SELU output (written over the convolution's, BatchNorm
+        // 1's input) and the image (tanh over the convolution's output).
+        XCTAssertEqual(plan.storedSizes, [6272, 12544, 784])
+        XCTAssertEqual(plan.homes[1], .stored(0))
+        XCTAssertEqual(plan.homes[2], .stored(0), "the reshape is a view")
+        XCTAssertEqual(plan.homes[5], plan.homes[4], "SELU works in place")
+        XCTAssertEqual(plan.homes[8], plan.homes[7], "tanh works in place")
+        // Both BatchNorm outputs feed a convolution: recomputed, each in the scratch buffer that convolution's
+        // backward pass then fills with its input gradient.
+        XCTAssertEqual(plan.recomputedBy, [3: 2, 6: 5])
+        XCTAssertEqual(plan.homes[3], .scratch(0))
+        XCTAssertEqual(plan.homes[6], .scratch(1))
+        XCTAssertEqual(plan.gradientHomes[8], 0, "∂image arrives in scratch 0")
+        XCTAssertEqual(plan.gradientHomes[6], 1)
+        XCTAssertEqual(plan.gradientHomes[3], 0)
+        XCTAssertEqual(plan.gradientHomes[1], 0, "∂(dense output) for the batch-wide dense gradient")
+        XCTAssertEqual(plan.scratchSizes, [6272, 12544])
+        // 38 416 floats a sample (150 KiB); the hand-written plan before it kept 39 300.
+        XCTAssertEqual(ActivationArena.elementsPerSample(plans: [plan], minimumScratch0: 6272), 38_416)
+    }
+
+    func testTheSeedDiscriminatorStoresWhatLeakyReLUReadsAndDropsInPlace() {
+        // Layers: 0 conv, 1 LeakyReLU, 2 dropout, 3 conv, 4 LeakyReLU, 5 dropout, 6 flatten, 7 dense.
+        let plan = ActivationPlan(network: discriminator, mode: .training, firstLayer: 0, inputNeedsGradient: true)
+        XCTAssertEqual(plan.homes[0], .external)
+        XCTAssertEqual(plan.storedSizes, [12544, 12544, 6272, 6272, 1], "both convolutions' outputs (LeakyReLU reads them), both LeakyReLU outputs, the logit")
+        XCTAssertEqual(plan.homes[3], plan.homes[2], "dropout works in place")
+        XCTAssertEqual(plan.homes[7], plan.homes[6], "flatten is a view")
+        XCTAssertEqual(plan.maskSizes, [12544, 6272])
+        XCTAssertEqual(plan.gradientHomes[0], -1, "∂image goes to the caller")
+        XCTAssertEqual(plan.scratchSizes, [12544, 6272])
+    }
+
+    func testInferenceKeepsNothing() {
+        let plan = ActivationPlan(network: generator, mode: .inference, firstLayer: 0, inputNeedsGradient: false)
+        XCTAssertEqual(plan.storedSizes, [])
+        XCTAssertEqual(plan.scratchSizes, [6272, 12544])
+        XCTAssertEqual(plan.homes[8], .scratch(0))
+    }
+}
