@@ -88,34 +88,6 @@ final class ShardReductionTests: XCTestCase {
         XCTAssertEqual(ShardReduction.alignedBlocks(of: 4..<7, shards: 7), [4..<7])
     }
 
-    /// Partial sums produced one at a time and added by the binary counter give the stored tree's bits, for every
-    /// shard count (clipped trees included), and over an aligned block its subtree.
-    func testProducedPartialsFollowTheTree() {
-        for shards in 1...37 {
-            let values = orderSensitive(shards: shards, count: 29, seed: UInt64(100 + shards))
-            let stack = AlignedBuffer(count: ShardReduction.stackDepth(shards: shards) * 29)
-            let result = AlignedBuffer(count: 29)
-            var produced: [Int] = []
-            ShardReduction.sumProduced(shards: shards, count: 29, stack: stack.pointer, into: result.pointer) { s, destination in
-                produced.append(s)
-                for (i, value) in values[s].enumerated() { destination[i] = value }
-            }
-            XCTAssertEqual(produced, Array(0..<shards))
-            assertBitIdentical(result.array, ShardReduction.referenceSum(values), "\(shards) shards")
-        }
-        let values = orderSensitive(shards: 16, count: 29, seed: 3)
-        let buffers = values.map { AlignedBuffer($0) }
-        ShardReduction.sumBlock(buffers.map(\.pointer), block: 8..<16, range: 0..<29)
-        let stack = AlignedBuffer(count: ShardReduction.stackDepth(shards: 8) * 29), result = AlignedBuffer(count: 29)
-        ShardReduction.sumProduced(shards: 8, count: 29, stack: stack.pointer, into: result.pointer) { s, destination in
-            for (i, value) in values[8 + s].enumerated() { destination[i] = value }
-        }
-        assertBitIdentical(result.array, buffers[8].array, "block 8..<16")
-        XCTAssertEqual(ShardReduction.stackDepth(shards: 1), 1)
-        XCTAssertEqual(ShardReduction.stackDepth(shards: 16), 5)
-        XCTAssertEqual(ShardReduction.stackDepth(shards: 17), 6)
-    }
-
     /// The Double tree (BatchNorm statistics) follows the same order, on values whose sum depends on it.
     func testDoubleReductionFollowsTheTree() {
         var random = SeededRandom(seed: 5)

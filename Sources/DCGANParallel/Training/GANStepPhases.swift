@@ -154,9 +154,7 @@ extension GANStepPlan {
                 ShardReduction.sumSlice(generatorShardPointers,
                                         range: start..<min(start + ShardReduction.sliceLength, generatorSharded))
             } else if let firstLayer {
-                firstLayerGradientSlice(index - reduceSlices, layer: firstLayer,
-                                        upstream: { UnsafePointer(firstLayerOutputGradients[$0]) },
-                                        workspace: workspaces[worker], gradients: generatorShardPointers[0])
+                firstLayerGradientSlice(index - reduceSlices, layer: firstLayer, gradients: generatorShardPointers[0])
             }
         }
         work.serial("G BatchNorm gradients") { [self] in

@@ -16,8 +16,8 @@ struct GANLabels {
 /// - The generator in training stops at each BatchNorm: a phase ends where its statistics (forward) or its gradient
 ///   sums (backward) need every shard, and a serial step reduces them.
 /// - A Dense first layer on the noise runs for the whole minibatch by column slices (both phases' fakes at once),
-///   and its gradient the same way, through `ShardReduction.sumProduced`: a shard of two samples would read all its
-///   weights for a tiny multiply.
+///   and its gradient the same way, summed over shards in the tree in registers (`ShardTreeGradient`): a shard of
+///   two samples would read all its weights for a tiny multiply.
 /// - Passes without a reduction inside (G inference, D forward + loss + backward) run `discriminatorChunk` samples
 ///   at a time in a worker's memory, so their activations do not grow with the batch.
 /// - Work that does not wait for a barrier fills a phase that does: D's all-reduce and optimizer go beside the
@@ -45,12 +45,12 @@ final class GANStepPlan: @unchecked Sendable {
     /// Per shard: the generator's training activations, alive from its forward pass to its backward pass. In the D
     /// phase, scratch buffer 0 holds the shard's inference fakes' first-layer outputs (the G phase writes it later).
     let generatorArenas: [ActivationArena]
-    /// Per worker: the generator in inference and the discriminator, `discriminatorChunk` samples at a time (and
-    /// `sampleCapacity` for `generate`).
-    let inferenceArenas, discriminatorArenas: [ActivationArena]
+    /// Per worker, `discriminatorChunk` samples at a time: the generator in inference and the discriminator, sharing
+    /// one arena — in the D phase a chunk's fakes are copied out of it before the discriminator's pass overwrites it,
+    /// and `generate` runs outside steps.
+    let workerArenas: [ActivationArena]
     let workerLabels: [AlignedBuffer]
     let samplingNoise: [AlignedBuffer]
-    let sampleCapacity: Int
     /// Per worker: GEMM packing and im2col scratch.
     let workspaces: [KernelWorkspace]
     let trainingNorms, inferenceNorms: [BatchNormBatch?]
@@ -68,7 +68,8 @@ final class GANStepPlan: @unchecked Sendable {
     let discriminatorPhaseFakes, generatorPhaseFakes: AlignedBuffer
     /// Per shard, with a batch-wide first layer: where its G-phase outputs go and where backward leaves their gradient.
     private(set) var firstLayerOutputs: [UnsafeMutablePointer<Float>] = []
-    private(set) var firstLayerOutputGradients: [UnsafeMutablePointer<Float>] = []
+    /// Per shard: its G-phase noise and, after backward, ∂loss/∂(first layer's output), for that layer's gradient.
+    private(set) var firstLayerShards: [ShardTreeGradient.Shard] = []
     /// The discriminator has no BatchNorm (`GANModel`): no per-layer state.
     let discriminatorNorms: [BatchNormBatch?]
 
@@ -89,19 +90,16 @@ final class GANStepPlan: @unchecked Sendable {
         generatorSampling = ActivationPlan(network: generator, mode: .inference, firstLayer: 0, inputNeedsGradient: false)
         discriminatorTraining = ActivationPlan(network: discriminator, mode: .training, firstLayer: 0, inputNeedsGradient: true)
         let capacity = Self.shardCapacity(batch: batch, shards: shards)
-        sampleCapacity = capacity
         let firstLayerOutput = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
         generatorArenas = (0..<shards).map { [generatorTraining] _ in
             ActivationArena(plans: [generatorTraining], capacity: capacity, minimumScratch0: firstLayerOutput)
         }
-        inferenceArenas = (0..<threadCount).map { [generatorInference, generatorSampling] _ in
-            ActivationArena(plans: [generatorInference, generatorSampling], capacity: capacity, minimumScratch0: 0)
-        }
-        discriminatorArenas = (0..<threadCount).map { [discriminatorTraining] _ in
-            ActivationArena(plans: [discriminatorTraining], capacity: Self.discriminatorChunk, minimumScratch0: 0)
+        workerArenas = (0..<threadCount).map { [generatorInference, generatorSampling, discriminatorTraining] _ in
+            ActivationArena(plans: [generatorInference, generatorSampling, discriminatorTraining],
+                            capacity: Self.discriminatorChunk, minimumScratch0: 0)
         }
         workerLabels = (0..<threadCount).map { _ in AlignedBuffer(count: Self.discriminatorChunk) }
-        samplingNoise = (0..<threadCount).map { _ in AlignedBuffer(count: capacity * generator.inputElements) }
+        samplingNoise = (0..<threadCount).map { _ in AlignedBuffer(count: Self.discriminatorChunk * generator.inputElements) }
         workspaces = (0..<threadCount).map { _ in KernelWorkspace() }
         trainingNorms = generator.makeNorms(shards: shards)
         inferenceNorms = generator.makeNorms(shards: 1)
@@ -126,13 +124,17 @@ final class GANStepPlan: @unchecked Sendable {
         discriminatorNorms = Array(repeating: nil, count: discriminator.layers.count)
         if generator.batchWideFirstLayer {
             firstLayerOutputs = (0..<shards).map { generatorPass(shard: $0, worker: 0, step: 0).tensor(1) }
-            firstLayerOutputGradients = (0..<shards).map { generatorPass(shard: $0, worker: 0, step: 0).gradient(1)! }
+            firstLayerShards = (0..<shards).map {
+                ShardTreeGradient.Shard(input: generatorNoise.pointer + shardRanges[$0].lowerBound * generator.inputElements,
+                                        outputGradient: generatorPass(shard: $0, worker: 0, step: 0).gradient(1)!,
+                                        samples: shardRanges[$0].count)
+            }
         }
     }
 
-    /// Samples a shard's arena holds: its share of the minibatch, and at least a chunk.
+    /// Samples a shard's arena holds: the largest shard's share of the minibatch.
     static func shardCapacity(batch: Int, shards: Int) -> Int {
-        max((batch + shards - 1) / shards, discriminatorChunk)
+        (batch + shards - 1) / shards
     }
 
     /// Floats this plan allocates, from the same plans `init` builds, for refusing a configuration that would not fit
@@ -149,17 +151,15 @@ final class GANStepPlan: @unchecked Sendable {
         let firstLayerOutput = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
         let perShard = capacity * ActivationArena.elementsPerSample(plans: [training], minimumScratch0: firstLayerOutput)
             + discriminator.parameters.count + generator.shardedGradientCount
-        let perWorker = capacity * ActivationArena.elementsPerSample(plans: inference, minimumScratch0: 0)
-            + discriminatorChunk * ActivationArena.elementsPerSample(plans: [judging], minimumScratch0: 0)
-            + capacity * generator.inputElements + workspaceAllowance
+        let perWorker = discriminatorChunk * (ActivationArena.elementsPerSample(plans: inference + [judging], minimumScratch0: 0)
+            + generator.inputElements) + workspaceAllowance
         let perSample = 2 * generator.inputElements + 3 * discriminator.inputElements + 6
         let total = shards.multipliedReportingOverflow(by: perShard).partialValue
             .addingReportingOverflow(threadCount.multipliedReportingOverflow(by: perWorker).partialValue).partialValue
         return total.addingReportingOverflow(batch.multipliedReportingOverflow(by: perSample).partialValue).partialValue
     }
 
-    /// Floats set aside per worker for `KernelWorkspace` (GEMM packing, im2col columns, the first layer's gradient
-    /// stack), which grows as kernels ask.
+    /// Floats set aside per worker for `KernelWorkspace` (GEMM packing, im2col columns), which grows as kernels ask.
     static let workspaceAllowance = 1 << 18
 
     // MARK: the passes
@@ -179,7 +179,7 @@ final class GANStepPlan: @unchecked Sendable {
                            gradients: UnsafeMutablePointer<Float>?, accumulate: Bool,
                            inputGradient: UnsafeMutablePointer<Float>?, step: UInt64) {
         let n = samples.count, last = discriminatorTraining.layers.count
-        let pass = ActivationPass(plan: discriminatorTraining, arena: discriminatorArenas[worker], input: input,
+        let pass = ActivationPass(plan: discriminatorTraining, arena: workerArenas[worker], input: input,
                                   inputGradient: inputGradient, norms: discriminatorNorms, context: context(
                                     discriminator, gradients: gradients, accumulate: accumulate, step: step,
                                     phase: phase, firstSample: samples.lowerBound, worker: worker), n: n)
@@ -197,7 +197,7 @@ final class GANStepPlan: @unchecked Sendable {
     /// noise otherwise) is at `input`; returns the images.
     func generatorInferencePass(plan: ActivationPlan, input: UnsafeMutablePointer<Float>, n: Int, worker: Int)
         -> UnsafeMutablePointer<Float> {
-        let pass = ActivationPass(plan: plan, arena: inferenceArenas[worker], input: input, inputGradient: nil,
+        let pass = ActivationPass(plan: plan, arena: workerArenas[worker], input: input, inputGradient: nil,
                                   norms: inferenceNorms, context: context(generator, gradients: nil, step: 0,
                                                                           phase: .discriminatorStep, firstSample: 0,
                                                                           worker: worker), n: n)
@@ -247,31 +247,14 @@ final class GANStepPlan: @unchecked Sendable {
     }
 
     /// The first layer's kernel and bias gradients for columns of slice `slice`: per shard noiseᵀ·∂loss/∂output and
-    /// the column sums of ∂loss/∂output, produced one shard after another and summed in `ShardReduction`'s tree
-    /// (`sumProduced`), so a slice needs one partial sum per tree level instead of a gradient buffer per shard.
-    func firstLayerGradientSlice(_ slice: Int, layer: DenseLayer, upstream: (Int) -> UnsafePointer<Float>,
-                                 workspace: KernelWorkspace, gradients: UnsafeMutablePointer<Float>) {
-        let columns = layer.outputSize, inputs = layer.inputSize, noise = generatorNoise.pointer
+    /// the column sums of ∂loss/∂output, summed in `ShardReduction`'s tree in registers (`ShardTreeGradient`), so no
+    /// shard's partial gradient is ever stored.
+    func firstLayerGradientSlice(_ slice: Int, layer: DenseLayer, gradients: UnsafeMutablePointer<Float>) {
         let first = slice * Self.firstLayerGradientColumns
-        let width = min(Self.firstLayerGradientColumns, columns - first)
-        // One partial sum: the kernel slice (inputs × width) then the bias slice (width).
-        let partial = (inputs + 1) * width, depth = ShardReduction.stackDepth(shards: shardRanges.count)
-        let stack = workspace.scratch(atLeast: (depth + 1) * partial)
-        let total = stack + depth * partial
-        ShardReduction.sumProduced(shards: shardRanges.count, count: partial, stack: stack, into: total) { shard, sum in
-            let range = shardRanges[shard], rows = upstream(shard) + first
-            GEMM.multiply(rows: inputs, columns: width, depth: range.count,
-                          a: .transposed(noise + range.lowerBound * inputs, columns: inputs),
-                          b: MatrixOperand(base: rows, rowStride: columns, columnStride: 1),
-                          c: sum, ldc: width, accumulate: false, workspace: workspace)
-            let bias = sum + inputs * width
-            bias.update(repeating: 0, count: width)
-            for row in 0..<range.count { Elementwise.add(rows + row * columns, into: bias, count: width) }
-        }
-        for input in 0..<inputs {
-            (gradients + layer.kernel.offset + input * columns + first).update(from: total + input * width, count: width)
-        }
-        (gradients + layer.bias.offset + first).update(from: total + inputs * width, count: width)
+        let columns = first..<min(first + Self.firstLayerGradientColumns, layer.outputSize)
+        ShardTreeGradient.denseGradients(shards: firstLayerShards, inputs: layer.inputSize, outputStride: layer.outputSize,
+                                         columns: columns, kernel: gradients + layer.kernel.offset + first,
+                                         kernelStride: layer.outputSize, bias: gradients + layer.bias.offset + first)
     }
 }
 

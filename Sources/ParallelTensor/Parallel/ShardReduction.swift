@@ -87,42 +87,8 @@ public enum ShardReduction {
         sumSlice(Array(buffers[block]), range: range)
     }
 
-    /// The tree over `shards` partial sums that are produced one at a time rather than stored side by side:
-    /// `produce(s, destination)` writes shard s's `count` values, and they are added in the same pairs as `sumSlice`
-    /// adds stored buffers, so the result (in `result`) has the same bits. A binary counter keeps the partial sums of
-    /// the completed subtrees; it holds at most `stackDepth(shards:)` vectors of `count` floats in `stack`. For a
-    /// batch-wide gradient computed by column slices, this keeps one slice per tree level instead of one whole
-    /// gradient per shard. `produce` is called for s in order. Over an aligned block of shards (`isAlignedBlock`) it
-    /// gives the block's subtree sum, like `sumBlock`.
-    public static func sumProduced(shards: Int, count: Int, stack: UnsafeMutablePointer<Float>,
-                                   into result: UnsafeMutablePointer<Float>,
-                                   produce: (_ shard: Int, _ destination: UnsafeMutablePointer<Float>) -> Void) {
-        precondition(shards >= 1)
-        // sizes[i]: how many shards the i-th stacked partial sum covers (powers of two, decreasing).
-        var sizes: [Int] = []
-        sizes.reserveCapacity(stackDepth(shards: shards))
-        for shard in 0..<shards {
-            produce(shard, stack + sizes.count * count)
-            sizes.append(1)
-            // Two neighbouring subtrees of equal size are siblings in the tree: their sum is their parent.
-            while sizes.count >= 2 && sizes[sizes.count - 1] == sizes[sizes.count - 2] {
-                let top = sizes.count - 1
-                Elementwise.add(stack + top * count, into: stack + (top - 1) * count, count: count)
-                sizes[top - 1] *= 2
-                sizes.removeLast()
-            }
-        }
-        // A clipped tree (S not a power of two): the right-hand subtrees join from the smallest up.
-        while sizes.count >= 2 {
-            let top = sizes.count - 1
-            Elementwise.add(stack + top * count, into: stack + (top - 1) * count, count: count)
-            sizes[top - 1] += sizes[top]
-            sizes.removeLast()
-        }
-        result.update(from: stack, count: count)
-    }
-
-    /// The vectors `sumProduced` keeps at most: one per tree level, plus the one being produced.
+    /// The partial sums a binary counter over `shards` terms keeps at most (`ShardTreeGradient`): one per tree
+    /// level, plus the one being produced.
     public static func stackDepth(shards: Int) -> Int {
         var depth = 1, span = 1
         while span < shards { span *= 2; depth += 1 }

@@ -194,3 +194,36 @@ extension Reference {
         parameter -= correctedRate * momentum / (velocity.squareRoot() + epsilon)
     }
 }
+
+extension Reference {
+    /// Scalar twin of `ShardTreeGradient.denseGradients`, in the same float order: per shard and element an FMA
+    /// chain over the shard's samples from zero, restarted every `GEMM.blockK` samples and the blocks added in order;
+    /// the bias the shard's rows added to zero in order; the shards' terms summed by `ShardReduction.referenceSum`.
+    /// Returns the kernel (inputs × columns.count) and the bias (columns.count).
+    public static func shardTreeDenseGradients(input: [Float], inputs: Int, outputGradient: [Float], outputStride: Int,
+                                               columns: Range<Int>, shards: [Range<Int>]) -> (kernel: [Float], bias: [Float]) {
+        let width = columns.count
+        let terms: [[Float]] = shards.map { range in
+            var term = [Float](repeating: 0, count: (inputs + 1) * width)
+            for (c, j) in columns.enumerated() {
+                for i in 0..<inputs {
+                    var total: Float = 0
+                    for block in stride(from: range.lowerBound, to: range.upperBound, by: GEMM.blockK) {
+                        var sum: Float = 0
+                        for k in block..<min(block + GEMM.blockK, range.upperBound) {
+                            sum = sum.addingProduct(input[k * inputs + i], outputGradient[k * outputStride + j])
+                        }
+                        total = block == range.lowerBound ? sum : total + sum
+                    }
+                    term[i * width + c] = total
+                }
+                var bias: Float = 0
+                for k in range { bias += outputGradient[k * outputStride + j] }
+                term[inputs * width + c] = bias
+            }
+            return term
+        }
+        let total = ShardReduction.referenceSum(terms)
+        return (Array(total[..<(inputs * width)]), Array(total[(inputs * width)...]))
+    }
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""A/B throughput of two or more pgan builds on this machine: interleaved runs, medians, ratios to the first.
+
+    python3 Benchmarks/ab.py --pairs 6 main=/tmp/pgan-main new=.build/release/pgan
+    python3 Benchmarks/ab.py --threads 1,2 --batch-size 32,256 --rss main=/tmp/pgan-main new=.build/release/pgan
+
+Each round runs every build once, in a rotated order (so no build always runs first or last), as
+`pgan bench --format csv` over the given thread counts and batch sizes; images/s per (threads, batch) is the median
+over rounds. This VM drifts by 10-25% over minutes, so only interleaved medians compare builds: two builds of one
+commit differ by up to 5% in 3 rounds here, so use 5 or more. With --rss, each build also trains --rss-steps steps at
+batch 32 on 2 threads under /usr/bin/time and reports the peak resident memory (median over rounds).
+"""
+import argparse, os, statistics, subprocess, sys, tempfile
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def bench(binary, args):
+    command = [binary, "bench", "--threads", args.threads, "--batch-size", args.batch_size, "--steps", str(args.steps),
+               "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--format", "csv"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{binary} bench failed: {result.stderr.strip()}")
+    lines = result.stdout.strip().splitlines()
+    header = lines[0].split(",")
+    rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    return {(int(r["threads"]), int(r["batch_size"])): float(r["images_per_second"]) for r in rows}
+
+
+def peak_rss_mib(binary, steps):
+    with tempfile.TemporaryDirectory() as directory:
+        command = ["/usr/bin/time", "-f", "%M", binary, "train", "--steps", str(steps), "--threads", "2",
+                   "--out", os.path.join(directory, "run")]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"{binary} train failed: {result.stderr.strip()}")
+        return int(result.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("builds", nargs="+", help="NAME=PATH of a pgan binary; the first is the baseline")
+    parser.add_argument("--pairs", type=int, default=5, help="rounds (each runs every build once)")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--batch-size", default="32,256")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rss", action="store_true", help="also measure peak RSS of a short training run")
+    parser.add_argument("--rss-steps", type=int, default=100)
+    args = parser.parse_args()
+    builds = []
+    for spec in args.builds:
+        name, _, path = spec.partition("=")
+        if not path or not os.access(path, os.X_OK):
+            sys.exit(f"{spec}: expected NAME=PATH of an executable pgan")
+        builds.append((name, path))
+    results = {name: {} for name, _ in builds}
+    rss = {name: [] for name, _ in builds}
+    for round_index in range(args.pairs):
+        order = builds[round_index % len(builds):] + builds[:round_index % len(builds)]
+        for name, path in order:
+            for key, value in bench(path, args).items():
+                results[name].setdefault(key, []).append(value)
+            if args.rss:
+                rss[name].append(peak_rss_mib(path, args.rss_steps))
+        print(f"round {round_index + 1}/{args.pairs} done", file=sys.stderr)
+    baseline = builds[0][0]
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; medians of {args.pairs} interleaved rounds "
+          f"(bench --steps {args.steps} --repeats {args.repeats})\n")
+    print("| threads | batch | " + " | ".join(f"{name} img/s" for name, _ in builds) + " | "
+          + " | ".join(f"{name}/{baseline}" for name, _ in builds[1:]) + " |")
+    print("|" + " --- |" * (2 + 2 * len(builds) - 1))
+    for key in sorted(results[baseline]):
+        medians = [statistics.median(results[name][key]) for name, _ in builds]
+        ratios = [f"{m / medians[0]:.3f}" for m in medians[1:]]
+        print(f"| {key[0]} | {key[1]} | " + " | ".join(f"{m:.1f}" for m in medians) + " | " + " | ".join(ratios) + " |")
+    if args.rss:
+        print("\npeak RSS, train --steps %d --threads 2 --batch-size 32 (MiB): " % args.rss_steps
+              + ", ".join(f"{name} {statistics.median(values):.1f}" for name, values in rss.items()))
+
+
+if __name__ == "__main__":
+    main()
