@@ -88,6 +88,36 @@ final class ShardReductionTests: XCTestCase {
         XCTAssertEqual(ShardReduction.alignedBlocks(of: 4..<7, shards: 7), [4..<7])
     }
 
+    /// Terms produced one at a time and added by the binary counter give the stored tree's bits, for every shard
+    /// count (clipped trees included), within `stackDepth` slots; over an aligned block, its subtree.
+    func testProducedTermsFollowTheTree() {
+        func produced(_ values: [[Float]], groupSize: Int = 1) -> [Float] {
+            var slots = [[Float]](repeating: [], count: ShardReduction.stackDepth(shards: values.count))
+            var order: [Int] = []
+            ShardReduction.sumProduced(shards: values.count, groupSize: groupSize, produce: { group, slot in
+                order += Array(group)
+                // A group's subtree, as a producer computes it in registers.
+                slots[slot] = ShardReduction.referenceSum(Array(values[group]))
+            }, add: { source, target in
+                slots[target] = zip(slots[target], slots[source]).map { $0 + $1 }
+            })
+            XCTAssertEqual(order, Array(values.indices))
+            return slots[0]
+        }
+        for shards in 1...37 {
+            let values = orderSensitive(shards: shards, count: 29, seed: UInt64(100 + shards))
+            for groupSize in [1, 2, 4, 8] {
+                assertBitIdentical(produced(values, groupSize: groupSize), ShardReduction.referenceSum(values),
+                                   "\(shards) shards in groups of \(groupSize)")
+            }
+        }
+        let values = orderSensitive(shards: 16, count: 29, seed: 3)
+        let buffers = values.map { AlignedBuffer($0) }
+        ShardReduction.sumBlock(buffers.map(\.pointer), block: 8..<16, range: 0..<29)
+        assertBitIdentical(produced(Array(values[8..<16])), buffers[8].array, "block 8..<16")
+        XCTAssertEqual([1, 2, 3, 4, 5, 16, 17].map { ShardReduction.stackDepth(shards: $0) }, [1, 2, 3, 3, 4, 5, 6])
+    }
+
     /// The Double tree (BatchNorm statistics) follows the same order, on values whose sum depends on it.
     func testDoubleReductionFollowsTheTree() {
         var random = SeededRandom(seed: 5)

@@ -63,7 +63,6 @@ final class ShardTreeGradientTests: XCTestCase {
                     for (c, j) in columns.enumerated() { exact[i * columns.count + c] += Double(input[k * inputs + i]) * Double(gradient[k * stride + j]) }
                 }
             }
-            XCTAssertEqual(ShardReduction.stackDepth(shards: shards.count), [1, 2, 3, 3, 4, 4, 4, 4, 5][min(shards.count, 9) - 1])
             assertAllClose(fast.kernel, exact.map { Float($0) }, relativeTolerance: 1e-4, absoluteTolerance: 1e-2, "kernel ≈ Σ, \(label)")
         }
     }

@@ -87,8 +87,41 @@ public enum ShardReduction {
         sumSlice(Array(buffers[block]), range: range)
     }
 
-    /// The partial sums a binary counter over `shards` terms keeps at most (`ShardTreeGradient`): one per tree
-    /// level, plus the one being produced.
+    /// The same tree over terms that are produced one group at a time instead of stored side by side (a kernel that
+    /// computes shards' terms in registers, `ShardTreeGradient`). The shards are cut into aligned groups of
+    /// `groupSize` (a power of two; the last group may be shorter); `produce(group, slot)` writes the group's subtree
+    /// sum — its shards' terms added in the tree's pairs, e.g. (t0 + t1) + (t2 + t3), or (t0 + t1) + t2 for a last
+    /// group of three — into the caller's slot `slot`, and `add(source, target)` adds slot `source` into slot
+    /// `target`; the total ends in slot 0. A binary counter keeps the sums of completed subtrees (two neighbours of
+    /// equal size are siblings, and a clipped tree's right-hand subtrees join from the smallest up), so the pairs are
+    /// exactly those of `sumSlice`, and over an aligned block of shards the result is the block's subtree. Uses at
+    /// most `stackDepth(shards:)` slots.
+    @inline(__always)
+    public static func sumProduced(shards: Int, groupSize: Int = 1, produce: (_ group: Range<Int>, _ slot: Int) -> Void,
+                                   add: (_ source: Int, _ target: Int) -> Void) {
+        precondition(groupSize > 0 && groupSize & (groupSize - 1) == 0, "the group size must be a power of two")
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 64) { sizes in
+            var count = 0, first = 0
+            while first < shards {
+                let group = first..<min(first + groupSize, shards)
+                produce(group, count)
+                sizes[count] = group.count
+                count += 1
+                while count >= 2 && sizes[count - 1] == sizes[count - 2] {
+                    add(count - 1, count - 2)
+                    sizes[count - 2] *= 2
+                    count -= 1
+                }
+                first = group.upperBound
+            }
+            while count >= 2 {
+                add(count - 1, count - 2)
+                count -= 1
+            }
+        }
+    }
+
+    /// The slots `sumProduced` uses at most: one per tree level, plus the term being produced.
     public static func stackDepth(shards: Int) -> Int {
         var depth = 1, span = 1
         while span < shards { span *= 2; depth += 1 }
