@@ -6,8 +6,10 @@
 
 Each round runs every build once, in a rotated order (so no build always runs first or last), as
 `pgan bench --format csv` over the given thread counts and batch sizes; images/s per (threads, batch) is the median
-over rounds. This VM drifts by 10-25% over minutes, so only interleaved medians compare builds: two builds of one
-commit differ by up to 5% in 3 rounds here, so use 5 or more. With --rss, each build also trains --rss-steps steps at
+over rounds, and each build's ratio to the first is also given as the median of the per-round ratios (each round's
+runs are adjacent in time, so the ratio of a round cancels most of the drift) with their range. This VM drifts by
+10-25% over minutes, so only interleaved rounds compare builds: two builds of one commit differ by up to 5% in 3
+rounds here, so use 5 or more. With --rss, each build also trains --rss-steps steps at
 batch 32 on 2 threads under /usr/bin/time and reports the peak resident memory (median over rounds).
 """
 import argparse, os, statistics, subprocess, sys, tempfile
@@ -78,12 +80,16 @@ def main():
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; medians of {args.pairs} interleaved rounds "
           f"(bench --steps {args.steps} --repeats {args.repeats})\n")
     print("| threads | batch | " + " | ".join(f"{name} img/s" for name, _ in builds) + " | "
-          + " | ".join(f"{name}/{baseline}" for name, _ in builds[1:]) + " |")
-    print("|" + " --- |" * (2 + 2 * len(builds) - 1))
+          + " | ".join(f"{name}/{baseline} (medians) | {name}/{baseline} per round: median [min, max]"
+                       for name, _ in builds[1:]) + " |")
+    print("|" + " --- |" * (2 + len(builds) + 2 * (len(builds) - 1)))
     for key in sorted(results[baseline]):
         medians = [statistics.median(results[name][key]) for name, _ in builds]
-        ratios = [f"{m / medians[0]:.3f}" for m in medians[1:]]
-        print(f"| {key[0]} | {key[1]} | " + " | ".join(f"{m:.1f}" for m in medians) + " | " + " | ".join(ratios) + " |")
+        cells = []
+        for (name, _), median in zip(builds[1:], medians[1:]):
+            paired = [b / a for a, b in zip(results[baseline][key], results[name][key])]
+            cells.append(f"{median / medians[0]:.3f} | {statistics.median(paired):.3f} [{min(paired):.3f}, {max(paired):.3f}]")
+        print(f"| {key[0]} | {key[1]} | " + " | ".join(f"{m:.1f}" for m in medians) + " | " + " | ".join(cells) + " |")
     if args.rss:
         print("\npeak RSS, train --steps %d --threads 2 --batch-size 32 (MiB): " % args.rss_steps
               + ", ".join(f"{name} {statistics.median(values):.1f}" for name, values in rss.items()))

@@ -1,4 +1,4 @@
-import DCGANParallel
+@testable import DCGANParallel
 import Foundation
 import ParallelTensor
 import TestSupport

@@ -1,4 +1,4 @@
-import DCGANParallel
+@testable import DCGANParallel
 import ParallelTensor
 import TestSupport
 import XCTest

@@ -160,18 +160,18 @@ public final class GANTrainer: @unchecked Sendable {
         return buffers.first { Elementwise.firstNonFinite($0.1.pointer, count: $0.1.count) != nil }?.0
     }
 
-    /// What the last step computed, for inspection: per-sample logits (D phase: fakes 0..<B then reals), the fakes of
-    /// both phases, and the all-reduced gradients (laid out like the models' parameter vectors).
-    public struct StepOutputs {
-        public let discriminatorLogits: UnsafePointer<Float>
-        public let generatorLogits: UnsafePointer<Float>
-        public let discriminatorPhaseFakes: UnsafePointer<Float>
-        public let generatorPhaseFakes: UnsafePointer<Float>
-        public let discriminatorGradients: UnsafePointer<Float>
-        public let generatorGradients: UnsafePointer<Float>
+    /// What the last step computed, for the golden and parity tests: per-sample logits (D phase: fakes 0..<B then
+    /// reals), the fakes of both phases, and the all-reduced gradients (laid out like the models' parameter vectors).
+    struct StepOutputs {
+        let discriminatorLogits: UnsafePointer<Float>
+        let generatorLogits: UnsafePointer<Float>
+        let discriminatorPhaseFakes: UnsafePointer<Float>
+        let generatorPhaseFakes: UnsafePointer<Float>
+        let discriminatorGradients: UnsafePointer<Float>
+        let generatorGradients: UnsafePointer<Float>
     }
 
-    public var lastStep: StepOutputs {
+    var lastStep: StepOutputs {
         StepOutputs(discriminatorLogits: plan.discriminatorLogits.pointer, generatorLogits: plan.generatorLogits.pointer,
                     discriminatorPhaseFakes: plan.discriminatorPhaseFakes.pointer,
                     generatorPhaseFakes: plan.generatorPhaseFakes.pointer,
@@ -263,7 +263,7 @@ public final class GANTrainer: @unchecked Sendable {
     public func generate(count: Int, noiseSeed: UInt64, firstIndex: Int = 0) -> [Float] {
         generator.prepareInference(norms: plan.inferenceNorms)
         let imageSize = generator.outputElements, codings = generator.inputElements
-        let capacity = GANStepPlan.discriminatorChunk
+        let capacity = plan.sampleCapacity
         var images = [Float](repeating: 0, count: count * imageSize)
         let noiseRandom = CounterRandom(seed: noiseSeed)
         images.withUnsafeMutableBufferPointer { output in
