@@ -14,16 +14,7 @@ batch 32 on 2 threads under /usr/bin/time and reports the peak resident memory (
 """
 import argparse, os, statistics, subprocess, sys, tempfile
 
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+from compare_peers import cpu_model  # Benchmarks/compare_peers.py, beside this script
 
 
 def bench(binary, args):
