@@ -45,13 +45,13 @@ final class GANStepPlan: @unchecked Sendable {
     /// Per shard: the generator's training activations, alive from its forward pass to its backward pass. In the D
     /// phase, scratch buffer 0 holds the shard's inference fakes' first-layer outputs (the G phase writes it later).
     let generatorArenas: [ActivationArena]
-    /// Per worker: the generator in inference (`sampleCapacity` samples, for `generate`; the D phase runs chunks of
-    /// `discriminatorChunk`) and the discriminator (`discriminatorChunk` samples). Measured: sharing one arena between
-    /// the two costs 7% of the step at 1 thread, batch 32.
+    /// Per worker, `discriminatorChunk` samples: the generator in inference (the D phase's fakes, `generate`) and the
+    /// discriminator. Per worker, not per shard, so they do not grow with the batch (sized by the shard, the inference
+    /// arenas cost 18 MB at batch 256 on 16 threads); separate, because sharing one arena between the two measured 7%
+    /// slower at 1 thread, batch 32.
     let inferenceArenas, discriminatorArenas: [ActivationArena]
     let workerLabels: [AlignedBuffer]
     let samplingNoise: [AlignedBuffer]
-    let sampleCapacity: Int
     /// Per worker: GEMM packing and im2col scratch.
     let workspaces: [KernelWorkspace]
     let trainingNorms, inferenceNorms: [BatchNormBatch?]
@@ -91,19 +91,19 @@ final class GANStepPlan: @unchecked Sendable {
         generatorSampling = ActivationPlan(network: generator, mode: .inference, firstLayer: 0, inputNeedsGradient: false)
         discriminatorTraining = ActivationPlan(network: discriminator, mode: .training, firstLayer: 0, inputNeedsGradient: true)
         let capacity = Self.shardCapacity(batch: batch, shards: shards)
-        sampleCapacity = max(capacity, Self.discriminatorChunk)
         let firstLayerOutput = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
         generatorArenas = (0..<shards).map { [generatorTraining] _ in
             ActivationArena(plans: [generatorTraining], capacity: capacity, minimumScratch0: firstLayerOutput)
         }
-        inferenceArenas = (0..<threadCount).map { [generatorInference, generatorSampling, sampleCapacity] _ in
-            ActivationArena(plans: [generatorInference, generatorSampling], capacity: sampleCapacity, minimumScratch0: 0)
+        inferenceArenas = (0..<threadCount).map { [generatorInference, generatorSampling] _ in
+            ActivationArena(plans: [generatorInference, generatorSampling], capacity: Self.discriminatorChunk,
+                            minimumScratch0: 0)
         }
         discriminatorArenas = (0..<threadCount).map { [discriminatorTraining] _ in
             ActivationArena(plans: [discriminatorTraining], capacity: Self.discriminatorChunk, minimumScratch0: 0)
         }
         workerLabels = (0..<threadCount).map { _ in AlignedBuffer(count: Self.discriminatorChunk) }
-        samplingNoise = (0..<threadCount).map { [sampleCapacity] _ in AlignedBuffer(count: sampleCapacity * generator.inputElements) }
+        samplingNoise = (0..<threadCount).map { _ in AlignedBuffer(count: Self.discriminatorChunk * generator.inputElements) }
         workspaces = (0..<threadCount).map { _ in KernelWorkspace() }
         trainingNorms = generator.makeNorms(shards: shards)
         inferenceNorms = generator.makeNorms(shards: 1)
@@ -155,9 +155,8 @@ final class GANStepPlan: @unchecked Sendable {
         let firstLayerOutput = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
         let perShard = capacity * ActivationArena.elementsPerSample(plans: [training], minimumScratch0: firstLayerOutput)
             + discriminator.parameters.count + generator.shardedGradientCount
-        let sampleCapacity = max(capacity, discriminatorChunk)
-        let perWorker = sampleCapacity * (ActivationArena.elementsPerSample(plans: inference, minimumScratch0: 0)
-                                          + generator.inputElements)
+        let perWorker = discriminatorChunk * (ActivationArena.elementsPerSample(plans: inference, minimumScratch0: 0)
+                                              + generator.inputElements)
             + discriminatorChunk * ActivationArena.elementsPerSample(plans: [judging], minimumScratch0: 0)
             + workspaceAllowance
         let perSample = 2 * generator.inputElements + 3 * discriminator.inputElements + 6

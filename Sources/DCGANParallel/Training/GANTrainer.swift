@@ -263,7 +263,7 @@ public final class GANTrainer: @unchecked Sendable {
     public func generate(count: Int, noiseSeed: UInt64, firstIndex: Int = 0) -> [Float] {
         generator.prepareInference(norms: plan.inferenceNorms)
         let imageSize = generator.outputElements, codings = generator.inputElements
-        let capacity = plan.sampleCapacity
+        let capacity = GANStepPlan.discriminatorChunk
         var images = [Float](repeating: 0, count: count * imageSize)
         let noiseRandom = CounterRandom(seed: noiseSeed)
         images.withUnsafeMutableBufferPointer { output in
