@@ -170,6 +170,18 @@ final class ModelDescriptionTests: XCTestCase {
         }
     }
 
+    /// The multiply-adds the planner declares per phase (for `pgan bench --phases`' GFLOP/s) add up to the step's
+    /// count from the layer shapes, for the seed and for models with another number of BatchNorms and first layer.
+    func testPlannedPhasesDeclareTheStepsArithmetic() {
+        for model in [GANModel.seed] + Self.models.map(\.1) {
+            let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: 12, shards: 5, model: model),
+                                     executor: ShardedExecutor(threadCount: 1, pinsThreads: false))
+            var work = PhasedWork()
+            trainer.plan.append(to: &work, step: 0)
+            XCTAssertEqual(work.multiplyAdds, trainer.multiplyAddsPerStep, model.identifier)
+        }
+    }
+
     /// The gradients the planned step computes are the derivatives of the step's losses, checked by central
     /// differences on the parameters with the largest gradients of every tensor: D's against the D-phase loss, G's
     /// against the G-phase loss. The learning rate is tiny so that D's update between the phases (which a G

@@ -150,6 +150,23 @@ struct ActivationPlan {
         inputNeedsGradient || layers[firstLayer..<i].contains { $0.isWeighted || $0.batchNormalization != nil }
     }
 
+    /// Multiply-adds per sample of layers `range` forward.
+    func forwardMultiplyAdds(_ range: Range<Int>) -> Int {
+        range.reduce(0) { $0 + layers[$1].multiplyAddsPerSample }
+    }
+
+    /// Multiply-adds per sample of layers `range` backward: each weighted layer's weight gradient (unless the network
+    /// is frozen) and its input gradient where one is computed (`externalInputGradient`: whether the caller takes
+    /// ∂loss/∂input of layer 0). Each costs as much as the layer's forward pass.
+    func backwardMultiplyAdds(_ range: Range<Int>, weightGradients: Bool = true, externalInputGradient: Bool = true) -> Int {
+        range.reduce(0) { total, i in
+            guard layers[i].isWeighted else { return total }
+            let work = layers[i].multiplyAddsPerSample
+            let inputGradient = needsInputGradient(i) && (i > 0 || externalInputGradient) ? work : 0
+            return total + (weightGradients ? work : 0) + inputGradient
+        }
+    }
+
     /// True when tensor `tensor` (through views) is the input of a weighted layer.
     private func feedsWeightedLayer(_ tensor: Int) -> Bool {
         var layer = tensor

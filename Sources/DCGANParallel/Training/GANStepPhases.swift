@@ -9,6 +9,9 @@ extension GANStepPlan {
         let last = generator.layers.count
         let normalizations = generator.batchNormalizationLayers
         let firstLayer = self.firstLayer
+        // Multiply-adds per sample, for the GFLOP/s of each phase in `pgan bench --phases`.
+        let firstLayerWork = firstLayer?.multiplyAddsPerSample ?? 0
+        let judging = discriminatorTraining, generating = generatorTraining
 
         work.parallel("noise for both phases", iterations: shards) { [self] shard, _ in
             for i in shardRanges[shard] {
@@ -23,7 +26,8 @@ extension GANStepPlan {
             // layer runs here. The D phase's outputs go to the shards' scratch buffer 0, which the G phase only
             // writes after the D phase.
             let slices = (firstLayer.outputSize + Self.firstLayerForwardColumns - 1) / Self.firstLayerForwardColumns
-            work.parallel("G first layer forward, both phases, by column slices", iterations: slices) { [self] slice, worker in
+            work.parallel("G first layer forward, both phases, by column slices", iterations: slices,
+                          multiplyAdds: 2 * batch * firstLayerWork) { [self] slice, worker in
                 firstLayerForwardSlice(slice, layer: firstLayer, noise: discriminatorNoise.pointer,
                                        workspace: workspaces[worker]) { generatorArenas[$0].scratch[0].pointer }
                 firstLayerForwardSlice(slice, layer: firstLayer, noise: generatorNoise.pointer,
@@ -34,7 +38,11 @@ extension GANStepPlan {
         // D phase. Shard s owns fakes F and the reals B + F for its range F of 0..<B, so every shard makes the same
         // number of fakes; its samples go through the discriminator a chunk at a time, fakes first, gradients
         // accumulating.
-        work.parallel("D phase: G inference, D forward+backward on fakes and reals", iterations: shards) { [self] shard, worker in
+        let dPhaseWork = batch * generatorInference.forwardMultiplyAdds(generatorInference.firstLayer..<last)
+            + 2 * batch * (judging.forwardMultiplyAdds(0..<judging.layers.count)
+                           + judging.backwardMultiplyAdds(0..<judging.layers.count, externalInputGradient: false))
+        work.parallel("D phase: G inference, D forward+backward on fakes and reals", iterations: shards,
+                      multiplyAdds: dPhaseWork) { [self] shard, worker in
             let own = shardRanges[shard], gradients = discriminatorShardPointers[shard]
             let inputRow = firstLayer != nil ? generator.shapes[1].elementsPerImage : codings
             let inputs = firstLayer != nil ? generatorArenas[shard].scratch[0].pointer
@@ -82,7 +90,8 @@ extension GANStepPlan {
         for (k, normalization) in normalizations.enumerated() {
             let range = stageStart..<normalization
             let label = k == 0 ? "G forward to BatchNorm \(k) statistics" : "G forward stage \(k)"
-            appendShardPhase(to: &work, label: label, leading: k == 0 ? pending.removeFirst() : nil,
+            appendShardPhase(to: &work, label: label, multiplyAdds: batch * generating.forwardMultiplyAdds(range),
+                             leading: k == 0 ? pending.removeFirst() : nil,
                              trailing: k == 1 ? pending.removeFirst() : nil) { [self] shard, worker in
                 let pass = generatorPass(shard: shard, worker: worker, step: step)
                 pass.forward(range)
@@ -104,8 +113,12 @@ extension GANStepPlan {
 
         let finalForward = stageStart..<last
         let finalBackward = (normalizations.last.map { $0 + 1 } ?? start)..<last
+        let finalWork = batch * (generating.forwardMultiplyAdds(finalForward)
+                                 + judging.forwardMultiplyAdds(0..<judging.layers.count)
+                                 + judging.backwardMultiplyAdds(0..<judging.layers.count, weightGradients: false)
+                                 + generating.backwardMultiplyAdds(finalBackward))
         work.parallel("G forward to the image, frozen D forward+backward, G backward to the last BatchNorm",
-                      iterations: shards) { [self] shard, worker in
+                      iterations: shards, multiplyAdds: finalWork) { [self] shard, worker in
             let range = shardRanges[shard], pass = generatorPass(shard: shard, worker: worker, step: step)
             pass.forward(finalForward)
             let images = pass.tensor(last), imageGradients = pass.gradient(last)!
@@ -133,7 +146,8 @@ extension GANStepPlan {
             let below = k > 0 ? normalizations[k - 1] : nil
             let range = (below.map { $0 + 1 } ?? start)..<(normalization + 1)
             let label = below == nil ? "G backward through BatchNorm \(k)" : "G backward to BatchNorm \(k - 1)"
-            work.parallel(label, iterations: shards) { [self] shard, worker in
+            work.parallel(label, iterations: shards,
+                          multiplyAdds: batch * generating.backwardMultiplyAdds(range)) { [self] shard, worker in
                 let pass = generatorPass(shard: shard, worker: worker, step: step)
                 pass.backward(range)
                 if let below { pass.accumulateGradientSums(layer: below, shard: shard) }
@@ -147,8 +161,8 @@ extension GANStepPlan {
         let firstLayerSlices = firstLayer.map {
             ($0.outputSize + Self.firstLayerGradientColumns - 1) / Self.firstLayerGradientColumns
         } ?? 0
-        work.parallel("G all-reduce | G first layer weight gradient",
-                      iterations: reduceSlices + firstLayerSlices) { [self] index, worker in
+        work.parallel("G all-reduce | G first layer weight gradient", iterations: reduceSlices + firstLayerSlices,
+                      multiplyAdds: batch * firstLayerWork) { [self] index, worker in
             if index < reduceSlices {
                 let start = index * ShardReduction.sliceLength
                 ShardReduction.sumSlice(generatorShardPointers,
@@ -173,11 +187,11 @@ extension GANStepPlan {
 
     /// A phase of one item per shard, with independent items before them (`leading`: long ones, claimed first) or
     /// after them (`trailing`: short ones that fill in behind).
-    private func appendShardPhase(to work: inout PhasedWork, label: String, leading: PhaseItems?, trailing: PhaseItems?,
-                                  _ body: @escaping (_ shard: Int, _ worker: Int) -> Void) {
+    private func appendShardPhase(to work: inout PhasedWork, label: String, multiplyAdds: Int, leading: PhaseItems?,
+                                  trailing: PhaseItems?, _ body: @escaping (_ shard: Int, _ worker: Int) -> Void) {
         let shards = shardRanges.count, before = leading?.count ?? 0, after = trailing?.count ?? 0
         let fullLabel = label + (leading != nil ? " | D all-reduce+optimizer" : "") + (trailing != nil ? " | D weight packing" : "")
-        work.parallel(fullLabel, iterations: before + shards + after) { index, worker in
+        work.parallel(fullLabel, iterations: before + shards + after, multiplyAdds: multiplyAdds) { index, worker in
             if index < before {
                 leading!.body(index, worker)
             } else if index < before + shards {

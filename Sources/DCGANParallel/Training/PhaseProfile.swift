@@ -10,12 +10,15 @@ public struct PhaseProfile: Sendable {
     public let wallSeconds: Double
     /// Thread count → projected speedup over one thread (`PhaseTrace.projectedSeconds`).
     public let projectedSpeedups: [(threads: Int, speedup: Double)]
+    /// The FMA peak of these threads (`FMAPeak`), against which each phase's GFLOP/s is given.
+    public let peakGflops: Double
 
     public static let projectedThreadCounts = [2, 4, 8, 16, 32]
 
-    public init(trace: PhaseTrace, steps: Int, threads: Int) {
+    public init(trace: PhaseTrace, steps: Int, threads: Int, peakGflops: Double) {
         self.steps = steps
         self.threads = threads
+        self.peakGflops = peakGflops
         phases = trace.summaries()
         wallSeconds = trace.wallSeconds
         let one = trace.projectedSeconds(workers: 1)
@@ -27,18 +30,28 @@ public struct PhaseProfile: Sendable {
         max(0, wallSeconds - phases.reduce(0) { $0 + $1.wallSeconds })
     }
 
+    /// GFLOP/s of a phase over its wall time (2 FLOP per multiply-add), nil for work that declares none.
+    public func gflops(_ phase: PhaseTrace.PhaseSummary) -> Double? {
+        guard phase.multiplyAdds > 0, phase.wallSeconds > 0 else { return nil }
+        return 2 * Double(phase.multiplyAdds) / phase.wallSeconds / 1e9
+    }
+
     public var table: String {
         let perStep = 1e3 / Double(steps)
         let labelWidth = max(40, phases.map { $0.label.count + ($0.isSerial ? 9 : 0) }.max() ?? 0)
-        var lines = ["phase (per step)".leftAligned(labelWidth) + "  items   busy ms   wall ms  longest ms  % of wall",
-                     String(repeating: "-", count: labelWidth) + "  -----  --------  --------  ----------  ---------"]
+        var lines = ["phase (per step)".leftAligned(labelWidth)
+                        + "  items   busy ms   wall ms  longest ms  % of wall   GFLOP/s  % of peak",
+                     String(repeating: "-", count: labelWidth)
+                        + "  -----  --------  --------  ----------  ---------  --------  ---------"]
         for phase in phases {
             let label = phase.isSerial ? "(serial) " + phase.label : phase.label
             let items = phase.isSerial ? "–" : String(phase.items / max(phase.occurrences, 1))
+            let rate = gflops(phase).map { String(format: "  %8.1f  %8.1f%%", $0, 100 * $0 / peakGflops) }
+                ?? "         –          –"
             lines.append(label.leftAligned(labelWidth) + "  " + items.rightAligned(5)
                          + String(format: "  %8.3f  %8.3f  %10.3f  %8.1f%%", phase.busySeconds * perStep,
                                   phase.wallSeconds * perStep, phase.longestItemSeconds * 1e3,
-                                  100 * phase.wallSeconds / wallSeconds))
+                                  100 * phase.wallSeconds / wallSeconds) + rate)
         }
         lines.append("(between phases: waking, barriers)".leftAligned(labelWidth) + "      –         –"
                      + String(format: "  %8.3f           –  %8.1f%%", unaccountedSeconds * perStep,
@@ -60,8 +73,9 @@ public struct PhaseProfile: Sendable {
         let entries = phases.map { phase in
             "{\"label\":\"\(escaped(phase.label))\",\"serial\":\(phase.isSerial),"
                 + "\"items\":\(phase.items / max(phase.occurrences, 1)),"
-                + String(format: "\"busy_ms\":%.4f,\"wall_ms\":%.4f,\"longest_item_ms\":%.4f}",
+                + String(format: "\"busy_ms\":%.4f,\"wall_ms\":%.4f,\"longest_item_ms\":%.4f,",
                          phase.busySeconds * perStep, phase.wallSeconds * perStep, phase.longestItemSeconds * 1e3)
+                + "\"gflops\":" + (gflops(phase).map { String(format: "%.3f", $0) } ?? "null") + "}"
         }
         let projections = projectedSpeedups.map { String(format: "\"%d\":%.4f", $0.threads, $0.speedup) }
         return "{\"steps\":\(steps),\"threads\":\(threads),"

@@ -106,7 +106,7 @@ public struct ThroughputBenchmark: Sendable {
             executor.trace = trace
             train(steps)
             executor.trace = nil
-            profile = PhaseProfile(trace: trace, steps: steps, threads: threads)
+            profile = PhaseProfile(trace: trace, steps: steps, threads: threads, peakGflops: peak)
         }
         let flopsPerImage = 2 * Double(trainer.multiplyAddsPerStep) / Double(batchSize)
         let gflops = median * flopsPerImage / 1e9

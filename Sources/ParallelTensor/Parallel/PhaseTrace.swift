@@ -14,7 +14,7 @@ public final class PhaseTrace: @unchecked Sendable {
     }
 
     struct Run {
-        let phases: [(label: String, iterations: Int, serialLabels: [String])]
+        let phases: [(label: String, iterations: Int, multiplyAdds: Int, serialLabels: [String])]
         let start: UInt64
         var end: UInt64 = 0
     }
@@ -34,7 +34,7 @@ public final class PhaseTrace: @unchecked Sendable {
     public var workerCapacity: Int { logs.count }
 
     func beginRun(_ work: PhasedWork) {
-        runs.append(Run(phases: work.phases.map { ($0.label, $0.iterations, $0.after.map(\.label)) },
+        runs.append(Run(phases: work.phases.map { ($0.label, $0.iterations, $0.multiplyAdds, $0.after.map(\.label)) },
                         start: monotonicNanoseconds()))
     }
 
@@ -70,6 +70,8 @@ public final class PhaseTrace: @unchecked Sendable {
         /// what the phase cost the run, waiting and stragglers included.
         public let wallSeconds: Double
         public let longestItemSeconds: Double
+        /// The multiply-adds its occurrences declared (`PhasedWork.parallel(_:iterations:multiplyAdds:_:)`).
+        public let multiplyAdds: Int
     }
 
     /// Each (runs, phase) item's and serial step's duration, in seconds, in index order.
@@ -107,17 +109,18 @@ public final class PhaseTrace: @unchecked Sendable {
     public func summaries() -> [PhaseSummary] {
         var order: [String] = []
         var totals: [String: PhaseSummary] = [:]
-        func add(_ key: String, _ label: String, serial: Bool, items: [Double], wall: Double) {
+        func add(_ key: String, _ label: String, serial: Bool, items: [Double], wall: Double, multiplyAdds: Int) {
             if totals[key] == nil {
                 order.append(key)
                 totals[key] = PhaseSummary(label: label, isSerial: serial, occurrences: 0, items: 0, busySeconds: 0,
-                                           wallSeconds: 0, longestItemSeconds: 0)
+                                           wallSeconds: 0, longestItemSeconds: 0, multiplyAdds: 0)
             }
             let old = totals[key]!
             totals[key] = PhaseSummary(label: label, isSerial: serial, occurrences: old.occurrences + 1,
                                        items: old.items + items.count, busySeconds: old.busySeconds + items.reduce(0, +),
                                        wallSeconds: old.wallSeconds + wall,
-                                       longestItemSeconds: max(old.longestItemSeconds, items.max() ?? 0))
+                                       longestItemSeconds: max(old.longestItemSeconds, items.max() ?? 0),
+                                       multiplyAdds: old.multiplyAdds + multiplyAdds)
         }
         let table = durations()
         for (run, phases) in table.enumerated() {
@@ -127,11 +130,12 @@ public final class PhaseTrace: @unchecked Sendable {
                     // Serial steps end the phase's wall time, so its items end where the first serial step starts.
                     let serialTime = phase.serials.reduce(0, +)
                     let wall = max(0, Double(phase.finish &- phase.release) * 1e-9 - serialTime)
-                    add("p:" + description.label, description.label, serial: false, items: phase.items, wall: wall)
+                    add("p:" + description.label, description.label, serial: false, items: phase.items, wall: wall,
+                        multiplyAdds: description.multiplyAdds)
                 }
                 for (step, seconds) in phase.serials.enumerated() {
                     let label = description.serialLabels[step]
-                    add("s:" + label, label, serial: true, items: [seconds], wall: seconds)
+                    add("s:" + label, label, serial: true, items: [seconds], wall: seconds, multiplyAdds: 0)
                 }
             }
         }

@@ -21,6 +21,8 @@ public struct PhasedWork {
     struct Phase {
         let label: String
         let iterations: Int
+        /// Multiply-adds the phase performs, for `PhaseTrace`'s GFLOP/s per phase (0: not counted).
+        let multiplyAdds: Int
         let body: (_ index: Int, _ worker: Int) -> Void
         /// Serial work run in order once every item has finished, by the worker that finished the last one.
         var after: [SerialStep] = []
@@ -37,21 +39,25 @@ public struct PhasedWork {
 
     /// Appends a phase: `body(i, worker)` for every i in 0..<iterations, in any order, on any worker. `worker`
     /// (0..<threadCount) is unique among the bodies running at the same moment, for per-worker scratch memory.
-    public mutating func parallel(_ label: String = "", iterations: Int,
+    /// `multiplyAdds`: the arithmetic of all its items, so a trace can report the phase's GFLOP/s.
+    public mutating func parallel(_ label: String = "", iterations: Int, multiplyAdds: Int = 0,
                                   _ body: @escaping (_ index: Int, _ worker: Int) -> Void) {
-        phases.append(Phase(label: label, iterations: iterations, body: body))
+        phases.append(Phase(label: label, iterations: iterations, multiplyAdds: multiplyAdds, body: body))
     }
 
     /// Appends serial work: it runs after every item of the phases before it and before any item of the phases after.
     public mutating func serial(_ label: String = "", _ body: @escaping () -> Void) {
         if phases.isEmpty {
             // A phase without items exists only to carry the serial step.
-            phases.append(Phase(label: "", iterations: 0, body: { _, _ in }))
+            phases.append(Phase(label: "", iterations: 0, multiplyAdds: 0, body: { _, _ in }))
         }
         phases[phases.count - 1].after.append(SerialStep(label: label, body: body))
     }
 
     var isEmpty: Bool { phases.isEmpty }
+
+    /// The multiply-adds its phases declare.
+    public var multiplyAdds: Int { phases.reduce(0) { $0 + $1.multiplyAdds } }
 
     /// The most items any phase offers: more workers than this would never have anything to do.
     var widestPhase: Int { phases.map(\.iterations).max() ?? 0 }
