@@ -118,10 +118,11 @@ final class ModelDescriptionTests: XCTestCase {
     /// 0: at Keras' zero biases the first convolution's outputs on an untrained generator's near-zero fakes sit on
     /// LeakyReLU's kink, where a finite difference measures neither slope.
     func train(_ model: GANModel, threads: Int, shards: Int = 5, batchSize: Int = 12, steps: Int = 3,
-               learningRate: Float? = nil, offsetBiases: Bool = false,
+               optimizer: OptimizerKind = .rmsprop, learningRate: Float? = nil, offsetBiases: Bool = false,
                perturb: ((GANTrainer) -> Void)? = nil) -> (metrics: [StepMetrics], trainer: GANTrainer) {
         let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: batchSize, shards: shards, seed: 3,
-                                                                      learningRate: learningRate, model: model),
+                                                                      optimizer: optimizer, learningRate: learningRate,
+                                                                      model: model),
                                  executor: ShardedExecutor(threadCount: threads, pinsThreads: false))
         if offsetBiases {
             var random = SeededRandom(seed: 17)
@@ -167,6 +168,22 @@ final class ModelDescriptionTests: XCTestCase {
             XCTAssertEqual(images.count, 5 * 256)
             XCTAssertEqual(images, three.generate(count: 5, noiseSeed: 1), name)
             XCTAssertNotEqual(images, fresh.generate(count: 5, noiseSeed: 1), name)
+        }
+    }
+
+    /// Shards other than 0 keep D's and G's gradients in one buffer (never live at once); the positions a pass does
+    /// not write are cleared, so the padding between tensors sums to zero and its weights stay exactly 0, as with
+    /// buffers of their own.
+    func testSharedGradientBuffersLeaveThePaddingAtZero() {
+        for model in [GANModel.seed] + Self.models.map(\.1) {
+            let (_, trainer) = train(model, threads: 2, shards: 5, batchSize: 12, steps: 3, optimizer: .adam)
+            for network in [trainer.generator, trainer.discriminator] {
+                var covered = [Bool](repeating: false, count: network.parameters.count)
+                for slot in network.layout.slots { for i in slot.offset..<(slot.offset + slot.count) { covered[i] = true } }
+                let padding = covered.indices.filter { !covered[$0] }
+                XCTAssertFalse(padding.isEmpty, model.identifier)
+                XCTAssertTrue(padding.allSatisfy { network.parameters[$0] == 0 }, "\(model.identifier) \(network.model.name)")
+            }
         }
     }
 

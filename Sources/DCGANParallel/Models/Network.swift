@@ -311,6 +311,29 @@ extension Network {
         return first.kernel.offset
     }
 
+    /// Positions in 0..<count of the gradient vector that a shard's pass leaves unwritten: everything but the weighted
+    /// layers' kernels and biases (BatchNorm's gamma and beta come from the reductions; padding between tensors), and
+    /// the batch-wide first layer's, which no shard writes.
+    func unwrittenGradientRanges(count: Int) -> [Range<Int>] {
+        var written: [Range<Int>] = []
+        for (index, layer) in layers.enumerated() where !(index == 0 && batchWideFirstLayer) {
+            switch layer {
+            case .dense(let weighted): written += [weighted.kernel, weighted.bias].map { $0.offset..<($0.offset + $0.count) }
+            case .convolution(let weighted): written += [weighted.kernel, weighted.bias].map { $0.offset..<($0.offset + $0.count) }
+            case .transposedConvolution(let weighted):
+                written += [weighted.kernel, weighted.bias].map { $0.offset..<($0.offset + $0.count) }
+            default: continue
+            }
+        }
+        var unwritten: [Range<Int>] = [], position = 0
+        for range in written.sorted(by: { $0.lowerBound < $1.lowerBound }) where range.lowerBound < count {
+            if position < range.lowerBound { unwritten.append(position..<range.lowerBound) }
+            position = max(position, range.upperBound)
+        }
+        if position < count { unwritten.append(position..<count) }
+        return unwritten
+    }
+
     /// The BatchNorm state of one minibatch, per layer index (nil for other layers).
     func makeNorms(shards: Int) -> [BatchNormBatch?] {
         layers.map { layer in layer.batchNormalization.map { BatchNormBatch(channels: $0.channels, shards: shards) } }

@@ -44,6 +44,7 @@ extension GANStepPlan {
         work.parallel("D phase: G inference, D forward+backward on fakes and reals", iterations: shards,
                       multiplyAdds: dPhaseWork) { [self] shard, worker in
             let own = shardRanges[shard], gradients = discriminatorShardPointers[shard]
+            clearUnwritten(discriminatorUnwritten, of: discriminatorShardPointers, shard: shard)
             let inputRow = firstLayer != nil ? generator.shapes[1].elementsPerImage : codings
             let inputs = firstLayer != nil ? generatorArenas[shard].scratch[0].pointer
                 : discriminatorNoise.pointer + own.lowerBound * codings
@@ -120,6 +121,7 @@ extension GANStepPlan {
         work.parallel("G forward to the image, frozen D forward+backward, G backward to the last BatchNorm",
                       iterations: shards, multiplyAdds: finalWork) { [self] shard, worker in
             let range = shardRanges[shard], pass = generatorPass(shard: shard, worker: worker, step: step)
+            clearUnwritten(generatorUnwritten, of: generatorShardPointers, shard: shard)
             pass.forward(finalForward)
             let images = pass.tensor(last), imageGradients = pass.gradient(last)!
             (generatorPhaseFakes.pointer + range.lowerBound * image).update(from: images, count: range.count * image)

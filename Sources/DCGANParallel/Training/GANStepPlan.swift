@@ -55,10 +55,16 @@ final class GANStepPlan: @unchecked Sendable {
     /// Per worker: GEMM packing and im2col scratch.
     let workspaces: [KernelWorkspace]
     let trainingNorms, inferenceNorms: [BatchNormBatch?]
-    /// Per shard gradient buffers. Shard 0's receives the all-reduced total and the batch-wide first layer's
-    /// gradient, so it is full size; the others hold the prefix shards compute (`shardedGradientCount`).
-    let generatorGradients, discriminatorGradients: [AlignedBuffer]
+    /// Per shard gradient buffers. Shard 0's two receive the all-reduced totals (and the batch-wide first layer's
+    /// gradient), so they are full size and the tests can read D's after the step. Every other shard has one buffer
+    /// that holds D's gradient from the D phase to D's all-reduce and G's (the prefix shards compute,
+    /// `shardedGradientCount`) from G's last stages to G's all-reduce: the two are never live at once, and sharing
+    /// saves (S − 1) × 0.85 MB for the seed.
+    let gradientBuffers: [AlignedBuffer]
     let generatorShardPointers, discriminatorShardPointers: [UnsafeMutablePointer<Float>]
+    /// Positions of a shard's buffer that its pass does not write (BatchNorm slots, padding between tensors), zeroed
+    /// before each pass so the all-reduce sums zeros there, as it would in buffers of their own.
+    let generatorUnwritten, discriminatorUnwritten: [Range<Int>]
     let generatorPacking, discriminatorPacking: PackingPlan
     /// Both phases' noise for the whole minibatch (B × codings each, in sample order).
     let discriminatorNoise, generatorNoise: AlignedBuffer
@@ -107,12 +113,13 @@ final class GANStepPlan: @unchecked Sendable {
         workspaces = (0..<threadCount).map { _ in KernelWorkspace() }
         trainingNorms = generator.makeNorms(shards: shards)
         inferenceNorms = generator.makeNorms(shards: 1)
-        generatorGradients = (0..<shards).map {
-            AlignedBuffer(count: $0 == 0 ? generator.parameters.count : generator.shardedGradientCount)
-        }
-        discriminatorGradients = (0..<shards).map { _ in AlignedBuffer(count: discriminator.parameters.count) }
-        generatorShardPointers = generatorGradients.map(\.pointer)
-        discriminatorShardPointers = discriminatorGradients.map(\.pointer)
+        let shared = max(generator.shardedGradientCount, discriminator.parameters.count)
+        gradientBuffers = [AlignedBuffer(count: generator.parameters.count), AlignedBuffer(count: discriminator.parameters.count)]
+            + (1..<shards).map { _ in AlignedBuffer(count: shared) }
+        generatorShardPointers = [gradientBuffers[0].pointer] + gradientBuffers.dropFirst(2).map(\.pointer)
+        discriminatorShardPointers = [gradientBuffers[1].pointer] + gradientBuffers.dropFirst(2).map(\.pointer)
+        generatorUnwritten = generator.unwrittenGradientRanges(count: generator.shardedGradientCount)
+        discriminatorUnwritten = discriminator.unwrittenGradientRanges(count: discriminator.parameters.count)
         generatorPacking = generator.packingPlan()
         discriminatorPacking = discriminator.packingPlan()
         discriminatorNoise = AlignedBuffer(count: batch * generator.inputElements)
@@ -154,7 +161,7 @@ final class GANStepPlan: @unchecked Sendable {
         let capacity = shardCapacity(batch: batch, shards: shards)
         let firstLayerOutput = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
         let perShard = capacity * ActivationArena.elementsPerSample(plans: [training], minimumScratch0: firstLayerOutput)
-            + discriminator.parameters.count + generator.shardedGradientCount
+            + max(discriminator.parameters.count, generator.shardedGradientCount)
         let perWorker = discriminatorChunk * (ActivationArena.elementsPerSample(plans: inference, minimumScratch0: 0)
                                               + generator.inputElements)
             + discriminatorChunk * ActivationArena.elementsPerSample(plans: [judging], minimumScratch0: 0)
@@ -220,6 +227,12 @@ final class GANStepPlan: @unchecked Sendable {
                                         phase: .generatorStep, firstSample: shardRanges[shard].lowerBound,
                                         worker: worker),
                        n: shardRanges[shard].count)
+    }
+
+    /// Zeroes the positions of shard `shard`'s shared gradient buffer that the coming pass of `network` leaves unwritten.
+    func clearUnwritten(_ ranges: [Range<Int>], of pointers: [UnsafeMutablePointer<Float>], shard: Int) {
+        guard shard > 0 else { return }
+        for range in ranges { (pointers[shard] + range.lowerBound).update(repeating: 0, count: range.count) }
     }
 
     /// A shard's samples cut into consecutive chunks of at most `discriminatorChunk`.
