@@ -49,6 +49,16 @@ enum NetworkLayer: Sendable {
         }
     }
 
+    /// The kernel and bias a weighted layer owns (none for other kinds).
+    var weightSlots: [ParameterSlot] {
+        switch self {
+        case .dense(let layer): [layer.kernel, layer.bias]
+        case .convolution(let layer): [layer.kernel, layer.bias]
+        case .transposedConvolution(let layer): [layer.kernel, layer.bias]
+        default: []
+        }
+    }
+
     func packingJobs(parameters: UnsafePointer<Float>) -> [(matrix: PackedMatrix, source: MatrixOperand)] {
         switch self {
         case .dense(let layer): layer.packingJobs(parameters: parameters)
@@ -258,20 +268,12 @@ extension Network {
         parameters.fill(with: 0)
         var kernels: UInt32 = 0
         for layer in layers {
-            switch layer {
-            case .dense(let weighted):
-                glorotUniform(weighted.kernel, into: parameters.pointer, random: random, substream: kernelSubstream + kernels)
-            case .convolution(let weighted):
-                glorotUniform(weighted.kernel, into: parameters.pointer, random: random, substream: kernelSubstream + kernels)
-            case .transposedConvolution(let weighted):
-                glorotUniform(weighted.kernel, into: parameters.pointer, random: random, substream: kernelSubstream + kernels)
-            case .batchNormalization(let normalization):
-                normalization.initialize(parameters: parameters.pointer, state: state.pointer)
-                continue
-            default:
-                continue
+            layer.batchNormalization?.initialize(parameters: parameters.pointer, state: state.pointer)
+            // A weighted layer's slots are its kernel, then its bias (left at zero).
+            if let kernel = layer.weightSlots.first {
+                glorotUniform(kernel, into: parameters.pointer, random: random, substream: kernelSubstream + kernels)
+                kernels += 1
             }
-            kernels += 1
         }
         packWeights()
     }
@@ -317,13 +319,7 @@ extension Network {
     func unwrittenGradientRanges(count: Int) -> [Range<Int>] {
         var written: [Range<Int>] = []
         for (index, layer) in layers.enumerated() where !(index == 0 && batchWideFirstLayer) {
-            switch layer {
-            case .dense(let weighted): written += [weighted.kernel, weighted.bias].map { $0.offset..<($0.offset + $0.count) }
-            case .convolution(let weighted): written += [weighted.kernel, weighted.bias].map { $0.offset..<($0.offset + $0.count) }
-            case .transposedConvolution(let weighted):
-                written += [weighted.kernel, weighted.bias].map { $0.offset..<($0.offset + $0.count) }
-            default: continue
-            }
+            written += layer.weightSlots.map { $0.offset..<($0.offset + $0.count) }
         }
         var unwritten: [Range<Int>] = [], position = 0
         for range in written.sorted(by: { $0.lowerBound < $1.lowerBound }) where range.lowerBound < count {

@@ -89,15 +89,11 @@ final class GANStepPlan: @unchecked Sendable {
         self.random = random
         self.batch = batch
         shardRanges = (0..<shards).map { ($0 * batch / shards)..<(($0 + 1) * batch / shards) }
-        let first = generator.batchWideFirstLayer ? 1 : 0
-        // With a batch-wide first layer, the planner needs ∂loss/∂(its output) for that layer's gradient.
-        generatorTraining = ActivationPlan(network: generator, mode: .training, firstLayer: first,
-                                           inputNeedsGradient: generator.batchWideFirstLayer)
-        generatorInference = ActivationPlan(network: generator, mode: .inference, firstLayer: first, inputNeedsGradient: false)
-        generatorSampling = ActivationPlan(network: generator, mode: .inference, firstLayer: 0, inputNeedsGradient: false)
-        discriminatorTraining = ActivationPlan(network: discriminator, mode: .training, firstLayer: 0, inputNeedsGradient: true)
+        let plans = Plans(generator: generator, discriminator: discriminator)
+        (generatorTraining, generatorInference, generatorSampling, discriminatorTraining) =
+            (plans.generatorTraining, plans.generatorInference, plans.generatorSampling, plans.discriminatorTraining)
         let capacity = Self.shardCapacity(batch: batch, shards: shards)
-        let firstLayerOutput = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
+        let firstLayerOutput = plans.firstLayerOutput
         generatorArenas = (0..<shards).map { [generatorTraining] _ in
             ActivationArena(plans: [generatorTraining], capacity: capacity, minimumScratch0: firstLayerOutput)
         }
@@ -143,6 +139,28 @@ final class GANStepPlan: @unchecked Sendable {
         }
     }
 
+    /// The memory plans of a step, made once for `init` and once for `estimatedFloats`, so the estimate cannot drift
+    /// from what is allocated.
+    struct Plans {
+        let generatorTraining, generatorInference, generatorSampling, discriminatorTraining: ActivationPlan
+        /// Floats per sample a shard's scratch buffer 0 must hold: the D phase's batch-wide first-layer outputs.
+        let firstLayerOutput: Int
+
+        init(generator: Network, discriminator: Network) {
+            let first = generator.batchWideFirstLayer ? 1 : 0
+            // With a batch-wide first layer, the planner needs ∂loss/∂(its output) for that layer's gradient.
+            generatorTraining = ActivationPlan(network: generator, mode: .training, firstLayer: first,
+                                               inputNeedsGradient: generator.batchWideFirstLayer)
+            generatorInference = ActivationPlan(network: generator, mode: .inference, firstLayer: first,
+                                                inputNeedsGradient: false)
+            generatorSampling = ActivationPlan(network: generator, mode: .inference, firstLayer: 0,
+                                               inputNeedsGradient: false)
+            discriminatorTraining = ActivationPlan(network: discriminator, mode: .training, firstLayer: 0,
+                                                   inputNeedsGradient: true)
+            firstLayerOutput = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
+        }
+    }
+
     /// Samples a shard's arena holds: the largest shard's share of the minibatch.
     static func shardCapacity(batch: Int, shards: Int) -> Int {
         (batch + shards - 1) / shards
@@ -152,15 +170,11 @@ final class GANStepPlan: @unchecked Sendable {
     /// before allocating anything large.
     static func estimatedFloats(generator: Network, discriminator: Network, batch: Int, shards: Int,
                                 threadCount: Int) -> Int {
-        let first = generator.batchWideFirstLayer ? 1 : 0
-        let training = ActivationPlan(network: generator, mode: .training, firstLayer: first,
-                                      inputNeedsGradient: generator.batchWideFirstLayer)
-        let inference = [ActivationPlan(network: generator, mode: .inference, firstLayer: first, inputNeedsGradient: false),
-                         ActivationPlan(network: generator, mode: .inference, firstLayer: 0, inputNeedsGradient: false)]
-        let judging = ActivationPlan(network: discriminator, mode: .training, firstLayer: 0, inputNeedsGradient: true)
+        let plans = Plans(generator: generator, discriminator: discriminator)
+        let inference = [plans.generatorInference, plans.generatorSampling], judging = plans.discriminatorTraining
         let capacity = shardCapacity(batch: batch, shards: shards)
-        let firstLayerOutput = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
-        let perShard = capacity * ActivationArena.elementsPerSample(plans: [training], minimumScratch0: firstLayerOutput)
+        let perShard = capacity * ActivationArena.elementsPerSample(plans: [plans.generatorTraining],
+                                                                    minimumScratch0: plans.firstLayerOutput)
             + max(discriminator.parameters.count, generator.shardedGradientCount)
         let perWorker = discriminatorChunk * (ActivationArena.elementsPerSample(plans: inference, minimumScratch0: 0)
                                               + generator.inputElements)
