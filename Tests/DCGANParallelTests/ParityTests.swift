@@ -22,10 +22,18 @@ final class ParityTests: XCTestCase {
     /// `grouped`: all steps in one `trainSteps` call instead of one `trainStep` call each.
     func train(threads: Int, shards: Int, batchSize: Int = 16, optimizer: OptimizerKind = .rmsprop, steps: Int = 3,
                scheduling: ShardedExecutor.Scheduling = .dispatch, grouped: Bool = false) -> RunResult {
+        Self.train(threads: threads, shards: shards, batchSize: batchSize, optimizer: optimizer, steps: steps,
+                   scheduling: scheduling, grouped: grouped)
+    }
+
+    /// `group`: this run is one rank of several (`ThreadRanks`); each rank returns the state it ends with.
+    static func train(threads: Int, shards: Int, batchSize: Int = 16, optimizer: OptimizerKind = .rmsprop,
+                      steps: Int = 3, scheduling: ShardedExecutor.Scheduling = .dispatch, grouped: Bool = false,
+                      group: ProcessGroup = SingleProcess.shared) -> RunResult {
         let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: batchSize, shards: shards, seed: 7,
                                                                       optimizer: optimizer),
                                  executor: ShardedExecutor(threadCount: threads, pinsThreads: false,
-                                                           scheduling: scheduling))
+                                                           scheduling: scheduling), group: group)
         var metrics: [StepMetrics] = []
         let size = Self.dataset.elementsPerImage
         Self.dataset.pixels.withUnsafeBufferPointer { pixels in

@@ -41,20 +41,19 @@ public struct BatchNormLayer: Sendable {
 
     /// Training mode, per shard: the channel sums of this shard's rows.
     public func accumulateStatistics(shard: Int, rows: Int, input: UnsafePointer<Float>, batch: BatchNormBatch) {
-        BatchNormalization.channelSums(input, rows: rows, channels: channels, sums: batch.shardSums[shard].pointer,
-                                       squares: batch.shardProductSums[shard].pointer)
+        BatchNormalization.channelSums(input, rows: rows, channels: channels, sums: batch.sums(shard: shard),
+                                       squares: batch.productSums(shard: shard))
     }
 
     /// Training mode, once per minibatch: reduce the shard sums, fold mean/variance/gamma/beta into scale and shift,
     /// and move the running statistics.
     public func finishStatistics(totalRows: Int, parameters: UnsafePointer<Float>, state: UnsafeMutablePointer<Float>,
                                  batch: BatchNormBatch) {
-        ShardReduction.sum(batch.shardSumPointers, count: channels)
-        ShardReduction.sum(batch.shardProductSumPointers, count: channels)
+        let (sums, squares) = batch.reduce()
         let rows = Double(totalRows)
         for c in 0..<channels {
-            let mean = batch.shardSums[0][c] / rows
-            let variance = max(batch.shardProductSums[0][c] / rows - mean * mean, 0)
+            let mean = sums[c] / rows
+            let variance = max(squares[c] / rows - mean * mean, 0)
             let inverse = 1 / (variance + epsilon).squareRoot()
             let scale = Double(parameters[gamma.offset + c]) * inverse
             batch.mean[c] = Float(mean)
@@ -80,20 +79,19 @@ public struct BatchNormLayer: Sendable {
         BatchNormalization.backwardSums(input: input, outputGradient: outputGradient, rows: rows, channels: channels,
                                         mean: batch.mean.pointer,
                                         inverseStandardDeviation: batch.inverseStandardDeviation.pointer,
-                                        sumGradient: batch.shardSums[shard].pointer,
-                                        sumGradientTimesNormalized: batch.shardProductSums[shard].pointer)
+                                        sumGradient: batch.sums(shard: shard),
+                                        sumGradientTimesNormalized: batch.productSums(shard: shard))
     }
 
     /// Backward, once per minibatch: reduce the sums into the means every shard needs, and keep the gamma and beta
     /// gradients (Σdy·x̂ and Σdy) for the model's gradient vector.
     public func finishGradientSums(totalRows: Int, batch: BatchNormBatch) {
-        ShardReduction.sum(batch.shardSumPointers, count: channels)
-        ShardReduction.sum(batch.shardProductSumPointers, count: channels)
+        let (sums, products) = batch.reduce()
         for c in 0..<channels {
-            batch.meanGradient[c] = Float(batch.shardSums[0][c] / Double(totalRows))
-            batch.meanGradientTimesNormalized[c] = Float(batch.shardProductSums[0][c] / Double(totalRows))
-            batch.betaGradient[c] = Float(batch.shardSums[0][c])
-            batch.gammaGradient[c] = Float(batch.shardProductSums[0][c])
+            batch.meanGradient[c] = Float(sums[c] / Double(totalRows))
+            batch.meanGradientTimesNormalized[c] = Float(products[c] / Double(totalRows))
+            batch.betaGradient[c] = Float(sums[c])
+            batch.gammaGradient[c] = Float(products[c])
         }
     }
 
@@ -118,20 +116,22 @@ public struct BatchNormLayer: Sendable {
 /// The per-minibatch state one BatchNorm layer shares between its shards: shard partial sums and the reduced
 /// per-channel values.
 public final class BatchNormBatch: @unchecked Sendable {
-    /// Per shard and channel: Σx in the forward pass, Σdy in the backward pass.
-    public let shardSums: [DoubleBuffer]
-    /// Per shard and channel: Σx² in the forward pass, Σdy·x̂ in the backward pass.
-    public let shardProductSums: [DoubleBuffer]
+    public let channels: Int
+    /// Sums these shards (this rank's, all of them in one process) through the tree over every shard.
+    public let reducer: ShardReducer
+    /// Per owned shard: Σx then Σx² per channel in the forward pass, Σdy then Σdy·x̂ in the backward pass — one
+    /// vector, so one reduction (one exchange between ranks) covers both.
+    let shardSums: [DoubleBuffer]
     /// The shard buffers' pointers, made once: the reductions run every step.
-    let shardSumPointers, shardProductSumPointers: [UnsafeMutablePointer<Double>]
+    let shardSumPointers: [UnsafeMutablePointer<Double>]
     public let mean, inverseStandardDeviation, scale, shift: AlignedBuffer
     public let meanGradient, meanGradientTimesNormalized, gammaGradient, betaGradient: AlignedBuffer
 
-    public init(channels: Int, shards: Int) {
-        shardSums = (0..<shards).map { _ in DoubleBuffer(count: channels) }
-        shardProductSums = (0..<shards).map { _ in DoubleBuffer(count: channels) }
+    public init(channels: Int, reducer: ShardReducer) {
+        self.channels = channels
+        self.reducer = reducer
+        shardSums = reducer.owned.map { _ in DoubleBuffer(count: 2 * channels) }
         shardSumPointers = shardSums.map(\.pointer)
-        shardProductSumPointers = shardProductSums.map(\.pointer)
         mean = AlignedBuffer(count: channels)
         inverseStandardDeviation = AlignedBuffer(count: channels)
         scale = AlignedBuffer(count: channels)
@@ -140,5 +140,16 @@ public final class BatchNormBatch: @unchecked Sendable {
         meanGradientTimesNormalized = AlignedBuffer(count: channels)
         gammaGradient = AlignedBuffer(count: channels)
         betaGradient = AlignedBuffer(count: channels)
+    }
+
+    /// Shard `shard`'s Σx (forward) or Σdy (backward) per channel; `shard` is a global shard index this rank owns.
+    public func sums(shard: Int) -> UnsafeMutablePointer<Double> { shardSumPointers[shard - reducer.owned.lowerBound] }
+    /// Shard `shard`'s Σx² (forward) or Σdy·x̂ (backward) per channel.
+    public func productSums(shard: Int) -> UnsafeMutablePointer<Double> { sums(shard: shard) + channels }
+
+    /// Both sums over every shard of the minibatch (every rank's), in the tree.
+    func reduce() -> (sums: UnsafePointer<Double>, productSums: UnsafePointer<Double>) {
+        reducer.sum(shardSumPointers, count: 2 * channels)
+        return (UnsafePointer(shardSumPointers[0]), UnsafePointer(shardSumPointers[0] + channels))
     }
 }

@@ -331,8 +331,8 @@ extension Network {
     }
 
     /// The BatchNorm state of one minibatch, per layer index (nil for other layers).
-    func makeNorms(shards: Int) -> [BatchNormBatch?] {
-        layers.map { layer in layer.batchNormalization.map { BatchNormBatch(channels: $0.channels, shards: shards) } }
+    func makeNorms(reducer: ShardReducer) -> [BatchNormBatch?] {
+        layers.map { layer in layer.batchNormalization.map { BatchNormBatch(channels: $0.channels, reducer: reducer) } }
     }
 
     /// Inference mode: every BatchNorm's scale and shift from its running statistics, into `norms`.

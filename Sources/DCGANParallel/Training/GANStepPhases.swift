@@ -5,7 +5,7 @@ extension GANStepPlan {
     /// `realBatch`, and the optimizers' `beginStep` and `generator.prepareInference(norms: inferenceNorms)` done
     /// before the first phase runs.
     func append(to work: inout PhasedWork, step: UInt64) {
-        let shards = shardRanges.count, image = discriminator.inputElements, codings = generator.inputElements
+        let owned = self.owned, image = discriminator.inputElements, codings = generator.inputElements
         let last = generator.layers.count
         let normalizations = generator.batchNormalizationLayers
         let firstLayer = self.firstLayer
@@ -13,8 +13,8 @@ extension GANStepPlan {
         let firstLayerWork = firstLayer?.multiplyAddsPerSample ?? 0
         let judging = discriminatorTraining, generating = generatorTraining
 
-        work.parallel("noise for both phases", iterations: shards) { [self] shard, _ in
-            for i in shardRanges[shard] {
+        work.parallel("noise for both phases", iterations: owned.count) { [self] index, _ in
+            for i in shardRanges[owned.lowerBound + index] {
                 random.normal(step: step, stream: .discriminatorNoise, index: i, count: codings,
                               into: discriminatorNoise.pointer + i * codings)
                 random.normal(step: step, stream: .generatorNoise, index: i, count: codings,
@@ -27,26 +27,28 @@ extension GANStepPlan {
             // writes after the D phase.
             let slices = (firstLayer.outputSize + Self.firstLayerForwardColumns - 1) / Self.firstLayerForwardColumns
             work.parallel("G first layer forward, both phases, by column slices", iterations: slices,
-                          multiplyAdds: 2 * batch * firstLayerWork) { [self] slice, worker in
+                          multiplyAdds: 2 * ownedSamples.count * firstLayerWork) { [self] slice, worker in
                 firstLayerForwardSlice(slice, layer: firstLayer, noise: discriminatorNoise.pointer,
-                                       workspace: workspaces[worker]) { generatorArenas[$0].scratch[0].pointer }
+                                       workspace: workspaces[worker]) { generatorArenas[$0 - owned.lowerBound].scratch[0].pointer }
                 firstLayerForwardSlice(slice, layer: firstLayer, noise: generatorNoise.pointer,
-                                       workspace: workspaces[worker]) { firstLayerOutputs[$0] }
+                                       workspace: workspaces[worker]) { firstLayerOutputs[$0 - owned.lowerBound] }
             }
         }
 
         // D phase. Shard s owns fakes F and the reals B + F for its range F of 0..<B, so every shard makes the same
         // number of fakes; its samples go through the discriminator a chunk at a time, fakes first, gradients
         // accumulating.
+        let batch = ownedSamples.count  // the samples this process computes; `self.batch` is the whole minibatch
         let dPhaseWork = batch * generatorInference.forwardMultiplyAdds(generatorInference.firstLayer..<last)
             + 2 * batch * (judging.forwardMultiplyAdds(0..<judging.layers.count)
                            + judging.backwardMultiplyAdds(0..<judging.layers.count, externalInputGradient: false))
-        work.parallel("D phase: G inference, D forward+backward on fakes and reals", iterations: shards,
-                      multiplyAdds: dPhaseWork) { [self] shard, worker in
-            let own = shardRanges[shard], gradients = discriminatorShardPointers[shard]
+        work.parallel("D phase: G inference, D forward+backward on fakes and reals", iterations: owned.count,
+                      multiplyAdds: dPhaseWork) { [self] index, worker in
+            let shard = owned.lowerBound + index
+            let own = shardRanges[shard], gradients = discriminatorShardPointers[index]
             clearUnwritten(discriminatorUnwritten, of: discriminatorShardPointers, shard: shard)
             let inputRow = firstLayer != nil ? generator.shapes[1].elementsPerImage : codings
-            let inputs = firstLayer != nil ? generatorArenas[shard].scratch[0].pointer
+            let inputs = firstLayer != nil ? generatorArenas[index].scratch[0].pointer
                 : discriminatorNoise.pointer + own.lowerBound * codings
             for chunk in chunks(of: own) {
                 let images = generatorInferencePass(plan: generatorInference,
@@ -55,27 +57,31 @@ extension GANStepPlan {
                 let fakes = discriminatorPhaseFakes.pointer + chunk.lowerBound * image
                 fakes.update(from: images, count: chunk.count * image)
                 discriminatorPass(input: fakes, samples: chunk, label: labels.fake, phase: .discriminatorStep,
-                                  totalBatch: 2 * batch, logits: discriminatorLogits, losses: discriminatorLosses,
+                                  totalBatch: 2 * self.batch, logits: discriminatorLogits, losses: discriminatorLosses,
                                   worker: worker, gradients: gradients, accumulate: chunk.lowerBound != own.lowerBound,
                                   inputGradient: nil, step: step)
             }
             for chunk in chunks(of: own) {
                 discriminatorPass(input: realBatch.pointer + chunk.lowerBound * image,
-                                  samples: (batch + chunk.lowerBound)..<(batch + chunk.upperBound), label: labels.real,
-                                  phase: .discriminatorStep, totalBatch: 2 * batch, logits: discriminatorLogits,
+                                  samples: (self.batch + chunk.lowerBound)..<(self.batch + chunk.upperBound),
+                                  label: labels.real, phase: .discriminatorStep, totalBatch: 2 * self.batch, logits: discriminatorLogits,
                                   losses: discriminatorLosses, worker: worker, gradients: gradients, accumulate: true,
                                   inputGradient: nil, step: step)
             }
         }
 
         // D's update: each slice of its gradients summed over shards, then stepped by the optimizer, then its
-        // weights packed for the frozen D of the G phase. Both fill G-phase stages that do not read D.
+        // weights packed for the frozen D of the G phase. Both fill G-phase stages that do not read D. Across
+        // processes the sum has two more steps first: the blocks' sums, then the exchange between ranks.
         let discriminatorCount = discriminator.parameters.count
         let discriminatorSlices = (discriminatorCount + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength
+        let distributed = reducer.isDistributed
+        if distributed {
+            appendDistributedSum(to: &work, network: "D", count: discriminatorCount, local: discriminatorShardPointers)
+        }
         let discriminatorUpdate = PhaseItems(count: discriminatorSlices) { [self] index, _ in
-            let start = index * ShardReduction.sliceLength
-            let range = start..<min(start + ShardReduction.sliceLength, discriminatorCount)
-            ShardReduction.sumSlice(discriminatorShardPointers, range: range)
+            let range = Self.slice(index, of: discriminatorCount)
+            if !distributed { reducer.sumOwnBlocks(discriminatorShardPointers, range: range) }
             discriminatorOptimizer.apply(range, parameters: discriminator.parameters.pointer,
                                          gradients: discriminatorShardPointers[0])
         }
@@ -99,7 +105,7 @@ extension GANStepPlan {
                 pass.accumulateStatistics(layer: normalization, shard: shard)
             }
             work.serial("G BatchNorm \(k) statistics") { [self] in
-                let rows = batch * generator.shapes[normalization].height * generator.shapes[normalization].width
+                let rows = self.batch * generator.shapes[normalization].height * generator.shapes[normalization].width
                 generator.layers[normalization].batchNormalization!.finishStatistics(
                     totalRows: rows, parameters: generator.parameters.pointer, state: generator.state.pointer,
                     batch: trainingNorms[normalization]!)
@@ -119,7 +125,8 @@ extension GANStepPlan {
                                  + judging.backwardMultiplyAdds(0..<judging.layers.count, weightGradients: false)
                                  + generating.backwardMultiplyAdds(finalBackward))
         work.parallel("G forward to the image, frozen D forward+backward, G backward to the last BatchNorm",
-                      iterations: shards, multiplyAdds: finalWork) { [self] shard, worker in
+                      iterations: owned.count, multiplyAdds: finalWork) { [self] index, worker in
+            let shard = owned.lowerBound + index
             let range = shardRanges[shard], pass = generatorPass(shard: shard, worker: worker, step: step)
             clearUnwritten(generatorUnwritten, of: generatorShardPointers, shard: shard)
             pass.forward(finalForward)
@@ -128,7 +135,7 @@ extension GANStepPlan {
             for chunk in chunks(of: range) {
                 let offset = (chunk.lowerBound - range.lowerBound) * image
                 discriminatorPass(input: images + offset, samples: chunk, label: labels.generatorTarget,
-                                  phase: .generatorStep, totalBatch: batch, logits: generatorLogits,
+                                  phase: .generatorStep, totalBatch: self.batch, logits: generatorLogits,
                                   losses: generatorLosses, worker: worker, gradients: nil, accumulate: false,
                                   inputGradient: imageGradients + offset, step: step)
             }
@@ -141,15 +148,16 @@ extension GANStepPlan {
         for k in normalizations.indices.reversed() {
             let normalization = normalizations[k]
             work.serial("G BatchNorm \(k) gradient sums") { [self] in
-                let rows = batch * generator.shapes[normalization].height * generator.shapes[normalization].width
+                let rows = self.batch * generator.shapes[normalization].height * generator.shapes[normalization].width
                 generator.layers[normalization].batchNormalization!.finishGradientSums(
                     totalRows: rows, batch: trainingNorms[normalization]!)
             }
             let below = k > 0 ? normalizations[k - 1] : nil
             let range = (below.map { $0 + 1 } ?? start)..<(normalization + 1)
             let label = below == nil ? "G backward through BatchNorm \(k)" : "G backward to BatchNorm \(k - 1)"
-            work.parallel(label, iterations: shards,
-                          multiplyAdds: batch * generating.backwardMultiplyAdds(range)) { [self] shard, worker in
+            work.parallel(label, iterations: owned.count,
+                          multiplyAdds: batch * generating.backwardMultiplyAdds(range)) { [self] index, worker in
+                let shard = owned.lowerBound + index
                 let pass = generatorPass(shard: shard, worker: worker, step: step)
                 pass.backward(range)
                 if let below { pass.accumulateGradientSums(layer: below, shard: shard) }
@@ -157,20 +165,28 @@ extension GANStepPlan {
         }
 
         // G's update: the shards' gradients all-reduced beside the batch-wide first layer's gradient, the
-        // BatchNorms' gamma/beta gradients written, the optimizer step, the weights packed for the next step.
+        // BatchNorms' gamma/beta gradients written, the optimizer step, the weights packed for the next step. Across
+        // processes, each rank's blocks are summed here (the first layer's per block) and exchanged after.
         let generatorSharded = generator.shardedGradientCount
         let reduceSlices = (generatorSharded + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength
         let firstLayerSlices = firstLayer.map {
             ($0.outputSize + Self.firstLayerGradientColumns - 1) / Self.firstLayerGradientColumns
         } ?? 0
-        work.parallel("G all-reduce | G first layer weight gradient", iterations: reduceSlices + firstLayerSlices,
+        let blocks = reducer.ownBlocks
+        work.parallel(distributed ? "G block sums | G first layer weight gradient per block"
+                                  : "G all-reduce | G first layer weight gradient",
+                      iterations: reduceSlices + firstLayerSlices * blocks.count,
                       multiplyAdds: batch * firstLayerWork) { [self] index, worker in
             if index < reduceSlices {
-                let start = index * ShardReduction.sliceLength
-                ShardReduction.sumSlice(generatorShardPointers,
-                                        range: start..<min(start + ShardReduction.sliceLength, generatorSharded))
+                reducer.sumOwnBlocks(generatorShardPointers, range: Self.slice(index, of: generatorSharded))
             } else if let firstLayer {
-                firstLayerGradientSlice(index - reduceSlices, layer: firstLayer, gradients: generatorShardPointers[0])
+                let item = index - reduceSlices
+                firstLayerGradientSlice(item % firstLayerSlices, layer: firstLayer, block: blocks[item / firstLayerSlices])
+            }
+        }
+        if distributed {
+            work.serial("G exchange between ranks") { [self] in
+                reducer.exchangeRoots(generatorShardPointers, count: generator.parameters.count)
             }
         }
         work.serial("G BatchNorm gradients") { [self] in
@@ -187,17 +203,36 @@ extension GANStepPlan {
                       iterations: generatorPacking.panelCount) { [self] panel, _ in generatorPacking.packPanel(panel) }
     }
 
-    /// A phase of one item per shard, with independent items before them (`leading`: long ones, claimed first) or
+    /// Across processes: a phase summing each of the rank's aligned blocks (when one has more than one shard), then the
+    /// exchange of the blocks' roots, after which `local[0]` holds the total on every rank.
+    private func appendDistributedSum(to work: inout PhasedWork, network: String, count: Int,
+                                      local: [UnsafeMutablePointer<Float>]) {
+        if reducer.ownBlocks.contains(where: { $0.count > 1 }) {
+            let slices = (count + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength
+            work.parallel("\(network) block sums", iterations: slices) { [self] index, _ in
+                reducer.sumOwnBlocks(local, range: Self.slice(index, of: count))
+            }
+        }
+        work.serial("\(network) exchange between ranks") { [self] in reducer.exchangeRoots(local, count: count) }
+    }
+
+    /// Elements of slice `index` of a vector of `count` (`ShardReduction.sliceLength` each).
+    static func slice(_ index: Int, of count: Int) -> Range<Int> {
+        let start = index * ShardReduction.sliceLength
+        return start..<min(start + ShardReduction.sliceLength, count)
+    }
+
+    /// A phase of one item per owned shard, with independent items before them (`leading`: long ones, claimed first) or
     /// after them (`trailing`: short ones that fill in behind).
     private func appendShardPhase(to work: inout PhasedWork, label: String, multiplyAdds: Int, leading: PhaseItems?,
                                   trailing: PhaseItems?, _ body: @escaping (_ shard: Int, _ worker: Int) -> Void) {
-        let shards = shardRanges.count, before = leading?.count ?? 0, after = trailing?.count ?? 0
+        let owned = self.owned, shards = owned.count, before = leading?.count ?? 0, after = trailing?.count ?? 0
         let fullLabel = label + (leading != nil ? " | D all-reduce+optimizer" : "") + (trailing != nil ? " | D weight packing" : "")
         work.parallel(fullLabel, iterations: before + shards + after, multiplyAdds: multiplyAdds) { index, worker in
             if index < before {
                 leading!.body(index, worker)
             } else if index < before + shards {
-                body(index - before, worker)
+                body(owned.lowerBound + index - before, worker)
             } else {
                 trailing!.body(index - before - shards, worker)
             }

@@ -40,9 +40,15 @@ final class GANStepPlan: @unchecked Sendable {
     let batch: Int
     /// Shard s owns samples [s·B/S, (s+1)·B/S).
     let shardRanges: [Range<Int>]
+    /// Every sum over shards; says which shards this process owns (all of them unless it is one rank of several).
+    let reducer: ShardReducer
+    /// This process's shards, and their samples: every per-shard array below holds these shards only, shard
+    /// `owned.lowerBound + i` at index i.
+    let owned: Range<Int>
+    let ownedSamples: Range<Int>
 
     let generatorTraining, generatorInference, generatorSampling, discriminatorTraining: ActivationPlan
-    /// Per shard: the generator's training activations, alive from its forward pass to its backward pass. In the D
+    /// Per owned shard: the generator's training activations, alive from its forward pass to its backward pass. In the D
     /// phase, scratch buffer 0 holds the shard's inference fakes' first-layer outputs (the G phase writes it later).
     let generatorArenas: [ActivationArena]
     /// Per worker, `discriminatorChunk` samples: the generator in inference (the D phase's fakes, `generate`) and the
@@ -55,8 +61,9 @@ final class GANStepPlan: @unchecked Sendable {
     /// Per worker: GEMM packing and im2col scratch.
     let workspaces: [KernelWorkspace]
     let trainingNorms, inferenceNorms: [BatchNormBatch?]
-    /// Per shard gradient buffers. Shard 0's two receive the all-reduced totals (and the batch-wide first layer's
-    /// gradient), so they are full size and the tests can read D's after the step. Every other shard has one buffer
+    /// Per owned shard gradient buffers. The root of each of the process's aligned blocks (shard 0 alone in one
+    /// process) has two full-size buffers: they receive the block's sums, the batch-wide first layer's gradient, and
+    /// in the first one the all-reduced totals, which the tests read after the step. Every other shard has one buffer
     /// that holds D's gradient from the D phase to D's all-reduce and G's (the prefix shards compute,
     /// `shardedGradientCount`) from G's last stages to G's all-reduce: the two are never live at once, and sharing
     /// saves (S − 1) × 0.85 MB for the seed.
@@ -73,28 +80,33 @@ final class GANStepPlan: @unchecked Sendable {
     let discriminatorLogits, discriminatorLosses, generatorLogits, generatorLosses: AlignedBuffer
     /// The fakes of the last step's two phases (B × image elements each), in sample order.
     let discriminatorPhaseFakes, generatorPhaseFakes: AlignedBuffer
-    /// Per shard, with a batch-wide first layer: where its G-phase outputs go and where backward leaves their gradient.
+    /// Per owned shard, with a batch-wide first layer: where its G-phase outputs go and where backward leaves their
+    /// gradient.
     private(set) var firstLayerOutputs: [UnsafeMutablePointer<Float>] = []
-    /// Per shard: its G-phase noise and, after backward, ∂loss/∂(first layer's output), for that layer's gradient.
+    /// Per owned shard: its G-phase noise and, after backward, ∂loss/∂(first layer's output), for that layer's gradient.
     private(set) var firstLayerShards: [ShardTreeGradient.Shard] = []
     /// The discriminator has no BatchNorm (`GANModel`): no per-layer state.
     let discriminatorNorms: [BatchNormBatch?]
 
     init(generator: Network, discriminator: Network, generatorOptimizer: Optimizer, discriminatorOptimizer: Optimizer,
-         random: CounterRandom, batch: Int, shards: Int, threadCount: Int) {
+         random: CounterRandom, batch: Int, reducer: ShardReducer, threadCount: Int) {
         self.generator = generator
         self.discriminator = discriminator
         self.generatorOptimizer = generatorOptimizer
         self.discriminatorOptimizer = discriminatorOptimizer
         self.random = random
         self.batch = batch
+        let shards = reducer.shards
         shardRanges = (0..<shards).map { ($0 * batch / shards)..<(($0 + 1) * batch / shards) }
+        self.reducer = reducer
+        owned = reducer.owned
+        ownedSamples = shardRanges[owned.lowerBound].lowerBound..<shardRanges[owned.upperBound - 1].upperBound
         let plans = Plans(generator: generator, discriminator: discriminator)
         (generatorTraining, generatorInference, generatorSampling, discriminatorTraining) =
             (plans.generatorTraining, plans.generatorInference, plans.generatorSampling, plans.discriminatorTraining)
         let capacity = Self.shardCapacity(batch: batch, shards: shards)
         let firstLayerOutput = plans.firstLayerOutput
-        generatorArenas = (0..<shards).map { [generatorTraining] _ in
+        generatorArenas = owned.map { [generatorTraining] _ in
             ActivationArena(plans: [generatorTraining], capacity: capacity, minimumScratch0: firstLayerOutput)
         }
         inferenceArenas = (0..<threadCount).map { [generatorInference, generatorSampling] _ in
@@ -107,13 +119,27 @@ final class GANStepPlan: @unchecked Sendable {
         workerLabels = (0..<threadCount).map { _ in AlignedBuffer(count: Self.discriminatorChunk) }
         samplingNoise = (0..<threadCount).map { _ in AlignedBuffer(count: Self.discriminatorChunk * generator.inputElements) }
         workspaces = (0..<threadCount).map { _ in KernelWorkspace() }
-        trainingNorms = generator.makeNorms(shards: shards)
-        inferenceNorms = generator.makeNorms(shards: 1)
+        trainingNorms = generator.makeNorms(reducer: reducer)
+        inferenceNorms = generator.makeNorms(reducer: ShardReducer(shards: 1))
         let shared = max(generator.shardedGradientCount, discriminator.parameters.count)
-        gradientBuffers = [AlignedBuffer(count: generator.parameters.count), AlignedBuffer(count: discriminator.parameters.count)]
-            + (1..<shards).map { _ in AlignedBuffer(count: shared) }
-        generatorShardPointers = [gradientBuffers[0].pointer] + gradientBuffers.dropFirst(2).map(\.pointer)
-        discriminatorShardPointers = [gradientBuffers[1].pointer] + gradientBuffers.dropFirst(2).map(\.pointer)
+        var buffers: [AlignedBuffer] = [], generatorPointers: [UnsafeMutablePointer<Float>] = []
+        var discriminatorPointers: [UnsafeMutablePointer<Float>] = []
+        for shard in owned {
+            if reducer.isBlockRoot(shard) {
+                let pair = [AlignedBuffer(count: generator.parameters.count),
+                            AlignedBuffer(count: discriminator.parameters.count)]
+                buffers += pair
+                generatorPointers.append(pair[0].pointer)
+                discriminatorPointers.append(pair[1].pointer)
+            } else {
+                buffers.append(AlignedBuffer(count: shared))
+                generatorPointers.append(buffers.last!.pointer)
+                discriminatorPointers.append(buffers.last!.pointer)
+            }
+        }
+        gradientBuffers = buffers
+        generatorShardPointers = generatorPointers
+        discriminatorShardPointers = discriminatorPointers
         generatorUnwritten = generator.unwrittenGradientRanges(count: generator.shardedGradientCount)
         discriminatorUnwritten = discriminator.unwrittenGradientRanges(count: discriminator.parameters.count)
         generatorPacking = generator.packingPlan()
@@ -130,8 +156,8 @@ final class GANStepPlan: @unchecked Sendable {
         generatorPhaseFakes = AlignedBuffer(count: batch * image)
         discriminatorNorms = Array(repeating: nil, count: discriminator.layers.count)
         if generator.batchWideFirstLayer {
-            firstLayerOutputs = (0..<shards).map { generatorPass(shard: $0, worker: 0, step: 0).tensor(1) }
-            firstLayerShards = (0..<shards).map {
+            firstLayerOutputs = owned.map { generatorPass(shard: $0, worker: 0, step: 0).tensor(1) }
+            firstLayerShards = owned.map {
                 ShardTreeGradient.Shard(input: generatorNoise.pointer + shardRanges[$0].lowerBound * generator.inputElements,
                                         outputGradient: generatorPass(shard: $0, worker: 0, step: 0).gradient(1)!,
                                         samples: shardRanges[$0].count)
@@ -234,19 +260,21 @@ final class GANStepPlan: @unchecked Sendable {
 
     /// A shard's generator pass in training mode.
     func generatorPass(shard: Int, worker: Int, step: UInt64) -> ActivationPass {
-        ActivationPass(plan: generatorTraining, arena: generatorArenas[shard],
+        ActivationPass(plan: generatorTraining, arena: generatorArenas[shard - owned.lowerBound],
                        input: generatorNoise.pointer + shardRanges[shard].lowerBound * generator.inputElements,
                        inputGradient: nil, norms: trainingNorms,
-                       context: context(generator, gradients: generatorShardPointers[shard], step: step,
+                       context: context(generator, gradients: generatorShardPointers[shard - owned.lowerBound], step: step,
                                         phase: .generatorStep, firstSample: shardRanges[shard].lowerBound,
                                         worker: worker),
                        n: shardRanges[shard].count)
     }
 
-    /// Zeroes the positions of shard `shard`'s shared gradient buffer that the coming pass of `network` leaves unwritten.
+    /// Zeroes the positions of shard `shard`'s shared gradient buffer that the coming pass of `network` leaves
+    /// unwritten. A block root's buffers are its own: zero where no pass writes, or overwritten after the sum.
     func clearUnwritten(_ ranges: [Range<Int>], of pointers: [UnsafeMutablePointer<Float>], shard: Int) {
-        guard shard > 0 else { return }
-        for range in ranges { (pointers[shard] + range.lowerBound).update(repeating: 0, count: range.count) }
+        guard !reducer.isBlockRoot(shard) else { return }
+        let buffer = pointers[shard - owned.lowerBound]
+        for range in ranges { (buffer + range.lowerBound).update(repeating: 0, count: range.count) }
     }
 
     /// A shard's samples cut into consecutive chunks of at most `discriminatorChunk`.
@@ -259,33 +287,40 @@ final class GANStepPlan: @unchecked Sendable {
         return layer
     }
 
-    /// Output columns of slice `slice` of the first layer for the whole minibatch: `noise` (B × codings) times one
-    /// slice of the weights in one multiply, then each shard's rows copied to `destination(shard)` (that shard's
-    /// rows × outputs, from its row 0). Every element gets the same bits as a per-shard multiply.
+    /// Output columns of slice `slice` of the first layer for the process's samples: their rows of `noise`
+    /// (B × codings) times one slice of the weights in one multiply, then each owned shard's rows copied to
+    /// `destination(shard)` (that shard's rows × outputs, from its row 0). Every element gets the same bits as a
+    /// per-shard multiply.
     func firstLayerForwardSlice(_ slice: Int, layer: DenseLayer, noise: UnsafePointer<Float>, workspace: KernelWorkspace,
                                 destination: (Int) -> UnsafeMutablePointer<Float>) {
         precondition(Self.firstLayerForwardColumns % layer.packedColumnAlignment == 0)
         let first = slice * Self.firstLayerForwardColumns
         let columns = first..<min(first + Self.firstLayerForwardColumns, layer.outputSize)
         let width = columns.count
-        let rows = workspace.scratch(atLeast: batch * width)
-        layer.forward(columns: columns, batch: batch, input: noise, output: rows, outputStride: width,
-                      parameters: generator.parameters.pointer, workspace: workspace)
-        for (shard, range) in shardRanges.enumerated() {
+        let samples = ownedSamples
+        let rows = workspace.scratch(atLeast: samples.count * width)
+        layer.forward(columns: columns, batch: samples.count, input: noise + samples.lowerBound * layer.inputSize,
+                      output: rows, outputStride: width, parameters: generator.parameters.pointer, workspace: workspace)
+        for shard in owned {
             let target = destination(shard)
-            for (row, sample) in range.enumerated() {
-                (target + row * layer.outputSize + first).update(from: rows + sample * width, count: width)
+            for (row, sample) in shardRanges[shard].enumerated() {
+                (target + row * layer.outputSize + first).update(from: rows + (sample - samples.lowerBound) * width,
+                                                                 count: width)
             }
         }
     }
 
-    /// The first layer's kernel and bias gradients for columns of slice `slice`: per shard noiseᵀ·∂loss/∂output and
-    /// the column sums of ∂loss/∂output, summed in `ShardReduction`'s tree in registers (`ShardTreeGradient`), so no
-    /// shard's partial gradient is ever stored.
-    func firstLayerGradientSlice(_ slice: Int, layer: DenseLayer, gradients: UnsafeMutablePointer<Float>) {
+    /// The first layer's kernel and bias gradients for columns of slice `slice`, summed over the shards of `block`
+    /// (one of the process's aligned blocks: all shards in one process) into its root's buffer: per shard
+    /// noiseᵀ·∂loss/∂output and the column sums of ∂loss/∂output, summed in `ShardReduction`'s tree in registers
+    /// (`ShardTreeGradient`), so no shard's partial gradient is ever stored.
+    func firstLayerGradientSlice(_ slice: Int, layer: DenseLayer, block: Range<Int>) {
         let first = slice * Self.firstLayerGradientColumns
         let columns = first..<min(first + Self.firstLayerGradientColumns, layer.outputSize)
-        ShardTreeGradient.denseGradients(shards: firstLayerShards, inputs: layer.inputSize, outputStride: layer.outputSize,
+        let local = (block.lowerBound - owned.lowerBound)..<(block.upperBound - owned.lowerBound)
+        let gradients = generatorShardPointers[local.lowerBound]
+        ShardTreeGradient.denseGradients(shards: Array(firstLayerShards[local]), inputs: layer.inputSize,
+                                         outputStride: layer.outputSize,
                                          columns: columns, kernel: gradients + layer.kernel.offset + first,
                                          kernelStride: layer.outputSize, bias: gradients + layer.bias.offset + first)
     }

@@ -86,13 +86,20 @@ public final class GANTrainer: @unchecked Sendable {
     /// Steps completed so far; the counter of every random draw of the next step.
     public var step: Int = 0
     let plan: GANStepPlan
-    /// Per shard: the step's D loss, G loss and the real, fake and fooled counts, summed over the shard's samples.
+    /// Every sum over shards, and which shards this process owns (`group`'s rank's; all of them in one process).
+    public let reducer: ShardReducer
+    /// Per owned shard: the step's D loss, G loss and the real, fake and fooled counts, summed over the shard's
+    /// samples.
     let shardMetricSums: [DoubleBuffer]
     let shardMetricPointers: [UnsafeMutablePointer<Double>]
 
-    public init(configuration: TrainingConfiguration, executor: ShardedExecutor) {
+    /// `group`: the processes the run is spread over; each computes its own shards (`ShardReducer.ownedShards`)
+    /// and they exchange only sums, so every rank ends each step with the same weights as one process would.
+    public init(configuration: TrainingConfiguration, executor: ShardedExecutor,
+                group: ProcessGroup = SingleProcess.shared) {
         self.configuration = configuration
         self.executor = executor
+        reducer = ShardReducer(shards: configuration.shards, group: group)
         random = CounterRandom(seed: configuration.seed)
         (generator, discriminator) = Self.networks(configuration.model)
         generator.initialize(random: random)
@@ -104,9 +111,8 @@ public final class GANTrainer: @unchecked Sendable {
                                            parameterCount: discriminator.parameters.count)
         plan = GANStepPlan(generator: generator, discriminator: discriminator, generatorOptimizer: generatorOptimizer,
                            discriminatorOptimizer: discriminatorOptimizer, random: random,
-                           batch: configuration.batchSize, shards: configuration.shards,
-                           threadCount: executor.threadCount)
-        shardMetricSums = (0..<configuration.shards).map { _ in DoubleBuffer(count: 5) }
+                           batch: configuration.batchSize, reducer: reducer, threadCount: executor.threadCount)
+        shardMetricSums = reducer.owned.map { _ in DoubleBuffer(count: 5) }
         shardMetricPointers = shardMetricSums.map(\.pointer)
     }
 
@@ -203,9 +209,12 @@ public final class GANTrainer: @unchecked Sendable {
     /// the workers wake once per several small steps while progress still updates several times a second.
     public var stepsPerCall: Int { max(1, min(8, 256 / configuration.batchSize)) }
 
+    /// The minibatch's samples this process computes (all of them in one process).
+    public var ownedSamples: Range<Int> { plan.ownedSamples }
+
     /// Trains `count` consecutive steps in one parallel call, so the worker threads wake once for all of them.
-    /// `gatherRealImages(k, destination)` writes step k's real images (B × image elements, in [−1, 1]); it runs
-    /// between steps, serially, on one of the workers. Returns each step's metrics. The result is the same as
+    /// `gatherRealImages(k, destination)` writes step k's real images (B × image elements, in [−1, 1]; only the rows
+    /// of `ownedSamples` are read); it runs between steps, serially, on one of the workers. Returns each step's metrics. The result is the same as
     /// `count` calls of `trainStep`, bit for bit.
     public func trainSteps(count: Int, gatherRealImages: @escaping (_ step: Int, _ destination: UnsafeMutablePointer<Float>) -> Void)
         -> [StepMetrics] {
@@ -228,12 +237,12 @@ public final class GANTrainer: @unchecked Sendable {
     }
 
     /// Losses and accuracies of the last step: per shard, its fakes' then its reals' D losses, its G losses and the
-    /// three counts, summed over shards by `ShardReduction`, the tree every sum over shards follows.
+    /// three counts, summed over every rank's shards by the tree every sum over shards follows.
     func lastStepMetrics() -> StepMetrics {
         let batch = configuration.batchSize
         let discriminatorLosses = plan.discriminatorLosses, discriminatorLogits = plan.discriminatorLogits
         let generatorLosses = plan.generatorLosses, generatorLogits = plan.generatorLogits
-        for (shard, range) in plan.shardRanges.enumerated() {
+        for (index, range) in plan.shardRanges[plan.owned].enumerated() {
             var dLoss = 0.0, gLoss = 0.0, real = 0.0, fake = 0.0, fooled = 0.0
             for i in range {
                 dLoss += Double(discriminatorLosses[i])
@@ -247,10 +256,10 @@ public final class GANTrainer: @unchecked Sendable {
                 gLoss += Double(generatorLosses[i])
                 fooled += generatorLogits[i] > 0 ? 1 : 0
             }
-            let sums = shardMetricPointers[shard]
+            let sums = shardMetricPointers[index]
             (sums[0], sums[1], sums[2], sums[3], sums[4]) = (dLoss, gLoss, real, fake, fooled)
         }
-        ShardReduction.sum(shardMetricPointers, count: 5)
+        reducer.sum(shardMetricPointers, count: 5)
         let total = shardMetricPointers[0], b = Double(batch)
         return StepMetrics(discriminatorLoss: total[0] / (2 * b), generatorLoss: total[1] / b,
                            discriminatorAccuracyReal: total[2] / b, discriminatorAccuracyFake: total[3] / b,

@@ -182,7 +182,7 @@ public final class TrainingSession {
     func gatherBatch(step: Int, permutation: [Int], into destination: UnsafeMutablePointer<Float>) {
         let batch = trainer.configuration.batchSize, size = dataset.elementsPerImage
         let k = step % stepsPerEpoch
-        for i in 0..<batch { dataset.copyImage(permutation[k * batch + i], to: destination + i * size) }
+        for i in trainer.ownedSamples { dataset.copyImage(permutation[k * batch + i], to: destination + i * size) }
     }
 
     /// Trains until the trainer has done `totalSteps` steps, writing the run files at every epoch end (and at the

@@ -1,0 +1,44 @@
+@testable import DCGANParallel
+import Foundation
+import ParallelTensor
+import TestSupport
+import XCTest
+
+/// The contract across processes (docs/ARCHITECTURE.md §7): R ranks, each computing its own range of shards and
+/// exchanging only sums, end every step with the bits of one process — weights, BatchNorm statistics, optimizer
+/// state, metrics and checkpoint, on every rank. The ranks here are threads (`ThreadRanks`); `MPITests` in
+/// pganTests runs the same contract through `mpirun` when pgan is built with the MPI trait.
+final class DistributedTrainingTests: XCTestCase {
+    func assertRanks(_ ranks: Int, threads: Int, shards: Int, batchSize: Int = 16, optimizer: OptimizerKind = .rmsprop,
+                     reference: ParityTests.RunResult, file: StaticString = #filePath, line: UInt = #line) {
+        let results = ThreadRanks.run(ranks: ranks) { group in
+            ParityTests.train(threads: threads, shards: shards, batchSize: batchSize, optimizer: optimizer,
+                              grouped: true, group: group)
+        }
+        for (rank, result) in results.enumerated() {
+            let label = "rank \(rank) of \(ranks), \(threads) thread(s), \(shards) shards, \(optimizer)"
+            XCTAssertEqual(result.metrics, reference.metrics, "metrics, \(label)", file: file, line: line)
+            assertBitIdentical(result.generator, reference.generator, "generator, \(label)", file: file, line: line)
+            assertBitIdentical(result.state, reference.state, "BatchNorm statistics, \(label)", file: file, line: line)
+            assertBitIdentical(result.discriminator, reference.discriminator, "discriminator, \(label)", file: file, line: line)
+            assertBitIdentical(result.optimizerState, reference.optimizerState, "optimizer, \(label)", file: file, line: line)
+            XCTAssertEqual(result.checkpoint, reference.checkpoint, "checkpoint bytes, \(label)", file: file, line: line)
+        }
+    }
+
+    func testRanksGiveTheOneProcessBits() {
+        let reference = ParityTests.train(threads: 1, shards: 8)
+        for ranks in [2, 3, 4] { assertRanks(ranks, threads: 1, shards: 8, reference: reference) }
+        assertRanks(2, threads: 2, shards: 8, reference: reference)
+        // One shard per rank: every block is a single shard.
+        assertRanks(8, threads: 1, shards: 8, reference: reference)
+    }
+
+    func testUnevenShardsAndAdamAcrossRanks() {
+        // 12 samples over 5 shards; 2 ranks own 2 and 3 shards (blocks [0,2) | [2,4) [4,5)), 3 ranks 1, 2 and 2.
+        let reference = ParityTests.train(threads: 1, shards: 5, batchSize: 12, optimizer: .adam)
+        for ranks in [2, 3] {
+            assertRanks(ranks, threads: 1, shards: 5, batchSize: 12, optimizer: .adam, reference: reference)
+        }
+    }
+}
