@@ -23,6 +23,10 @@ let package = Package(
         .library(name: "DCGANParallel", targets: ["DCGANParallel"]),
         .executable(name: "pgan", targets: ["pgan"]),
     ],
+    // `--traits MPI` builds pgan for `mpirun` (Open MPI; README "Clusters"). Without it nothing needs MPI installed.
+    traits: [
+        .trait(name: "MPI", description: "Run one training over the processes of an MPI job (needs libopenmpi-dev)."),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
@@ -37,6 +41,11 @@ let package = Package(
             name: "CZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"]), .brew(["open-mpi"])]
         ),
         .target(name: "CPUFeatures"),
         .target(name: "CSignals"),
@@ -60,6 +69,7 @@ let package = Package(
         .executableTarget(
             name: "pgan",
             dependencies: ["DCGANParallel", "ParallelTensor", "CSignals",
+                           .target(name: "CMPI", condition: .when(traits: ["MPI"])),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fastSIMD
         ),

@@ -11,11 +11,14 @@ enum PganMain {
         do {
             var command = try Pgan.parseAsRoot()
             try command.run()
+            Cluster.finish()
         } catch let error as ConfigurationError {
             fail("\(error.description)", status: 2)
         } catch let error as DataError {
             fail("\(error.description)", status: 1)
         } catch let error as TrainingDiverged {
+            fail("\(error.description)", status: 1)
+        } catch let error as RanksDisagree {
             fail("\(error.description)", status: 1)
         } catch {
             let code = Pgan.exitCode(for: error)
@@ -23,7 +26,11 @@ enum PganMain {
                 print(Pgan.fullMessage(for: error))
                 exit(0)
             }
-            if error is ExitCode { exit(code.rawValue) }
+            if error is ExitCode {
+                // An interrupted run: every rank agreed to stop at the same step.
+                Cluster.finish()
+                exit(code.rawValue)
+            }
             // Parse and validation errors from ArgumentParser: one line, then where to look.
             let message = Pgan.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             fail(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message, status: 2,
@@ -36,9 +43,9 @@ enum PganMain {
     }
 
     static func fail(_ message: String, status: Int32, hint: String? = nil) -> Never {
-        writeToStandardError("pgan: error: \(message)\n")
+        writeToStandardError("pgan: \(Cluster.errorPrefix)error: \(message)\n")
         if let hint { writeToStandardError("\(hint)\n") }
-        exit(status)
+        Cluster.exit(status: status)
     }
 }
 

@@ -14,9 +14,9 @@ final class ProgressPrinter: TrainingObserver {
         interactive = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["CI"] == nil
     }
 
-    func header(_ lines: [String]) {
+    func header(_ lines: [String?]) {
         guard !quiet else { return }
-        for line in lines { print(line) }
+        for line in lines.compactMap({ $0 }) { print(line) }
         fflush(nil)
     }
 

@@ -75,6 +75,9 @@ struct Train: ParsableCommand {
 
     mutating func run() throws {
         pgan_catch_stop_signals()
+        let group = try Cluster.join()
+        // In an MPI job rank 0 holds the run directory and writes every file; the other ranks only read.
+        let writer = group.rank == 0
         let threadCount = threadOptions.count
         var configuration = TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
                                                   optimizer: optimizer ?? .rmsprop, learningRate: learningRate)
@@ -83,7 +86,7 @@ struct Train: ParsableCommand {
         let directory: RunDirectory
         var checkpoint: SafeTensors?
         if let resume {
-            directory = try RunDirectory(path: resume)
+            directory = writer ? try RunDirectory(path: resume) : RunDirectory(readingFrom: resume)
             guard FileManager.default.fileExists(atPath: directory.checkpointPath) else {
                 throw DataError(path: directory.checkpointPath, problem: "no checkpoint to resume from (no such file)")
             }
@@ -101,7 +104,11 @@ struct Train: ParsableCommand {
             }
             checkpoint = file
         } else {
-            directory = try RunDirectory(path: outputDirectory ?? "pgan-run")
+            let path = outputDirectory ?? "pgan-run"
+            directory = writer ? try RunDirectory(path: path) : RunDirectory(readingFrom: path)
+        }
+        guard configuration.shards >= group.size else {
+            throw ConfigurationError("--shards \(configuration.shards) is fewer than the \(group.size) MPI processes: every rank needs at least one shard")
         }
 
         let dataset = try source.load()
@@ -110,7 +117,7 @@ struct Train: ParsableCommand {
         let stepsPerEpoch = dataset.count / configuration.batchSize
         let totalSteps = try targetSteps(stepsPerEpoch: stepsPerEpoch, recorded: recordedTarget)
         // Only a run that could start replaces an earlier one: every check above comes first.
-        if resume == nil {
+        if resume == nil && writer {
             if FileManager.default.fileExists(atPath: directory.checkpointPath) && !overwrite {
                 let step = (try? SafeTensors.read(path: directory.checkpointPath)).flatMap { $0.metadataValue("step") }
                 throw ConfigurationError("\(directory.path) already holds a run\(step.map { " (checkpoint at step \($0))" } ?? ""); continue it with --resume \(shellQuoted(directory.path)), or start over with --overwrite")
@@ -120,7 +127,7 @@ struct Train: ParsableCommand {
 
         let executor = ShardedExecutor(threadCount: threadCount, scheduling: scheduler)
         defer { executor.restoreCallerBinding() }
-        let trainer = GANTrainer(configuration: configuration, executor: executor)
+        let trainer = GANTrainer(configuration: configuration, executor: executor, group: group)
         let run = RunRecord(data: source.data, labels: source.labels, digit: source.digit, targetSteps: totalSteps)
         let session = try TrainingSession(trainer: trainer, dataset: dataset, directory: directory, run: run)
         if let checkpoint {
@@ -132,26 +139,31 @@ struct Train: ParsableCommand {
             try Checkpoint.restore(checkpoint, path: path, into: trainer)
             for warning in try session.restoreLogs() { writeToStandardError("pgan: warning: \(warning)\n") }
         }
-        let printer = ProgressPrinter(quiet: quiet)
+        let printer = ProgressPrinter(quiet: quiet || !writer)
         printer.header([
             "pgan train: \(dataset.count) images from \(dataset.source), \(stepsPerEpoch) steps per epoch of \(configuration.batchSize)",
             "model: generator \(trainer.generator.trainableParameterCount + trainer.generator.stateCount) parameters, discriminator \(trainer.discriminator.trainableParameterCount); optimizer \(configuration.optimizer.rawValue) lr \(configuration.effectiveLearningRate)",
             "machine: \(Topology.shared.summary)",
             "memory: about \(formatBytes(bufferBytes)) of model and training buffers, \(formatBytes(dataset.bytes.count)) of images",
             "threads \(threadCount) (\(executor.scheduling.rawValue)), shards \(configuration.shards), pinning (worker → PU): " + executor.pinningMap.enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "),
+            group.size > 1 ? "MPI: \(group.size) processes; rank r trains shards " + trainer.reducer.ownedShards.enumerated().map { "\($0.offset): \($0.element.lowerBound)–\($0.element.upperBound - 1)" }.joined(separator: ", ") + " (rank 0 writes the files; `pgan topology` under mpirun shows every rank's cores)" : nil,
             trainer.step > 0 ? "resuming at step \(trainer.step) of \(totalSteps) (epoch \(trainer.step / stepsPerEpoch + 1)) in \(directory.path)" : "writing to \(directory.path)/",
         ])
         if trainer.step >= totalSteps {
             printer.header(["nothing to do: the checkpoint is at step \(trainer.step), the run asks for \(totalSteps)"])
             return
         }
-        switch try session.run(totalSteps: totalSteps, observer: printer, stopRequested: { pgan_stop_signal() != 0 }) {
+        // Every rank must stop at the same step: a signal seen by any rank stops them all.
+        let stopRequested = { group.allGather(UInt64(pgan_stop_signal())).contains { $0 != 0 } }
+        switch try session.run(totalSteps: totalSteps, observer: printer, stopRequested: stopRequested) {
         case .finished:
             printer.finish(directory: directory.path)
         case .interrupted(let step):
             printer.clearBar()
-            let signal = pgan_stop_signal()
-            writeToStandardError("pgan: interrupted at step \(step) of \(totalSteps); checkpoint written. Continue with: pgan train --resume \(shellQuoted(directory.path))\n")
+            let signal = group.allGather(UInt64(pgan_stop_signal())).first { $0 != 0 }.map { Int32($0) } ?? SIGINT
+            if writer {
+                writeToStandardError("pgan: interrupted at step \(step) of \(totalSteps); checkpoint written. Continue with: \(group.size > 1 ? "mpirun … " : "")pgan train --resume \(shellQuoted(directory.path))\n")
+            }
             throw ExitCode(128 + signal)
         }
     }

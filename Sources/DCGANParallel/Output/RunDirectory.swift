@@ -8,6 +8,7 @@ import Foundation
 /// temporaries that a killed run left behind (`AtomicFile`) are removed: no other process can be writing them.
 public final class RunDirectory {
     public let path: String
+    /// The lock's descriptor; -1 for a reader (`RunDirectory(readingFrom:)`).
     private let lockDescriptor: Int32
 
     public static let lockName = ".pgan.lock"
@@ -49,8 +50,15 @@ public final class RunDirectory {
         removeStaleTemporaries()
     }
 
+    /// The directory of a run that another process of the same job holds (rank 0 of an MPI job): for reading its
+    /// checkpoint only, so it takes no lock and creates or removes nothing.
+    public init(readingFrom path: String) {
+        self.path = path
+        lockDescriptor = -1
+    }
+
     deinit {
-        close(lockDescriptor)
+        if lockDescriptor >= 0 { close(lockDescriptor) }
     }
 
     /// `mkdir -p` with a one-line reason on failure.

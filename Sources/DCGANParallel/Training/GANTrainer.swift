@@ -52,6 +52,19 @@ public struct ConfigurationError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// Two ranks of one job hold different model states: their results would no longer be one process's.
+public struct RanksDisagree: Error, CustomStringConvertible {
+    public let step: Int
+    public let rank: Int
+    public let checksum: UInt32
+    public let rankZeroChecksum: UInt32
+
+    public var description: String {
+        "rank \(rank)'s model state differs from rank 0's after step \(step) (CRC-32 \(checksum) vs \(rankZeroChecksum)): "
+            + "the ranks must run the same pgan build on the same data and CPU kind; stopped before writing a checkpoint"
+    }
+}
+
 /// The numbers one training step produces.
 public struct StepMetrics: Sendable, Equatable {
     public var discriminatorLoss: Double
@@ -164,6 +177,30 @@ public final class GANTrainer: @unchecked Sendable {
             }
         }
         return buffers.first { Elementwise.firstNonFinite($0.1.pointer, count: $0.1.count) != nil }?.0
+    }
+
+    /// CRC-32 of the state a checkpoint holds: weights, BatchNorm statistics, optimizer state, and the step.
+    public func stateChecksum() -> UInt32 {
+        var crc: UInt32 = 0
+        var buffers = [generator.parameters, generator.state, discriminator.parameters]
+        for optimizer in [generatorOptimizer, discriminatorOptimizer] {
+            buffers += optimizer.slotNames.compactMap { optimizer.stateBuffer(named: $0) }
+        }
+        for buffer in buffers {
+            crc = Gzip.crc32(UnsafeRawBufferPointer(start: buffer.pointer, count: 4 * buffer.count), initial: crc)
+        }
+        return withUnsafeBytes(of: UInt64(step).littleEndian) { Gzip.crc32($0, initial: crc) }
+    }
+
+    /// In a job of several processes: every rank's `stateChecksum` against rank 0's, so a rank that drifted (a
+    /// different binary, data file or CPU kernel) stops the job before rank 0 writes another checkpoint. Collective.
+    public func checkRanksAgree() throws {
+        let group = reducer.group
+        guard group.size > 1 else { return }
+        let sums = group.allGather(UInt64(stateChecksum()))
+        if let rank = sums.indices.first(where: { sums[$0] != sums[0] }) {
+            throw RanksDisagree(step: step, rank: rank, checksum: UInt32(sums[rank]), rankZeroChecksum: UInt32(sums[0]))
+        }
     }
 
     /// What the last step computed, for the golden and parity tests: per-sample logits (D phase: fakes 0..<B then

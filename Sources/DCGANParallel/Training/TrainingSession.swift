@@ -111,6 +111,9 @@ public final class TrainingSession {
     public private(set) var history: [(step: Int, metrics: StepMetrics)] = []
     /// The step of the checkpoint on disk (nil until one is written or restored).
     public private(set) var checkpointStep: Int?
+    /// False on the ranks of an MPI job other than 0: they train their shards and check that they hold rank 0's
+    /// state, but write nothing.
+    public let writesFiles: Bool
 
     public static let gridColumns = 8
     public static let progressColumns = 10
@@ -119,6 +122,7 @@ public final class TrainingSession {
         let batch = trainer.configuration.batchSize
         try Self.check(dataset: dataset, batchSize: batch, model: trainer.configuration.model)
         self.trainer = trainer
+        writesFiles = trainer.reducer.rank == 0
         self.dataset = dataset
         self.directory = directory
         self.run = run
@@ -148,6 +152,7 @@ public final class TrainingSession {
     public func restoreLogs() throws -> [String] {
         let step = trainer.step
         checkpointStep = step
+        guard writesFiles else { return [] }
         var warnings: [String] = []
         // A damaged log stops the resume with its line named; moving the file away resumes without those rows.
         func hinted(_ error: DataError) -> DataError {
@@ -240,13 +245,18 @@ public final class TrainingSession {
                                            imagesPerSecond: Double(timedSteps * batch) / elapsed)
                 epochs.removeAll { $0.epoch >= summary.epoch }
                 epochs.append(summary)
-                try writeEpochFiles(summary)
+                try trainer.checkRanksAgree()
+                if writesFiles { try writeEpochFiles(summary) }
+                checkpointStep = trainer.step
                 observer?.epochFinished(summary)
             }
             if trainer.step < totalSteps && stopRequested() {
                 if checkpointStep != trainer.step {
-                    try writeLogs()
-                    try writeCheckpoint()
+                    try trainer.checkRanksAgree()
+                    if writesFiles {
+                        try writeLogs()
+                        try writeCheckpoint()
+                    }
                 }
                 return .interrupted(step: trainer.step)
             }

@@ -27,6 +27,10 @@ public final class Topology: @unchecked Sendable {
 
     /// True for a topology built from a synthetic description rather than this machine (binding is refused).
     public let isSynthetic: Bool
+    /// When the process was started bound to some of the machine's PUs (by `mpirun --map-by …`, `taskset`,
+    /// `numactl`): their OS indices as a list ("0-3,8-11"). The topology then holds only those PUs, so the default
+    /// thread count and the pinning map stay inside them; nil when the process may run anywhere.
+    public let processBinding: String?
 
     private let topology: hwloc_topology_t?
     private let lock = PThreadMutex()
@@ -34,9 +38,11 @@ public final class Topology: @unchecked Sendable {
     public static let shared = Topology.detect()
 
     private init(topology: hwloc_topology_t?, packageCount: Int, numaNodeCount: Int, processingUnitCount: Int,
-                 coresProcessingUnits: [[Int]], caches: [Cache], unavailableReason: String?, isSynthetic: Bool = false) {
+                 coresProcessingUnits: [[Int]], caches: [Cache], unavailableReason: String?, isSynthetic: Bool = false,
+                 processBinding: String? = nil) {
         self.topology = topology
         self.isSynthetic = isSynthetic
+        self.processBinding = processBinding
         self.packageCount = packageCount
         self.numaNodeCount = numaNodeCount
         self.processingUnitCount = processingUnitCount
@@ -77,6 +83,7 @@ public final class Topology: @unchecked Sendable {
             hwloc_topology_destroy(topo)
             return fallback(reason: "hwloc_topology_load failed")
         }
+        let binding = synthetic ? nil : restrictToProcessBinding(topo)
         func count(_ type: hwloc_obj_type_t) -> Int { Int(max(hwloc_get_nbobjs_by_type(topo, type), 0)) }
         let processingUnits = count(HWLOC_OBJ_PU)
         var cores: [[Int]] = []
@@ -106,7 +113,22 @@ public final class Topology: @unchecked Sendable {
         }
         return Topology(topology: topo, packageCount: max(count(HWLOC_OBJ_PACKAGE), 1),
                         numaNodeCount: max(count(HWLOC_OBJ_NUMANODE), 1), processingUnitCount: processingUnits,
-                        coresProcessingUnits: cores, caches: caches, unavailableReason: nil, isSynthetic: synthetic)
+                        coresProcessingUnits: cores, caches: caches, unavailableReason: nil, isSynthetic: synthetic,
+                        processBinding: binding)
+    }
+
+    /// Restricts the topology to the PUs the process is bound to, when that is not all of them; returns their list.
+    private static func restrictToProcessBinding(_ topo: hwloc_topology_t) -> String? {
+        guard let bound = hwloc_bitmap_alloc() else { return nil }
+        defer { hwloc_bitmap_free(bound) }
+        guard hwloc_get_cpubind(topo, bound, Int32(HWLOC_CPUBIND_PROCESS.rawValue)) == 0,
+              hwloc_bitmap_iszero(bound) == 0, let all = hwloc_topology_get_topology_cpuset(topo) else { return nil }
+        hwloc_bitmap_and(bound, bound, all)
+        guard hwloc_bitmap_iszero(bound) == 0, hwloc_bitmap_isequal(bound, all) == 0,
+              hwloc_topology_restrict(topo, bound, 0) == 0 else { return nil }
+        var text = [CChar](repeating: 0, count: 4096)
+        hwloc_bitmap_list_snprintf(&text, text.count, bound)
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private static func fallback(reason: String) -> Topology {
@@ -194,6 +216,7 @@ public final class Topology: @unchecked Sendable {
             text += "; " + caches.map { "L\($0.level) \(formatBytes($0.sizeBytes)) ×\($0.count)" }
                 .joined(separator: ", ")
         }
+        if let processBinding { text += "; this process is bound to PUs \(processBinding)" }
         if let unavailableReason { text += " (hwloc unavailable: \(unavailableReason))" }
         return text
     }
