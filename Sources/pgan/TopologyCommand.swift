@@ -1,5 +1,6 @@
 import ArgumentParser
 import DCGANParallel
+import Foundation
 import ParallelTensor
 
 struct TopologyCommand: ParsableCommand {
@@ -9,6 +10,8 @@ struct TopologyCommand: ParsableCommand {
         discussion: """
         Example: pgan topology --threads 16
         Preview another machine: pgan topology --synthetic "package:2 core:8 pu:2" --threads 20
+        Under mpirun (a pgan built with --traits MPI), rank 0 prints every rank's cores and pinning map, in rank \
+        order: mpirun -np 2 --map-by numa pgan topology
         """)
 
     @OptionGroup var threadOptions: ThreadOptions
@@ -16,6 +19,24 @@ struct TopologyCommand: ParsableCommand {
     var synthetic: String?
 
     mutating func run() throws {
+        let group = synthetic == nil ? try Cluster.join() : SingleProcess.shared
+        let text = try describe()
+        guard group.size > 1 else {
+            print(text, terminator: "")
+            return
+        }
+        // Every rank's description to rank 0, printed in rank order so the maps do not interleave.
+        let host = ProcessInfo.processInfo.hostName, pid = ProcessInfo.processInfo.processIdentifier
+        let mine = "rank \(group.rank) of \(group.size) (host \(host), PID \(pid)):\n" + text
+        let all = group.allGatherBytes(Array(mine.utf8))
+        guard group.rank == 0 else { return }
+        for description in all { print(String(decoding: description, as: UTF8.self)) }
+    }
+
+    /// What this process sees and its pinning map, as lines.
+    func describe() throws -> String {
+        var lines: [String] = []
+        func print(_ line: String) { lines.append(line) }
         let topology: Topology
         if let synthetic {
             do {
@@ -42,5 +63,6 @@ struct TopologyCommand: ParsableCommand {
             let shared = slot >= topology.processingUnitCount ? "  (oversubscribed: shares the PU with worker \(slot % topology.processingUnitCount))" : ""
             print("  worker \(slot) → PU \(unit) (core \(core))\(shared)")
         }
+        return lines.map { $0 + "\n" }.joined()
     }
 }

@@ -1,5 +1,6 @@
 import DCGANParallel
 import Foundation
+import ParallelTensor
 import TestSupport
 import XCTest
 
@@ -22,7 +23,7 @@ final class CommandLineTests: XCTestCase {
     }
 
     @discardableResult
-    func pgan(_ arguments: [String]) throws -> Result {
+    func pgan(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
@@ -30,6 +31,7 @@ final class CommandLineTests: XCTestCase {
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["CI"] = "true"
+        environment.merge(extra) { $1 }
         process.environment = environment
         let output = Pipe(), error = Pipe()
         process.standardOutput = output
@@ -187,6 +189,44 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["sample", "--checkpoint", corrupt, "--out", "\(directory!)/s.png"], status: 1, mentions: [corrupt, "not a valid safetensors"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory!)/s.png"))
         try assertFails(["train", "--resume", "\(directory!)/nowhere"], status: 1, mentions: ["nowhere/checkpoint.safetensors", "no such file"])
+    }
+
+    /// A process bound to some cores (by taskset, numactl or mpirun) sees, pins to and counts only those; unbound
+    /// ranks of an MPI job on one machine (Open MPI's local rank and size) split the cores between them.
+    func testTopologyKeepsToTheProcessesCores() throws {
+        let topology = Topology.shared
+        guard topology.coreCount >= 2, topology.processBinding == nil, topology.unavailableReason == nil else {
+            throw XCTSkip("needs an unbound process on a machine of 2 or more cores")
+        }
+        let lastCore = try XCTUnwrap(topology.coresProcessingUnits.last)
+        let saved = try XCTUnwrap(topology.currentThreadBinding())
+        XCTAssertTrue(topology.bindCurrentThread(toProcessingUnits: lastCore))
+        defer { topology.bindCurrentThread(toProcessingUnits: saved) }
+        // The child inherits the spawning thread's binding.
+        let bound = try pgan(["topology"])
+        XCTAssertEqual(bound.status, 0, bound.error)
+        XCTAssertTrue(bound.output.contains("1 core,") && bound.output.contains("(bound by its launcher)"), bound.output)
+        XCTAssertTrue(bound.output.contains("worker 0 → PU \(lastCore[0]) "), bound.output)
+        XCTAssertTrue(topology.bindCurrentThread(toProcessingUnits: saved))
+
+        let second = try pgan(["topology"], environment: ["OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "2"])
+        XCTAssertEqual(second.status, 0, second.error)
+        XCTAssertTrue(second.output.contains("\(topology.coreCount - topology.coreCount / 2) core"), second.output)
+        XCTAssertTrue(second.output.contains("share 2 of 2 of this machine's cores"), second.output)
+        XCTAssertTrue(second.output.contains("worker 0 → PU \(topology.coresProcessingUnits[topology.coreCount / 2][0]) "), second.output)
+    }
+
+    /// A pgan built without MPI, started by mpirun as one of several processes, would train alone N times over in
+    /// one directory: it refuses, naming the build command.
+    func testWithoutTheMPITraitSeveralRanksAreRefused() throws {
+        #if MPI
+        throw XCTSkip("this pgan is built with MPI")
+        #else
+        let result = try pgan(["train", "--steps", "1", "--out", "refused"], environment: ["OMPI_COMM_WORLD_SIZE": "2"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.error.contains("built without MPI") && result.error.contains("--traits MPI"), result.error)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory!)/refused"))
+        #endif
     }
 
     func testTopologyAndBench() throws {

@@ -28,8 +28,9 @@ public final class Topology: @unchecked Sendable {
     /// True for a topology built from a synthetic description rather than this machine (binding is refused).
     public let isSynthetic: Bool
     /// When the process was started bound to some of the machine's PUs (by `mpirun --map-by …`, `taskset`,
-    /// `numactl`): their OS indices as a list ("0-3,8-11"). The topology then holds only those PUs, so the default
-    /// thread count and the pinning map stay inside them; nil when the process may run anywhere.
+    /// `numactl`), or is one of several unbound processes of an MPI job on this machine: the PUs it keeps, as a list
+    /// ("0-3,8-11"), and why. The topology then holds only those PUs, so the default thread count and the pinning map
+    /// stay inside them; nil when the process may run anywhere.
     public let processBinding: String?
 
     private let topology: hwloc_topology_t?
@@ -117,18 +118,36 @@ public final class Topology: @unchecked Sendable {
                         processBinding: binding)
     }
 
-    /// Restricts the topology to the PUs the process is bound to, when that is not all of them; returns their list.
+    /// Restricts the topology to the PUs the process is bound to, when that is not all of them. A process that is
+    /// not bound but is one of L processes of an MPI job on this machine (Open MPI's `OMPI_COMM_WORLD_LOCAL_RANK`
+    /// and `…_LOCAL_SIZE`, as with `mpirun --bind-to none`) keeps the l-th of L equal runs of cores, so the ranks'
+    /// workers do not all pin to the first cores. Returns the PUs kept and why, or nil.
     private static func restrictToProcessBinding(_ topo: hwloc_topology_t) -> String? {
-        guard let bound = hwloc_bitmap_alloc() else { return nil }
-        defer { hwloc_bitmap_free(bound) }
-        guard hwloc_get_cpubind(topo, bound, Int32(HWLOC_CPUBIND_PROCESS.rawValue)) == 0,
-              hwloc_bitmap_iszero(bound) == 0, let all = hwloc_topology_get_topology_cpuset(topo) else { return nil }
-        hwloc_bitmap_and(bound, bound, all)
-        guard hwloc_bitmap_iszero(bound) == 0, hwloc_bitmap_isequal(bound, all) == 0,
-              hwloc_topology_restrict(topo, bound, 0) == 0 else { return nil }
+        guard let kept = hwloc_bitmap_alloc() else { return nil }
+        defer { hwloc_bitmap_free(kept) }
+        guard hwloc_get_cpubind(topo, kept, Int32(HWLOC_CPUBIND_PROCESS.rawValue)) == 0,
+              hwloc_bitmap_iszero(kept) == 0, let all = hwloc_topology_get_topology_cpuset(topo) else { return nil }
+        hwloc_bitmap_and(kept, kept, all)
+        var reason = "bound by its launcher"
+        if hwloc_bitmap_isequal(kept, all) != 0 {
+            func variable(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) } }
+            guard let local = variable("OMPI_COMM_WORLD_LOCAL_RANK"), let locals = variable("OMPI_COMM_WORLD_LOCAL_SIZE"),
+                  locals > 1, (0..<locals).contains(local) else { return nil }
+            let type = Int(hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE)) >= locals ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU
+            let count = Int(hwloc_get_nbobjs_by_type(topo, type))
+            guard count >= locals else { return nil }
+            hwloc_bitmap_zero(kept)
+            for index in (local * count / locals)..<((local + 1) * count / locals) {
+                if let object = hwloc_get_obj_by_type(topo, type, UInt32(index)) {
+                    hwloc_bitmap_or(kept, kept, object.pointee.cpuset)
+                }
+            }
+            reason = "share \(local + 1) of \(locals) of this machine's cores for the unbound ranks of an MPI job"
+        }
+        guard hwloc_bitmap_iszero(kept) == 0, hwloc_topology_restrict(topo, kept, 0) == 0 else { return nil }
         var text = [CChar](repeating: 0, count: 4096)
-        hwloc_bitmap_list_snprintf(&text, text.count, bound)
-        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        hwloc_bitmap_list_snprintf(&text, text.count, kept)
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + " (\(reason))"
     }
 
     private static func fallback(reason: String) -> Topology {
@@ -216,7 +235,7 @@ public final class Topology: @unchecked Sendable {
             text += "; " + caches.map { "L\($0.level) \(formatBytes($0.sizeBytes)) ×\($0.count)" }
                 .joined(separator: ", ")
         }
-        if let processBinding { text += "; this process is bound to PUs \(processBinding)" }
+        if let processBinding { text += "; this process uses PUs \(processBinding)" }
         if let unavailableReason { text += " (hwloc unavailable: \(unavailableReason))" }
         return text
     }
