@@ -9,7 +9,11 @@ struct Bench: ParsableCommand {
         discussion: """
         Each point trains the seed DCGAN on random data: --warmup steps, then --repeats timed runs of --steps steps; \
         images/s is the median. One image is one real image through a D step and the matching G step.
+        Under mpirun (a pgan built with --traits MPI) every rank runs --threads threads on its own shards; each point \
+        reports the job's images/s, rank 0 alone's (the speedup's base), and per step the time in MPI and the bytes \
+        rank 0 sent.
         Example: pgan bench --threads 1,2 --batch-size 32,256 --format table
+        Example: mpirun -np 2 pgan bench --threads 1 --batch-size 32,256
         """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
@@ -56,6 +60,10 @@ struct Bench: ParsableCommand {
     }
 
     mutating func run() throws {
+        let group = try Cluster.join()
+        guard shards >= group.size else {
+            throw ConfigurationError("--shards \(shards) is fewer than the \(group.size) MPI processes: every rank needs at least one shard")
+        }
         let topology = Topology.shared
         var defaultThreads = [1]
         while defaultThreads.last! * 2 <= topology.coreCount { defaultThreads.append(defaultThreads.last! * 2) }
@@ -68,8 +76,10 @@ struct Bench: ParsableCommand {
         }
         let benchmark = ThroughputBenchmark(steps: steps, warmup: warmup, repeats: repeats, shards: shards,
                                             tracesPhases: phases)
-        let tableFormat = format == .table
+        // Under mpirun rank 0 speaks for the job; the other ranks only train.
+        let tableFormat = format == .table, speaks = group.rank == 0
         let log: (String) -> Void = { line in
+            guard speaks else { return }
             if tableFormat { print(line) } else { writeToStandardError(line + "\n") }
         }
         let peakPerCore = FMAPeak.measureOneThread(seconds: 0.3)
@@ -82,12 +92,24 @@ struct Bench: ParsableCommand {
         for (kind, batch) in schedulers.flatMap({ kind in batches.map { (kind, $0) } }) {
             var baseline: Double?
             for threadCount in threadCounts {
-                let point = benchmark.measure(threads: threadCount, batchSize: batch, topology: topology,
-                                              scheduling: kind, baseline: baseline)
+                var point = benchmark.measure(threads: threadCount, batchSize: batch, topology: topology,
+                                              scheduling: kind, baseline: baseline, group: group)
+                if group.size > 1 {
+                    // Rank 0 alone, same threads: the base of the speedup. The others wait in the all-gather.
+                    var alone = 0.0
+                    if group.rank == 0 {
+                        alone = benchmark.measure(threads: threadCount, batchSize: batch, topology: topology,
+                                                  scheduling: kind, baseline: nil).imagesPerSecond
+                    }
+                    _ = group.allGather(UInt64(0))
+                    point.cluster?.oneProcessImagesPerSecond = alone
+                }
                 if baseline == nil { baseline = threadCount == 1 ? point.imagesPerSecond : nil }
                 points.append(point)
+                guard speaks else { continue }
                 if format == .table && points.count == 1 { print(BenchmarkPoint.tableHeader) }
                 if format == .table { print(point.tableRow) }
+                if format == .table, let row = point.clusterRow { print(row) }
                 if format == .table, let profile = point.phaseProfile {
                     print("\nphases at \(threadCount) thread\(threadCount == 1 ? "" : "s"), batch \(batch) (\(steps) traced steps):")
                     print(profile.table + "\n")
@@ -95,6 +117,7 @@ struct Bench: ParsableCommand {
                 fflush(nil)
             }
         }
+        guard speaks else { return }
         switch format {
         case .csv:
             print(BenchmarkPoint.csvHeader)

@@ -18,6 +18,35 @@ public struct BenchmarkPoint: Sendable {
     public let oversubscribed: Bool
     /// With `--phases`: the step split by phase, from a separate traced run after the timed ones.
     public let phaseProfile: PhaseProfile?
+    /// Under mpirun (`pgan bench` fills it in): the processes, each with `threads` threads.
+    public var cluster: ClusterFigures?
+
+    /// What a point measured of the processes working together, from rank 0.
+    public struct ClusterFigures: Sendable {
+        public let ranks: Int
+        /// Seconds per step and, of those, seconds inside MPI calls; bytes handed to MPI per step.
+        public let secondsPerStep: Double
+        public let mpiSecondsPerStep: Double
+        public let bytesSentPerStep: Double
+        /// Rank 0 alone (one process, the same threads), images/s: the base of the speedup; 0 until measured.
+        public var oneProcessImagesPerSecond: Double = 0
+    }
+
+    /// Aggregate images/s over rank 0 alone's.
+    public var speedupOverOneProcess: Double? {
+        guard let cluster, cluster.oneProcessImagesPerSecond > 0 else { return nil }
+        return imagesPerSecond / cluster.oneProcessImagesPerSecond
+    }
+
+    /// Under mpirun, a second table line: the speedup over one process and the exchange's share of a step.
+    public var clusterRow: String? {
+        guard let cluster else { return nil }
+        return String(format: "  %d processes × %d threads: %.1f images/s; one process alone %.1f → %.2f× (%.0f%% of %d×); per step %.2f ms of %.2f ms in MPI (%.1f%%), %.2f MB sent by rank 0",
+                      cluster.ranks, threads, imagesPerSecond, cluster.oneProcessImagesPerSecond, speedupOverOneProcess ?? 0,
+                      100 * (speedupOverOneProcess ?? 0) / Double(cluster.ranks), cluster.ranks,
+                      1000 * cluster.mpiSecondsPerStep, 1000 * cluster.secondsPerStep,
+                      100 * cluster.mpiSecondsPerStep / cluster.secondsPerStep, cluster.bytesSentPerStep / 1e6)
+    }
 
     public static let tableHeader = "scheduler  threads  batch  shards    images/s  speedup  efficiency   GFLOP/s  peak GFLOP/s  % of peak  note\n"
         + "---------  -------  -----  ------  ----------  -------  ----------  --------  ------------  ---------  ----"
@@ -31,12 +60,14 @@ public struct BenchmarkPoint: Sendable {
             + (oversubscribed ? "oversubscribed" : "")
     }
 
-    public static let csvHeader = "scheduler,threads,batch_size,shards,images_per_second,speedup,efficiency,gflops,peak_gflops,peak_fraction,oversubscribed"
+    public static let csvHeader = "scheduler,threads,batch_size,shards,images_per_second,speedup,efficiency,gflops,peak_gflops,peak_fraction,oversubscribed,ranks,one_process_images_per_second,mpi_ms_per_step,ms_per_step,bytes_sent_per_step"
 
     public var csvRow: String {
         "\(scheduler),\(threads),\(batchSize),\(shards),\(String(format: "%.2f", imagesPerSecond)),"
             + "\(speedup.map { String(format: "%.4f", $0) } ?? ""),\(efficiency.map { String(format: "%.4f", $0) } ?? ""),"
-            + "\(String(format: "%.3f", gflops)),\(String(format: "%.1f", peakGflops)),\(String(format: "%.4f", peakFraction)),\(oversubscribed)"
+            + "\(String(format: "%.3f", gflops)),\(String(format: "%.1f", peakGflops)),\(String(format: "%.4f", peakFraction)),\(oversubscribed),"
+            + (cluster.map { String(format: "%d,%.2f,%.4f,%.4f,%.0f", $0.ranks, $0.oneProcessImagesPerSecond,
+                                    1000 * $0.mpiSecondsPerStep, 1000 * $0.secondsPerStep, $0.bytesSentPerStep) } ?? "1,,,,")
     }
 
     public var json: String {
@@ -47,7 +78,8 @@ public struct BenchmarkPoint: Sendable {
             + "\"peak_gflops\":\(String(format: "%.1f", peakGflops)),"
             + "\"peak_fraction\":\(String(format: "%.4f", peakFraction)),\"oversubscribed\":\(oversubscribed),"
             + "\"repetitions_images_per_second\":[\(repetitions.map { String(format: "%.2f", $0) }.joined(separator: ","))]"
-            + (phaseProfile.map { ",\"phases\":" + $0.json } ?? "") + "}"
+            + (phaseProfile.map { ",\"phases\":" + $0.json } ?? "")
+            + (cluster.map { String(format: ",\"ranks\":%d,\"one_process_images_per_second\":%.2f,\"mpi_ms_per_step\":%.4f,\"ms_per_step\":%.4f,\"bytes_sent_per_step\":%.0f", $0.ranks, $0.oneProcessImagesPerSecond, 1000 * $0.mpiSecondsPerStep, 1000 * $0.secondsPerStep, $0.bytesSentPerStep) } ?? "") + "}"
     }
 }
 
@@ -69,15 +101,18 @@ public struct ThroughputBenchmark: Sendable {
     }
 
     /// `baseline`: images/s of the one-thread point at this batch size, for speedup and efficiency.
+    /// `group`: under mpirun, every rank calls this together and trains its own shards; the figures are rank 0's,
+    /// images/s counts the whole minibatch, and the peak is the sum of the ranks' peaks.
     public func measure(threads: Int, batchSize: Int, topology: Topology, scheduling: ShardedExecutor.Scheduling,
-                        baseline: Double?) -> BenchmarkPoint {
+                        baseline: Double?, group: ProcessGroup = SingleProcess.shared) -> BenchmarkPoint {
         let executor = ShardedExecutor(threadCount: threads, topology: topology, scheduling: scheduling)
         defer { executor.restoreCallerBinding() }
         // The peak these threads can reach together: on machines whose "cores" share FMA units (SMT presented as
         // cores by a hypervisor) it grows less than the thread count, and that bounds any speedup.
-        let peak = FMAPeak.measure(executor: executor, seconds: 0.2)
+        let ownPeak = FMAPeak.measure(executor: executor, seconds: 0.2)
+        let peak = group.allGather(ownPeak.bitPattern).reduce(0) { $0 + Double(bitPattern: $1) }
         let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: batchSize, shards: shards),
-                                 executor: executor)
+                                 executor: executor, group: group)
         let images = AlignedBuffer(count: batchSize * trainer.discriminator.inputElements)
         CounterRandom(seed: 7).uniform(step: 0, stream: .sampleNoise, index: 0, count: images.count, into: images.pointer)
         for i in 0..<images.count { images[i] = images[i] * 2 - 1 }
@@ -94,11 +129,17 @@ public struct ThroughputBenchmark: Sendable {
         }
         train(warmup)
         var rates: [Double] = []
+        let trafficBefore = group.traffic, timedStart = monotonicSeconds()
         for _ in 0..<repeats {
             let start = monotonicSeconds()
             train(steps)
             rates.append(Double(steps * batchSize) / (monotonicSeconds() - start))
         }
+        let timedSteps = Double(repeats * steps)
+        let traffic = group.traffic - trafficBefore
+        let cluster = group.size == 1 ? nil : BenchmarkPoint.ClusterFigures(
+            ranks: group.size, secondsPerStep: (monotonicSeconds() - timedStart) / timedSteps,
+            mpiSecondsPerStep: traffic.seconds / timedSteps, bytesSentPerStep: Double(traffic.bytesSent) / timedSteps)
         let median = rates.sorted()[rates.count / 2]
         var profile: PhaseProfile?
         if tracesPhases {
@@ -106,7 +147,8 @@ public struct ThroughputBenchmark: Sendable {
             executor.trace = trace
             train(steps)
             executor.trace = nil
-            profile = PhaseProfile(trace: trace, steps: steps, threads: threads, peakGflops: peak)
+            // The trace is rank 0's alone: its phases against its own peak.
+            profile = PhaseProfile(trace: trace, steps: steps, threads: threads, peakGflops: ownPeak)
         }
         let flopsPerImage = 2 * Double(trainer.multiplyAddsPerStep) / Double(batchSize)
         let gflops = median * flopsPerImage / 1e9
@@ -114,6 +156,7 @@ public struct ThroughputBenchmark: Sendable {
         return BenchmarkPoint(scheduler: scheduling.rawValue, threads: threads, batchSize: batchSize, shards: shards, imagesPerSecond: median,
                               repetitions: rates, speedup: speedup, efficiency: speedup.map { $0 / Double(threads) },
                               gflops: gflops, peakGflops: peak, peakFraction: gflops / peak,
-                              oversubscribed: threads > topology.processingUnitCount, phaseProfile: profile)
+                              oversubscribed: threads > topology.processingUnitCount, phaseProfile: profile,
+                              cluster: cluster)
     }
 }
