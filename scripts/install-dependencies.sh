@@ -2,8 +2,14 @@
 # Installs the Debian/Ubuntu packages pgan needs to build and test: the hwloc and zlib development files and
 # pkg-config (Swift itself must already be installed). scripts/quickstart.sh and .ci/run both call this one script,
 # so CI never has more than a user who followed the README.
+#   --mpi  also Open MPI (libopenmpi-dev, openmpi-bin), for `swift build --traits MPI` and mpirun (README, "Clusters")
 set -euo pipefail
 packages=(libhwloc-dev zlib1g-dev pkg-config)
+case "${1:-}" in
+    "") ;;
+    --mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
+    *) echo "usage: $0 [--mpi]" >&2; exit 2 ;;
+esac
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
