@@ -12,7 +12,8 @@ case "${1:-}" in
 esac
 missing=()
 for package in "${packages[@]}"; do
-    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+    # Installed means "install ok installed": a removed package keeps a dpkg entry (config files) that dpkg -s accepts.
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing ${missing[*]}"
