@@ -43,6 +43,10 @@ struct Sample: ParsableCommand {
     }
 
     mutating func run() throws {
+        // Under mpirun every rank would write the same file: sampling is one process's work.
+        guard Cluster.launchedSize == 1 else {
+            throw ConfigurationError("pgan sample runs in one process; start it without mpirun (mpirun started \(Cluster.launchedSize))")
+        }
         let threadCount = threadOptions.count
         let directory = URL(fileURLWithPath: output).deletingLastPathComponent().path
         var status = stat()

@@ -34,6 +34,23 @@ final class DistributedTrainingTests: XCTestCase {
         assertRanks(8, threads: 1, shards: 8, reference: reference)
     }
 
+    /// A rank whose state drifted (one weight changed) is named before rank 0 writes a checkpoint; ranks that agree
+    /// pass.
+    func testARankThatDriftedIsNamed() {
+        let outcomes = ThreadRanks.run(ranks: 3) { group -> String in
+            let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: 6, shards: 3, seed: 7),
+                                     executor: ShardedExecutor(threadCount: 1, pinsThreads: false), group: group)
+            var outcomes: [String] = []
+            do { try trainer.checkRanksAgree(); outcomes.append("agree") } catch { outcomes.append("\(error)") }
+            if group.rank == 2 { trainer.discriminator.parameters[5] += 1e-6 }
+            do { try trainer.checkRanksAgree(); outcomes.append("agree") } catch { outcomes.append("\(error)") }
+            return outcomes.joined(separator: " / ")
+        }
+        for outcome in outcomes {
+            XCTAssertTrue(outcome.hasPrefix("agree / rank 2's model state differs from rank 0's after step 0"), outcome)
+        }
+    }
+
     func testUnevenShardsAndAdamAcrossRanks() {
         // 12 samples over 5 shards; 2 ranks own 2 and 3 shards (blocks [0,2) | [2,4) [4,5)), 3 ranks 1, 2 and 2.
         let reference = ParityTests.train(threads: 1, shards: 5, batchSize: 12, optimizer: .adam)

@@ -229,6 +229,14 @@ final class CommandLineTests: XCTestCase {
         #endif
     }
 
+    /// Sampling is one process's work: under mpirun every rank would write the same file.
+    func testSampleRefusesToRunAsSeveralRanks() throws {
+        let result = try pgan(["sample", "--checkpoint", "none.safetensors", "--out", "x.png"],
+                              environment: ["OMPI_COMM_WORLD_SIZE": "3"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.error.contains("pgan sample runs in one process"), result.error)
+    }
+
     func testTopologyAndBench() throws {
         let topology = try pgan(["topology", "--threads", "3"])
         XCTAssertEqual(topology.status, 0, topology.error)

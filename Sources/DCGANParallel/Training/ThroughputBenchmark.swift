@@ -24,10 +24,12 @@ public struct BenchmarkPoint: Sendable {
     /// What a point measured of the processes working together, from rank 0.
     public struct ClusterFigures: Sendable {
         public let ranks: Int
-        /// Seconds per step and, of those, seconds inside MPI calls; bytes handed to MPI per step.
+        /// Seconds per step and, of those, seconds inside MPI calls; bytes handed to MPI per step by rank 0, and by
+        /// every rank (they differ when ranks own different numbers of blocks).
         public let secondsPerStep: Double
         public let mpiSecondsPerStep: Double
         public let bytesSentPerStep: Double
+        public let bytesSentPerStepByRank: [Double]
         /// Rank 0 alone (one process, the same threads), images/s: the base of the speedup; 0 until measured.
         public var oneProcessImagesPerSecond: Double = 0
     }
@@ -41,11 +43,12 @@ public struct BenchmarkPoint: Sendable {
     /// Under mpirun, a second table line: the speedup over one process and the exchange's share of a step.
     public var clusterRow: String? {
         guard let cluster else { return nil }
-        return String(format: "  %d processes × %d threads: %.1f images/s; one process alone %.1f → %.2f× (%.0f%% of %d×); per step %.2f ms of %.2f ms in MPI (%.1f%%), %.2f MB sent by rank 0",
+        return String(format: "  %d processes × %d threads: %.1f images/s; one process alone %.1f → %.2f× (%.0f%% of %d×); per step %.2f ms of %.2f ms in MPI on rank 0 (%.1f%%); MB sent per step by rank 0, 1, …: %@",
                       cluster.ranks, threads, imagesPerSecond, cluster.oneProcessImagesPerSecond, speedupOverOneProcess ?? 0,
                       100 * (speedupOverOneProcess ?? 0) / Double(cluster.ranks), cluster.ranks,
                       1000 * cluster.mpiSecondsPerStep, 1000 * cluster.secondsPerStep,
-                      100 * cluster.mpiSecondsPerStep / cluster.secondsPerStep, cluster.bytesSentPerStep / 1e6)
+                      100 * cluster.mpiSecondsPerStep / cluster.secondsPerStep,
+                      cluster.bytesSentPerStepByRank.map { String(format: "%.2f", $0 / 1e6) }.joined(separator: ", "))
     }
 
     public static let tableHeader = "scheduler  threads  batch  shards    images/s  speedup  efficiency   GFLOP/s  peak GFLOP/s  % of peak  note\n"
@@ -137,9 +140,11 @@ public struct ThroughputBenchmark: Sendable {
         }
         let timedSteps = Double(repeats * steps)
         let traffic = group.traffic - trafficBefore
+        let elapsed = monotonicSeconds() - timedStart
+        let bytesByRank = group.allGather(UInt64(traffic.bytesSent)).map { Double($0) / timedSteps }
         let cluster = group.size == 1 ? nil : BenchmarkPoint.ClusterFigures(
-            ranks: group.size, secondsPerStep: (monotonicSeconds() - timedStart) / timedSteps,
-            mpiSecondsPerStep: traffic.seconds / timedSteps, bytesSentPerStep: Double(traffic.bytesSent) / timedSteps)
+            ranks: group.size, secondsPerStep: elapsed / timedSteps, mpiSecondsPerStep: traffic.seconds / timedSteps,
+            bytesSentPerStep: Double(traffic.bytesSent) / timedSteps, bytesSentPerStepByRank: bytesByRank)
         let median = rates.sorted()[rates.count / 2]
         var profile: PhaseProfile?
         if tracesPhases {
