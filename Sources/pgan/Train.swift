@@ -112,6 +112,12 @@ struct Train: ParsableCommand {
         }
 
         let dataset = try source.load()
+        // Ranks on other nodes read their own copy of the data: it must be the same, or their shards train on
+        // other images.
+        let checksums = group.allGather(UInt64(dataset.checksum) << 32 | UInt64(UInt32(truncatingIfNeeded: dataset.count)))
+        if let rank = checksums.indices.first(where: { checksums[$0] != checksums[0] }) {
+            throw DataError(path: dataset.source, problem: "rank \(rank) read other images here than rank 0 (CRC-32 \(checksums[rank] >> 32) of \(checksums[rank] & 0xFFFF_FFFF) images vs \(checksums[0] >> 32) of \(checksums[0] & 0xFFFF_FFFF)): every node needs the same data file")
+        }
         try TrainingSession.check(dataset: dataset, batchSize: configuration.batchSize, model: configuration.model)
         let bufferBytes = try GANTrainer.checkMemory(configuration: configuration, threadCount: threadCount)
         let stepsPerEpoch = dataset.count / configuration.batchSize

@@ -33,7 +33,8 @@ final class MPITests: XCTestCase {
     }
 
     /// `ranks` processes (0: pgan alone, without mpirun) running `arguments`; stdout and stderr together.
-    func launch(ranks: Int, _ arguments: [String]) throws -> (Process, Pipe) {
+    /// `perRank`: instead, one process per entry, each with its own arguments (mpirun's `A : B` form).
+    func launch(ranks: Int, _ arguments: [String], perRank: [[String]] = []) throws -> (Process, Pipe) {
         let process = Process()
         let pipe = Pipe()
         if ranks == 0 {
@@ -43,8 +44,10 @@ final class MPITests: XCTestCase {
             let mpirun = try XCTUnwrap(Self.mpirun, "mpirun is not on PATH: install openmpi-bin (scripts/install-dependencies.sh --mpi)")
             process.executableURL = URL(fileURLWithPath: mpirun)
             // Root in CI containers; more ranks × threads than this machine's two cores.
-            process.arguments = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "\(ranks)",
-                                 CommandLineTests.binary] + arguments
+            let programs = perRank.isEmpty ? [["-np", "\(ranks)", CommandLineTests.binary] + arguments]
+                : perRank.map { ["-np", "1", CommandLineTests.binary] + $0 }
+            process.arguments = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+                + Array(programs.joined(separator: [":"]))
         }
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
@@ -61,8 +64,8 @@ final class MPITests: XCTestCase {
     }
 
     @discardableResult
-    func run(ranks: Int, _ arguments: [String]) throws -> Finished {
-        let (process, pipe) = try launch(ranks: ranks, arguments)
+    func run(ranks: Int, _ arguments: [String], perRank: [[String]] = []) throws -> Finished {
+        let (process, pipe) = try launch(ranks: ranks, arguments, perRank: perRank)
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Finished(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self))
@@ -103,6 +106,20 @@ final class MPITests: XCTestCase {
                                         "--steps", "1", "--out", "few"])
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.output.contains("--shards 2 is fewer than the 3 MPI processes"), result.output)
+    }
+
+    /// Ranks that read different images (another copy of the data on another node) are stopped before training.
+    func testRanksWithDifferentDataAreRefused() throws {
+        let zeros = try ImageDataset.defaultZeros().prefix(64)
+        var bytes = zeros.pixels.map(pixelByte)
+        bytes[100] ^= 1
+        let other = "\(directory!)/other-images.idx"
+        try Data(IDXFile(dimensions: [64, 28, 28], bytes: bytes).encoded()).write(to: URL(fileURLWithPath: other))
+        let flags = ["--batch-size", "16", "--steps", "1", "--out", "mixed"]
+        let result = try run(ranks: 2, [], perRank: [["train", "--data", tinyData!] + flags, ["train", "--data", other] + flags])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.output.contains("rank 1 read other images here than rank 0"), result.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory!)/mixed/checkpoint.safetensors"))
     }
 
     /// The PID of rank `rank` among `launcher`'s children (their environment names the rank), once it has started.
