@@ -87,10 +87,17 @@ struct Train: ParsableCommand {
         var checkpoint: SafeTensors?
         if let resume {
             directory = writer ? try RunDirectory(path: resume) : RunDirectory(readingFrom: resume)
-            guard FileManager.default.fileExists(atPath: directory.checkpointPath) else {
-                throw DataError(path: directory.checkpointPath, problem: "no checkpoint to resume from (no such file)")
+            // Rank 0 reads the checkpoint and hands its bytes to the other ranks, so only rank 0's node needs the
+            // run directory.
+            var bytes: [UInt8] = []
+            if writer {
+                guard FileManager.default.fileExists(atPath: directory.checkpointPath) else {
+                    throw DataError(path: directory.checkpointPath, problem: "no checkpoint to resume from (no such file)")
+                }
+                bytes = [UInt8](try readFile(path: directory.checkpointPath, maximumBytes: MemoryBudget.dataBytes))
             }
-            let file = try SafeTensors.read(path: directory.checkpointPath)
+            if group.size > 1 { bytes = group.allGatherBytes(bytes)[0] }
+            let file = try SafeTensors.decode(Data(bytes), path: directory.checkpointPath)
             let recorded = try Checkpoint.configuration(of: file, path: directory.checkpointPath)
             try refuseContradictions(with: recorded, in: resume)
             configuration = recorded

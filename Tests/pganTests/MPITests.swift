@@ -140,8 +140,9 @@ final class MPITests: XCTestCase {
     /// Starts `ranks` processes on `arguments`, waits until rank `rank` runs and the run's checkpoint is newer than
     /// step `after`, then kills that rank with SIGKILL; returns the job's output once it has ended.
     @discardableResult
-    func killRank(_ rank: Int, of ranks: Int, _ arguments: [String], run: String, after: Int) throws -> String {
-        let (job, pipe) = try launch(ranks: ranks, arguments)
+    func killRank(_ rank: Int, of ranks: Int, _ arguments: [String], perRank: [[String]] = [], run: String,
+                  after: Int) throws -> String {
+        let (job, pipe) = try launch(ranks: ranks, arguments, perRank: perRank)
         let checkpoint = "\(directory!)/\(run)/checkpoint.safetensors"
         func checkpointStep() -> Int {
             (try? SafeTensors.read(path: checkpoint)).flatMap { $0.metadataValue("step") }.flatMap { Int($0) } ?? 0
@@ -168,11 +169,18 @@ final class MPITests: XCTestCase {
         let whole = try run(ranks: 0, ["train", "--out", "whole"] + flags)
         XCTAssertEqual(whole.status, 0, whole.output)
 
-        // Two ranks, rank 1 killed; resumed on three, rank 2 killed; finished by one process.
+        // Two ranks, rank 1 killed; resumed on three, rank 2 killed; finished by one process. On the three, only rank 0
+        // is given the run directory: the others get a path that does not exist, since rank 0 sends them the
+        // checkpoint.
         try killRank(1, of: 2, ["train", "--out", "killed"] + flags, run: "killed", after: 0)
         let first = try XCTUnwrap(SafeTensors.read(path: "\(directory!)/killed/checkpoint.safetensors")
             .metadataValue("step")).flatMap { Int($0) } ?? 0
-        try killRank(2, of: 3, ["train", "--resume", "killed", "--threads", "1", "--quiet"], run: "killed", after: first)
+        let resume = ["--threads", "1", "--quiet"]
+        try killRank(2, of: 3, [], perRank: [["train", "--resume", "killed"] + resume,
+                                             ["train", "--resume", "not-on-this-node"] + resume,
+                                             ["train", "--resume", "not-on-this-node"] + resume],
+                     run: "killed", after: first)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory!)/not-on-this-node"))
         let finished = try run(ranks: 0, ["train", "--resume", "killed", "--threads", "2", "--quiet"])
         XCTAssertEqual(finished.status, 0, finished.output)
         XCTAssertTrue(try self.checkpoint("killed") == self.checkpoint("whole"), "the resumed run's checkpoint differs")
