@@ -64,11 +64,13 @@ struct Sample: ParsableCommand {
         case .png:
             let images = trainer.generate(count: count, noiseSeed: seed)
             let columns = Int(Double(count).squareRoot().rounded(.up))
-            try writeAtomically(imageGrid(images, count: count, height: image.height, width: image.width, columns: columns).pngData(),
-                                to: output)
+            try writeAtomically(imageGrid(images, count: count, height: image.height, width: image.width,
+                                          channels: image.channels, columns: columns).pngData(), to: output)
         case .idx:
+            // Grey images as MNIST's 3-d form; colour ones with their channels as a 4th dimension (N × H × W × C).
             let idx = try AtomicFile(path: output)
-            try idx.append(Data(IDXFile(dimensions: [count, image.height, image.width], bytes: []).encoded()))
+            let dimensions = [count, image.height, image.width] + (image.channels == 1 ? [] : [image.channels])
+            try idx.append(Data(IDXFile(dimensions: dimensions, bytes: []).encoded()))
             for first in stride(from: 0, to: count, by: Self.imagesPerRound) {
                 let images = trainer.generate(count: min(Self.imagesPerRound, count - first), noiseSeed: seed,
                                               firstIndex: first)

@@ -15,11 +15,13 @@ struct Train: ParsableCommand {
         Example: pgan train --epochs 5 --threads 2 --out runs/zeros
         """)
 
-    @Option(help: "IDX image file (raw or .gz); default: the built-in MNIST training zeros.")
+    @Option(help: "Images: an IDX file (raw or .gz; 3-d grey, or 4-d with 1 or 3 channels), or CIFAR-10/100 binary (a .bin file or the directory of the training batches); default: the built-in MNIST zeros.")
     var data: String?
-    @Option(help: "IDX label file matching --data (read with --digit).")
+    @Option(help: "IDX label file matching --data (read with --class); CIFAR files carry their own.")
     var labels: String?
-    @Option(help: "Train on images with this label only (needs --labels).")
+    @Option(name: .customLong("class"), help: "Train on one class only: a label number, or a CIFAR-10 class name (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck).")
+    var classLabel: String?
+    @Option(help: "The same as --class N (kept for MNIST digits).")
     var digit: Int?
     @Option(help: "Epochs to train (default 10; with --resume, the run's own target).")
     var epochs: Int?
@@ -52,10 +54,15 @@ struct Train: ParsableCommand {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
         if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
         if let digit, !(0...255).contains(digit) { throw ValidationError("--digit must be a label value 0–255 (got \(digit))") }
+        if digit != nil && classLabel != nil { throw ValidationError("give --class or --digit, not both") }
+        let label = try selectedLabel()
         if labels != nil && data == nil { throw ValidationError("--labels needs --data") }
-        if labels != nil && digit == nil { throw ValidationError("--labels is only read with --digit: give the label to train on") }
-        if data == nil, resume == nil, let digit, digit != 0 {
-            throw ValidationError("the built-in data set holds only zeros; give --data and --labels for digit \(digit)")
+        if labels != nil && label == nil { throw ValidationError("--labels is only read with --class: give the label to train on") }
+        if let classLabel, Int(classLabel) == nil, let data, CIFAR.kind(at: data) != .cifar10 {
+            throw ValidationError("--class \(classLabel) is a CIFAR-10 class name, but --data \(data) is not CIFAR-10 data: give the label number")
+        }
+        if data == nil, resume == nil, let label, label != 0 {
+            throw ValidationError("the built-in data set holds only zeros; give --data and --labels for digit \(label)")
         }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
             throw ValidationError("--learning-rate must be a positive number (got \(learningRate))")
@@ -81,7 +88,7 @@ struct Train: ParsableCommand {
         let threadCount = threadOptions.count
         var configuration = TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
                                                   optimizer: optimizer ?? .rmsprop, learningRate: learningRate)
-        var source = DataSource(data: data.map(absolutePath), labels: labels.map(absolutePath), digit: digit)
+        var source = DataSource(data: data.map(absolutePath), labels: labels.map(absolutePath), digit: try selectedLabel())
         var recordedTarget: Int?
         let directory: RunDirectory
         var checkpoint: SafeTensors?
@@ -103,8 +110,8 @@ struct Train: ParsableCommand {
             configuration = recorded
             if let record = try Checkpoint.runRecord(of: file, path: directory.checkpointPath) {
                 let recordedSource = DataSource(data: record.data, labels: record.labels, digit: record.digit)
-                if data != nil || labels != nil || digit != nil, source != recordedSource {
-                    throw ConfigurationError("--data/--labels/--digit (\(source)) contradict the run in \(resume) (\(recordedSource)); leave them out to resume it")
+                if data != nil || labels != nil || digit != nil || classLabel != nil, source != recordedSource {
+                    throw ConfigurationError("--data/--labels/--class (\(source)) contradict the run in \(resume) (\(recordedSource)); leave them out to resume it")
                 }
                 source = recordedSource
                 recordedTarget = record.targetSteps
@@ -125,6 +132,8 @@ struct Train: ParsableCommand {
         if let rank = checksums.indices.first(where: { checksums[$0] != checksums[0] }) {
             throw DataError(path: dataset.source, problem: "rank \(rank) read other images here than rank 0 (CRC-32 \(checksums[rank] >> 32) of \(checksums[rank] & 0xFFFF_FFFF) images vs \(checksums[0] >> 32) of \(checksums[0] & 0xFFFF_FFFF)): every node needs the same data file")
         }
+        // A new run's model follows its images (28×28 or 32×32, grey or RGB); a resumed run's is in its checkpoint.
+        if resume == nil { configuration.model = try GANModel.seed(for: dataset.imageShape, source: dataset.source) }
         try TrainingSession.check(dataset: dataset, batchSize: configuration.batchSize, model: configuration.model)
         let bufferBytes = try GANTrainer.checkMemory(configuration: configuration, threadCount: threadCount)
         let stepsPerEpoch = dataset.count / configuration.batchSize
@@ -181,6 +190,21 @@ struct Train: ParsableCommand {
         }
     }
 
+    /// `--class` as a label number (a CIFAR-10 name is looked up), or `--digit`; nil when neither is given.
+    func selectedLabel() throws -> Int? {
+        guard let classLabel else { return digit }
+        if let number = Int(classLabel) {
+            guard (0...255).contains(number) else {
+                throw ValidationError("--class must be a label value 0–255 or a CIFAR-10 class name (got \(classLabel))")
+            }
+            return number
+        }
+        guard let index = CIFAR.tenClasses.firstIndex(of: classLabel.lowercased()) else {
+            throw ValidationError("--class \(classLabel) is neither a label number nor a CIFAR-10 class (\(CIFAR.tenClasses.joined(separator: ", ")))")
+        }
+        return index
+    }
+
     /// Flags given with --resume must agree with the run's recorded configuration.
     func refuseContradictions(with recorded: TrainingConfiguration, in directory: String) throws {
         var conflicts: [String] = []
@@ -226,12 +250,12 @@ struct DataSource: Equatable, CustomStringConvertible {
             }
             return try ImageDataset.defaultZeros()
         }
-        return try ImageDataset.load(imagesPath: data, labelsPath: labels, digit: digit)
+        return try ImageDataset.load(imagesPath: data, labelsPath: labels, label: digit)
     }
 
     var description: String {
         guard let data else { return "the built-in zeros" }
-        return "data \(data)" + (labels.map { ", labels \($0)" } ?? "") + (digit.map { ", digit \($0)" } ?? "")
+        return "data \(data)" + (labels.map { ", labels \($0)" } ?? "") + (digit.map { ", class \($0)" } ?? "")
     }
 }
 

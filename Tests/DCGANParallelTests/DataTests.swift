@@ -25,10 +25,10 @@ final class DataTests: XCTestCase {
     func testRealMNISTFiles() throws {
         let images = "\(sharedMNISTDirectory)/train-images-idx3-ubyte.gz", labels = "\(sharedMNISTDirectory)/train-labels-idx1-ubyte.gz"
         try XCTSkipUnless(FileManager.default.fileExists(atPath: images), "shared MNIST not present")
-        let zeros = try ImageDataset.load(imagesPath: images, labelsPath: labels, digit: 0)
+        let zeros = try ImageDataset.load(imagesPath: images, labelsPath: labels, label: 0)
         XCTAssertEqual([zeros.count, zeros.height, zeros.width], [5923, 28, 28])
         let sevens = try ImageDataset.load(imagesPath: "\(sharedMNISTDirectory)/t10k-images-idx3-ubyte.gz",
-                                           labelsPath: "\(sharedMNISTDirectory)/t10k-labels-idx1-ubyte.gz", digit: 7)
+                                           labelsPath: "\(sharedMNISTDirectory)/t10k-labels-idx1-ubyte.gz", label: 7)
         XCTAssertEqual(sevens.count, 1028)
         XCTAssertEqual(zeros.pixels.min(), -1)
         XCTAssertEqual(zeros.pixels.max(), 1)
@@ -45,7 +45,7 @@ final class DataTests: XCTestCase {
         let read = try IDXFile.read(path: path)
         XCTAssertEqual(read.dimensions, [2, 3, 2])
         XCTAssertEqual(read.bytes, file.bytes)
-        let dataset = try ImageDataset.load(imagesPath: path, labelsPath: nil, digit: nil)
+        let dataset = try ImageDataset.load(imagesPath: path, labelsPath: nil, label: nil)
         XCTAssertEqual(dataset.pixels[0], -1)
         XCTAssertEqual(dataset.pixels[1], 1)
         XCTAssertEqual(dataset.pixels[11], 127 / 127.5 - 1)
@@ -69,16 +69,16 @@ final class DataTests: XCTestCase {
         assertDataError(try IDXFile.read(path: garbage), contains: "not a valid gzip file", path: garbage)
         let images = write(header([3, 2, 2]) + [UInt8](repeating: 0, count: 12), "images.idx")
         let labels = write(header([2]) + [0, 1], "labels.idx")
-        assertDataError(try ImageDataset.load(imagesPath: images, labelsPath: labels, digit: 0),
+        assertDataError(try ImageDataset.load(imagesPath: images, labelsPath: labels, label: 0),
                         contains: "holds 2 labels but \(images) holds 3 images", path: labels)
         let labels3 = write(header([3]) + [0, 1, 1], "labels3.idx")
-        assertDataError(try ImageDataset.load(imagesPath: images, labelsPath: labels3, digit: 5),
+        assertDataError(try ImageDataset.load(imagesPath: images, labelsPath: labels3, label: 5),
                         contains: "no image has label 5 (labels present: 0, 1)", path: labels3)
-        XCTAssertEqual(try ImageDataset.load(imagesPath: images, labelsPath: labels3, digit: 1).count, 2)
-        assertDataError(try ImageDataset.load(imagesPath: labels3, labelsPath: nil, digit: nil),
+        XCTAssertEqual(try ImageDataset.load(imagesPath: images, labelsPath: labels3, label: 1).count, 2)
+        assertDataError(try ImageDataset.load(imagesPath: labels3, labelsPath: nil, label: nil),
                         contains: "expected an image file", path: labels3)
         let empty = write(header([0, 28, 28]), "empty.idx")
-        assertDataError(try ImageDataset.load(imagesPath: empty, labelsPath: nil, digit: nil), contains: "holds no images",
+        assertDataError(try ImageDataset.load(imagesPath: empty, labelsPath: nil, label: nil), contains: "holds no images",
                         path: empty)
     }
 
@@ -94,5 +94,74 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(try IDXFile.read(path: path + ".gz").bytes, file.bytes)
         let cut = write([UInt8](compressed.prefix(compressed.count / 2)), "cut.idx.gz")
         assertDataError(try IDXFile.read(path: cut), contains: "not a valid gzip file", path: cut)
+    }
+}
+
+/// CIFAR-10/100 binary files and 4-dimensional IDX files: colour images, read into height × width × channels order.
+final class ColourDataTests: XCTestCase {
+    var directory: String!
+
+    override func setUpWithError() throws { directory = try makeTemporaryDirectory("pgan-colour") }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
+
+    func write(_ bytes: [UInt8], _ name: String) throws -> String {
+        let path = "\(directory!)/\(name)"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func testCIFAR10FileIsReadAsInterleavedColour() throws {
+        let path = try write(cifarRecords(count: 25, hundred: false), "data_batch_1.bin")
+        let all = try ImageDataset.load(imagesPath: path, labelsPath: nil, label: nil)
+        XCTAssertEqual([all.count, all.height, all.width, all.channels], [25, 32, 32, 3])
+        // Image 4, pixel (row 1, column 2) = plane offset 34: red, green, blue interleaved.
+        let pixel = (4 * 1024 + 34) * 3
+        XCTAssertEqual(Array(all.bytes[pixel..<(pixel + 3)]), [UInt8((28 + 34) % 256), UInt8((28 + 50 + 34) % 256), UInt8((28 + 100 + 34) % 256)])
+        let cats = try ImageDataset.load(imagesPath: path, labelsPath: nil, label: 3)
+        XCTAssertEqual(cats.count, 3)  // images 3, 13, 23
+        XCTAssertEqual(cats.bytes[0], 21)  // image 3's first red byte: 3·7
+        XCTAssertTrue(cats.source.hasSuffix("(class cat)"), cats.source)
+        assertDataError(try ImageDataset.load(imagesPath: path, labelsPath: nil, label: 10), contains: "not a CIFAR-10 class (0–9)")
+        assertDataError(try ImageDataset.load(imagesPath: path, labelsPath: path, label: 1), contains: "leave out --labels")
+    }
+
+    func testCIFAR100UsesTheFineLabelAndADirectoryReadsEveryTrainingBatch() throws {
+        let hundred = try write(cifarRecords(count: 30, hundred: true), "train.bin")
+        XCTAssertEqual(try ImageDataset.load(imagesPath: hundred, labelsPath: nil, label: 7).count, 3)
+        XCTAssertEqual(CIFAR.kind(at: hundred), .cifar100)
+        // A directory of CIFAR-10 batches: data_batch_2 after data_batch_1 (natural order, 10 after 9).
+        let batches = "\(directory!)/cifar-10-batches-bin"
+        try FileManager.default.createDirectory(atPath: batches, withIntermediateDirectories: true)
+        try Data(cifarRecords(count: 4, hundred: false)).write(to: URL(fileURLWithPath: "\(batches)/data_batch_1.bin"))
+        try Data(cifarRecords(count: 4, hundred: false, first: 4)).write(to: URL(fileURLWithPath: "\(batches)/data_batch_2.bin"))
+        try Data(cifarRecords(count: 1, hundred: false, first: 99)).write(to: URL(fileURLWithPath: "\(batches)/test_batch.bin"))
+        let both = try ImageDataset.load(imagesPath: batches, labelsPath: nil, label: nil)
+        XCTAssertEqual(both.count, 8)
+        XCTAssertEqual(both.bytes[5 * 3072], UInt8(5 * 7))
+        XCTAssertEqual(CIFAR.kind(at: batches), .cifar10)
+    }
+
+    func testTruncatedAndOddCIFARFilesAreClearErrors() throws {
+        var records = cifarRecords(count: 3, hundred: false)
+        records.removeLast(100)
+        let truncated = try write(records, "data_batch_1.bin")
+        assertDataError(try ImageDataset.load(imagesPath: truncated, labelsPath: nil, label: nil), contains: "truncated?")
+        let odd = try write([UInt8](repeating: 1, count: 5000), "mystery.bin")
+        assertDataError(try ImageDataset.load(imagesPath: odd, labelsPath: nil, label: nil), contains: "not a CIFAR-10 or CIFAR-100")
+        let empty = "\(directory!)/empty"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        assertDataError(try ImageDataset.load(imagesPath: empty, labelsPath: nil, label: nil), contains: "without CIFAR training batches")
+        let none = try write([], "data_batch_9.bin")
+        assertDataError(try ImageDataset.load(imagesPath: none, labelsPath: nil, label: nil), contains: "truncated?")
+    }
+
+    func testFourDimensionalIDX() throws {
+        let bytes = (0..<(2 * 4 * 4 * 3)).map { UInt8($0) }
+        let path = try write(IDXFile(dimensions: [2, 4, 4, 3], bytes: bytes).encoded(), "colour.idx")
+        let dataset = try ImageDataset.load(imagesPath: path, labelsPath: nil, label: nil)
+        XCTAssertEqual([dataset.count, dataset.height, dataset.width, dataset.channels], [2, 4, 4, 3])
+        XCTAssertEqual(dataset.bytes, bytes)
+        let two = try write(IDXFile(dimensions: [1, 2, 2, 2], bytes: [UInt8](repeating: 0, count: 8)).encoded(), "two.idx")
+        assertDataError(try ImageDataset.load(imagesPath: two, labelsPath: nil, label: nil), contains: "2 channels")
     }
 }

@@ -248,12 +248,12 @@ final class HostileInputTests: XCTestCase {
 
     /// progress.png is rebuilt from the sample grids in the run directory, which anyone may have replaced.
     func testPNGHeadersThatPromiseHugeImagesAreRefused() throws {
-        var png = [UInt8](GreyImage(width: 4, height: 3, fill: 9).pngData())
-        XCTAssertEqual(try GreyImage(pngData: Data(png)).pixels, [UInt8](repeating: 9, count: 12))
+        var png = [UInt8](GridImage(width: 4, height: 3, fill: 9).pngData())
+        XCTAssertEqual(try GridImage(pngData: Data(png)).pixels, [UInt8](repeating: 9, count: 12))
         png.replaceSubrange(16..<20, with: [0x7F, 0xFF, 0xFF, 0xFF])
-        XCTAssertThrowsError(try GreyImage(pngData: Data(png))) { XCTAssertTrue("\($0)".contains("not a pgan grid"), "\($0)") }
+        XCTAssertThrowsError(try GridImage(pngData: Data(png))) { XCTAssertTrue("\($0)".contains("not a pgan grid"), "\($0)") }
         png.replaceSubrange(8..<12, with: [0xFF, 0xFF, 0xFF, 0xF0])
-        XCTAssertThrowsError(try GreyImage(pngData: Data(png)))
+        XCTAssertThrowsError(try GridImage(pngData: Data(png)))
     }
 
     func testNonFiniteStateIsFound() {

@@ -171,6 +171,33 @@ final class ModelDescriptionTests: XCTestCase {
         }
     }
 
+    /// The seed DCGAN on CIFAR-sized colour images: the same layers from 8×8, ending in three channels; named in
+    /// checkpoints and found again by name; bit-identical at 1 and 3 threads. Sizes it is not built for are refused
+    /// naming the supported ones.
+    func testTheSeedModelInColourAt32Pixels() throws {
+        let colour = try XCTUnwrap(GANModel.seed(imageSide: 32, channels: 3))
+        XCTAssertEqual(colour.identifier, "seed-dcgan-32x32x3")
+        XCTAssertEqual(GANModel.named("seed-dcgan-32x32x3"), colour)
+        XCTAssertEqual(GANModel.named("seed-dcgan-28x28"), GANModel.seed)
+        XCTAssertNil(GANModel.named("seed-dcgan-64x64x3"))
+        let image = colour.imageShape
+        XCTAssertEqual([image.height, image.width, image.channels], [32, 32, 3])
+        XCTAssertEqual(try colour.generator.shapes().last, image)
+        let (metrics, one) = train(colour, threads: 1)
+        let (threeMetrics, three) = train(colour, threads: 3)
+        XCTAssertEqual(metrics, threeMetrics)
+        assertBitIdentical(one.generator.parameters.array, three.generator.parameters.array, "generator weights")
+        assertBitIdentical(one.discriminator.parameters.array, three.discriminator.parameters.array, "discriminator weights")
+        XCTAssertEqual(one.generate(count: 3, noiseSeed: 2), three.generate(count: 3, noiseSeed: 2))
+        XCTAssertEqual(one.generate(count: 3, noiseSeed: 2).count, 3 * 32 * 32 * 3)
+        for shape in [TensorShape(batch: 1, height: 30, width: 30, channels: 1),
+                      TensorShape(batch: 1, height: 32, width: 32, channels: 4),
+                      TensorShape(batch: 1, height: 28, width: 32, channels: 1)] {
+            assertDataError(try GANModel.seed(for: shape, source: "x.idx"), contains: "28×28 or 32×32 images with 1 or 3 channels",
+                            path: "x.idx")
+        }
+    }
+
     /// Shards other than 0 keep D's and G's gradients in one buffer (never live at once); the positions a pass does
     /// not write are cleared, so the padding between tensors sums to zero and its weights stay exactly 0, as with
     /// buffers of their own.

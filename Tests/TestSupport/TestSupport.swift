@@ -132,3 +132,15 @@ public enum Run {
 public func weightedSum(_ values: [Float], _ weights: [Float]) -> Double {
     zip(values, weights).reduce(0) { $0 + Double($1.0) * Double($1.1) }
 }
+
+/// `count` CIFAR binary records (CIFAR-10, or CIFAR-100 with a coarse label first): image i has label i % 10 (the fine
+/// label; coarse i % 20), and byte p of colour plane c is (i·7 + c·50 + p) mod 256.
+public func cifarRecords(count: Int, hundred: Bool, first: Int = 0) -> [UInt8] {
+    var bytes: [UInt8] = []
+    for i in first..<(first + count) {
+        if hundred { bytes.append(UInt8(i % 20)) }
+        bytes.append(UInt8(i % 10))
+        for c in 0..<3 { for p in 0..<1024 { bytes.append(UInt8((i * 7 + c * 50 + p) % 256)) } }
+    }
+    return bytes
+}

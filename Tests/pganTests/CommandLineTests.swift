@@ -69,7 +69,7 @@ final class CommandLineTests: XCTestCase {
         func u32(_ o: Int) -> Int { Int(png[o]) << 24 | Int(png[o + 1]) << 16 | Int(png[o + 2]) << 8 | Int(png[o + 3]) }
         XCTAssertEqual(String(decoding: png[12..<16], as: UTF8.self), "IHDR", file: file, line: line)
         XCTAssertEqual([u32(16), u32(20)], [width, height], file: file, line: line)
-        let decoded = try GreyImage(pngData: Data(png))
+        let decoded = try GridImage(pngData: Data(png))
         XCTAssertEqual(decoded.pixels.count, width * height, file: file, line: line)
     }
 
@@ -191,6 +191,39 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["train", "--resume", "\(directory!)/nowhere"], status: 1, mentions: ["nowhere/checkpoint.safetensors", "no such file"])
     }
 
+    /// Colour: a CIFAR-10 file trains the seed DCGAN at 32×32×3 (chosen from the data), writes RGB grids, resumes with
+    /// no flags and samples in colour, as a PNG or a 4-dimensional IDX file.
+    func testCIFARTrainsInColour() throws {
+        let cifar = "\(directory!)/data_batch_1.bin"
+        try Data(cifarRecords(count: 64, hundred: false)).write(to: URL(fileURLWithPath: cifar))
+        let first = try pgan(["train", "--data", cifar, "--batch-size", "16", "--shards", "4", "--steps", "3",
+                              "--threads", "2", "--out", "colour"])
+        XCTAssertEqual(first.status, 0, first.error)
+        let run = "\(directory!)/colour"
+        let checkpoint = try SafeTensors.read(path: "\(run)/checkpoint.safetensors")
+        XCTAssertEqual(checkpoint.metadataValue("model"), "seed-dcgan-32x32x3")
+        for (picture, columns) in [("samples/epoch-0001.png", 8), ("progress.png", 10)] {
+            let grid = try GridImage(pngData: try Data(contentsOf: URL(fileURLWithPath: "\(run)/\(picture)")))
+            XCTAssertEqual(grid.channels, 3, picture)
+            XCTAssertEqual(grid.width, (columns * (32 + 2) + 2) * 2, picture)
+        }
+        let resumed = try pgan(["train", "--resume", run, "--epochs", "2", "--threads", "1"])
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        let png = try pgan(["sample", "--checkpoint", "\(run)/checkpoint.safetensors", "--count", "4", "--out", "four.png"])
+        XCTAssertEqual(png.status, 0, png.error)
+        let four = try GridImage(pngData: try Data(contentsOf: URL(fileURLWithPath: "\(directory!)/four.png")))
+        XCTAssertEqual(four.channels, 3)
+        let idx = try pgan(["sample", "--checkpoint", "\(run)/checkpoint.safetensors", "--count", "5", "--out", "five.idx"])
+        XCTAssertEqual(idx.status, 0, idx.error)
+        let file = try IDXFile.read(path: "\(directory!)/five.idx")
+        XCTAssertEqual(file.dimensions, [5, 32, 32, 3])
+        // Trained on cats only, by name.
+        let cats = try pgan(["train", "--data", cifar, "--class", "cat", "--batch-size", "4", "--shards", "2", "--steps", "1",
+                             "--out", "cats"])
+        XCTAssertEqual(cats.status, 0, cats.error)
+        XCTAssertTrue(cats.output.contains("(class cat)"), cats.output)
+    }
+
     /// A process bound to some cores (by taskset, numactl or mpirun) sees, pins to and counts only those; unbound
     /// ranks of an MPI job on one machine (Open MPI's local rank and size) split the cores between them.
     func testTopologyKeepsToTheProcessesCores() throws {
@@ -299,7 +332,10 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["sample", "--checkpoint", "x", "--count", "20000", "--out", "\(directory!)/x.png"],
                         status: 2, mentions: ["--count", "a PNG grid"])
         try assertFails(["train", "--out", ""], status: 2, mentions: ["--out"])
-        try assertFails(["train", "--data", tinyData, "--labels", tinyData], status: 2, mentions: ["--labels", "--digit"])
+        try assertFails(["train", "--data", tinyData, "--labels", tinyData], status: 2, mentions: ["--labels", "--class"])
+        try assertFails(["train", "--data", tinyData, "--class", "dragon"], status: 2, mentions: ["--class dragon", "cat"])
+        try assertFails(["train", "--data", tinyData, "--class", "cat"], status: 2, mentions: ["--class cat", "not CIFAR-10"])
+        try assertFails(["train", "--class", "3", "--digit", "3"], status: 2, mentions: ["--class or --digit"])
         try assertFails(["train", "--learning-rate", "-1"], status: 2, mentions: ["--learning-rate must be a positive number"])
         try assertFails(["train", "--learning-rate", "nan"], status: 2, mentions: ["--learning-rate"])
         try assertFails(["bench", "--scheduler", ""], status: 2, mentions: ["--scheduler"])

@@ -1,23 +1,30 @@
 import Foundation
+import ParallelTensor
 
-/// Grey-scale training images, row-major, one image after another; kept as bytes (4× smaller than floats) and
-/// scaled to [−1, 1] (x / 127.5 − 1) as batches are gathered.
+/// Training images, grey or RGB, one after another, each row-major with its channels interleaved (height × width ×
+/// channels, the models' layout); kept as bytes (4× smaller than floats) and scaled to [−1, 1] (x / 127.5 − 1) as
+/// batches are gathered.
 public struct ImageDataset: Sendable {
     public let count: Int
     public let height: Int
     public let width: Int
+    /// 1 (grey) or 3 (RGB).
+    public let channels: Int
     public let bytes: [UInt8]
     /// Where the images came from, for messages and the checkpoint's metadata.
     public let source: String
     /// CRC-32 of the raw image bytes, so a checkpoint can tell whether it is resumed on the same data.
     public let checksum: UInt32
 
-    public var elementsPerImage: Int { height * width }
+    public var elementsPerImage: Int { height * width * channels }
+    /// One image's shape, as the models describe it.
+    public var imageShape: TensorShape { TensorShape(batch: 1, height: height, width: width, channels: channels) }
 
-    public init(rawImages: [UInt8], count: Int, height: Int, width: Int, source: String) {
+    public init(rawImages: [UInt8], count: Int, height: Int, width: Int, channels: Int = 1, source: String) {
         self.count = count
         self.height = height
         self.width = width
+        self.channels = channels
         self.source = source
         bytes = rawImages
         checksum = Gzip.crc32(rawImages)
@@ -29,7 +36,7 @@ public struct ImageDataset: Sendable {
     @inline(__always)
     static func scaled(_ byte: UInt8) -> Float { Float(byte) / 127.5 - 1 }
 
-    /// Writes image `index`, scaled to [−1, 1], to `destination` (height·width floats).
+    /// Writes image `index`, scaled to [−1, 1], to `destination` (height·width·channels floats).
     public func copyImage(_ index: Int, to destination: UnsafeMutablePointer<Float>) {
         let size = elementsPerImage
         bytes.withUnsafeBufferPointer { source in
@@ -37,20 +44,33 @@ public struct ImageDataset: Sendable {
         }
     }
 
-    /// Loads an IDX image file and, when `digit` is given, keeps only the images whose label (from `labelsPath`) is
-    /// that digit.
-    public static func load(imagesPath: String, labelsPath: String?, digit: Int?) throws -> ImageDataset {
+    /// Loads the images at `imagesPath` — an IDX file (count × rows × columns, or count × rows × columns × channels
+    /// with 1 or 3 channels), or CIFAR-10/100 in its binary form (`CIFAR`: a `.bin` file or the directory of them) —
+    /// and, when `label` is given, keeps only the images with that label: from `labelsPath` for IDX, from the file
+    /// itself for CIFAR.
+    public static func load(imagesPath: String, labelsPath: String?, label: Int?) throws -> ImageDataset {
+        if let cifar = try CIFAR.load(path: imagesPath, label: label) {
+            if labelsPath != nil {
+                throw DataError(path: imagesPath, problem: "CIFAR files carry their labels; leave out --labels")
+            }
+            return cifar
+        }
         let images = try IDXFile.read(path: imagesPath)
-        guard images.dimensions.count == 3 else {
-            throw DataError(path: imagesPath, problem: "expected an image file (3 dimensions: count × rows × columns), found \(images.dimensions.count) dimension(s)")
+        guard images.dimensions.count == 3 || images.dimensions.count == 4 else {
+            throw DataError(path: imagesPath, problem: "expected an image file (count × rows × columns, or × channels as a 4th dimension), found \(images.dimensions.count) dimension(s)")
         }
         let (count, height, width) = (images.dimensions[0], images.dimensions[1], images.dimensions[2])
+        let channels = images.dimensions.count == 4 ? images.dimensions[3] : 1
+        guard channels == 1 || channels == 3 else {
+            throw DataError(path: imagesPath, problem: "images have \(channels) channels; pgan reads 1 (grey) or 3 (RGB)")
+        }
         guard count > 0 else { throw DataError(path: imagesPath, problem: "holds no images") }
-        guard let digit else {
-            return ImageDataset(rawImages: images.bytes, count: count, height: height, width: width, source: imagesPath)
+        guard let digit = label else {
+            return ImageDataset(rawImages: images.bytes, count: count, height: height, width: width, channels: channels,
+                                source: imagesPath)
         }
         guard let labelsPath else {
-            throw DataError(path: imagesPath, problem: "--digit \(digit) needs a labels file (--labels)")
+            throw DataError(path: imagesPath, problem: "--class \(digit) needs a labels file (--labels)")
         }
         let labels = try IDXFile.read(path: labelsPath)
         guard labels.dimensions.count == 1 else {
@@ -59,7 +79,7 @@ public struct ImageDataset: Sendable {
         guard labels.dimensions[0] == count else {
             throw DataError(path: labelsPath, problem: "holds \(labels.dimensions[0]) labels but \(imagesPath) holds \(count) images")
         }
-        let size = height * width
+        let size = height * width * channels
         var kept: [UInt8] = []
         var keptCount = 0
         for i in 0..<count where Int(labels.bytes[i]) == digit {
@@ -70,7 +90,7 @@ public struct ImageDataset: Sendable {
             let present = Set(labels.bytes).sorted().map(String.init).joined(separator: ", ")
             throw DataError(path: labelsPath, problem: "no image has label \(digit) (labels present: \(present))")
         }
-        return ImageDataset(rawImages: kept, count: keptCount, height: height, width: width,
+        return ImageDataset(rawImages: kept, count: keptCount, height: height, width: width, channels: channels,
                             source: "\(imagesPath) (digit \(digit))")
     }
 
@@ -88,6 +108,6 @@ public struct ImageDataset: Sendable {
     public func prefix(_ limit: Int) -> ImageDataset {
         let n = min(limit, count)
         return ImageDataset(rawImages: Array(bytes[0..<(n * elementsPerImage)]), count: n, height: height, width: width,
-                            source: source)
+                            channels: channels, source: source)
     }
 }

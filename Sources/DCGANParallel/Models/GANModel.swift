@@ -35,8 +35,39 @@ public struct GANModel: Sendable, Equatable {
     }
 
     /// The seed DCGAN (docs/ARCHITECTURE.md §1) on 28×28 grey images.
-    public static let seed = try! GANModel(generator: .seedGenerator(), discriminator: .seedDiscriminator(),
-                                           identifier: "seed-dcgan-28x28")
+    public static let seed = seed(imageSide: 28, channels: 1)!
+
+    /// The image sides and channel counts the seed DCGAN is built for: its two stride-2 layers need a side that is a
+    /// multiple of 4; MNIST-like and CIFAR-like images, grey or colour.
+    public static let seedImageSides = [28, 32], seedChannels = [1, 3]
+
+    /// The seed DCGAN for imageSide² × channels images, or nil for a size it is not built for. Named
+    /// "seed-dcgan-28x28" (the original) or "seed-dcgan-SxSxC".
+    public static func seed(imageSide: Int, channels: Int) -> GANModel? {
+        guard seedImageSides.contains(imageSide), seedChannels.contains(channels) else { return nil }
+        let name = imageSide == 28 && channels == 1 ? "seed-dcgan-28x28" : "seed-dcgan-\(imageSide)x\(imageSide)x\(channels)"
+        return try! GANModel(generator: .seedGenerator(imageSide: imageSide, channels: channels),
+                             discriminator: .seedDiscriminator(imageSide: imageSide, channels: channels),
+                             identifier: name)
+    }
+
+    /// The model a checkpoint names, or nil when pgan does not know it.
+    public static func named(_ identifier: String) -> GANModel? {
+        for side in seedImageSides {
+            for channels in seedChannels {
+                if let model = seed(imageSide: side, channels: channels), model.identifier == identifier { return model }
+            }
+        }
+        return nil
+    }
+
+    /// The seed DCGAN for images of this shape, or an error naming what it supports.
+    public static func seed(for image: TensorShape, source: String) throws -> GANModel {
+        guard image.height == image.width, let model = seed(imageSide: image.height, channels: image.channels) else {
+            throw DataError(path: source, problem: "images are \(image.height)×\(image.width)×\(image.channels); the seed DCGAN trains on \(seedImageSides.map { "\($0)×\($0)" }.joined(separator: " or ")) images with \(seedChannels.map(String.init).joined(separator: " or ")) channels (grey or RGB)")
+        }
+        return model
+    }
 
     /// One image: height × width × channels.
     public var imageShape: TensorShape { discriminator.input }

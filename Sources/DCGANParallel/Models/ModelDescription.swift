@@ -51,22 +51,25 @@ public struct ModelDescription: Sendable, Equatable {
     /// `Dense(7*7*128), Reshape([7, 7, 128]), BatchNormalization(),
     ///  Conv2DTranspose(64, 5, strides=2, padding="same", activation="selu"), BatchNormalization(),
     ///  Conv2DTranspose(1, 5, strides=2, padding="same", activation="tanh")`.
-    public static func seedGenerator(codings: Int = 100) -> ModelDescription {
-        ModelDescription(name: "generator", input: .vector(codings), layers: [
-            .dense(units: 7 * 7 * 128),
-            .reshape(height: 7, width: 7, channels: 128),
+    /// For other images the same layers start from side/4 (8×8 for 32×32) and end in `channels` filters.
+    public static func seedGenerator(codings: Int = 100, imageSide: Int = 28, channels: Int = 1) -> ModelDescription {
+        let start = imageSide / 4
+        return ModelDescription(name: "generator", input: .vector(codings), layers: [
+            .dense(units: start * start * 128),
+            .reshape(height: start, width: start, channels: 128),
             .batchNormalization,
             .conv2DTranspose(filters: 64, kernelSize: 5, stride: 2, activation: .selu),
             .batchNormalization,
-            .conv2DTranspose(filters: 1, kernelSize: 5, stride: 2, activation: .tanh),
+            .conv2DTranspose(filters: channels, kernelSize: 5, stride: 2, activation: .tanh),
         ])
     }
 
     /// The seed discriminator: `Conv2D(64, 5, strides=2, padding="same", activation=LeakyReLU(0.2)), Dropout(0.3),
     /// Conv2D(128, 5, strides=2, padding="same", activation=LeakyReLU(0.2)), Dropout(0.3), Flatten(),
-    /// Dense(1, activation="sigmoid")` on 28×28×1 images.
-    public static func seedDiscriminator(imageSide: Int = 28) -> ModelDescription {
-        ModelDescription(name: "discriminator", input: TensorShape(batch: 1, height: imageSide, width: imageSide, channels: 1),
+    /// Dense(1, activation="sigmoid")` on 28×28×1 images (or imageSide² × channels).
+    public static func seedDiscriminator(imageSide: Int = 28, channels: Int = 1) -> ModelDescription {
+        ModelDescription(name: "discriminator",
+                         input: TensorShape(batch: 1, height: imageSide, width: imageSide, channels: channels),
                          layers: [
             .conv2D(filters: 64, kernelSize: 5, stride: 2, activation: .leakyReLU(slope: 0.2)),
             .dropout(rate: 0.3),

@@ -223,7 +223,7 @@ public enum Checkpoint {
         guard file.metadataValue("format") == format else {
             throw DataError(path: path, problem: "not a pgan checkpoint (no \(format) metadata)")
         }
-        guard file.metadataValue("model") == GANModel.seed.identifier else {
+        guard let model = file.metadataValue("model").flatMap(GANModel.named) else {
             throw DataError(path: path, problem: "checkpoint of another model (\(file.metadataValue("model") ?? "unknown"))")
         }
         guard let seed = file.metadataValue("seed").flatMap(UInt64.init),
@@ -234,7 +234,7 @@ public enum Checkpoint {
             throw DataError(path: path, problem: "corrupt checkpoint metadata")
         }
         let configuration = TrainingConfiguration(batchSize: batch, shards: shards, seed: seed, optimizer: optimizer,
-                                                  learningRate: rate)
+                                                  learningRate: rate, model: model)
         do {
             try configuration.validate()
         } catch {

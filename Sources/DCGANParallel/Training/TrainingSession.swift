@@ -132,8 +132,8 @@ public final class TrainingSession {
     /// The data set fits the model and holds at least one batch (checked before a trainer is built).
     public static func check(dataset: ImageDataset, batchSize: Int, model: GANModel = .seed) throws {
         let image = model.imageShape
-        guard dataset.height == image.height, dataset.width == image.width, image.channels == 1 else {
-            throw DataError(path: dataset.source, problem: "images are \(dataset.height)×\(dataset.width); the model needs \(image.height)×\(image.width)")
+        guard dataset.height == image.height, dataset.width == image.width, dataset.channels == image.channels else {
+            throw DataError(path: dataset.source, problem: "images are \(dataset.height)×\(dataset.width)×\(dataset.channels); the model needs \(image.height)×\(image.width)×\(image.channels)")
         }
         guard dataset.count >= batchSize else {
             throw DataError(path: dataset.source, problem: "holds \(dataset.count) images, fewer than one batch of \(batchSize)")
@@ -285,7 +285,8 @@ public final class TrainingSession {
     func writeEpochFiles(_ summary: EpochSummary) throws {
         let count = Self.gridColumns * Self.gridColumns
         let images = trainer.generate(count: count, noiseSeed: trainer.configuration.seed)
-        let grid = imageGrid(images, count: count, height: dataset.height, width: dataset.width, columns: Self.gridColumns)
+        let grid = imageGrid(images, count: count, height: dataset.height, width: dataset.width,
+                             channels: dataset.channels, columns: Self.gridColumns)
         try writeAtomically(grid.pngData(), to: directory.samplePath(epoch: summary.epoch))
         try writeLogs()
         try writeCheckpoint()
@@ -312,7 +313,8 @@ public final class TrainingSession {
         var rows: [[Float]] = []
         for summary in epochs.sorted(by: { $0.epoch < $1.epoch }) {
             let path = directory.samplePath(epoch: summary.epoch)
-            guard let data = FileManager.default.contents(atPath: path), let grid = try? GreyImage(pngData: data),
+            guard let data = FileManager.default.contents(atPath: path), let grid = try? GridImage(pngData: data),
+                  grid.channels == dataset.channels,
                   let images = gridImages(grid, side: side, columns: Self.gridColumns, take: Self.progressColumns)
             else { continue }
             rows.append(images)
@@ -323,13 +325,13 @@ public final class TrainingSession {
             return
         }
         let picture = imageGrid(rows.flatMap { $0 }, count: rows.count * Self.progressColumns, height: side, width: side,
-                                columns: Self.progressColumns)
+                                channels: dataset.channels, columns: Self.progressColumns)
         try writeAtomically(picture.pngData(), to: progressPath)
     }
 
-    /// The first `take` images of a grid written by `imageGrid` (padding 2, scale 2), back in [−1, 1]; nil when the
-    /// picture is not such a grid.
-    func gridImages(_ grid: GreyImage, side: Int, columns: Int, take: Int) -> [Float]? {
+    /// The first `take` images of a grid written by `imageGrid` (padding 2, scale 2, the grid's channels), back in
+    /// [−1, 1]; nil when the picture is not such a grid.
+    func gridImages(_ grid: GridImage, side: Int, columns: Int, take: Int) -> [Float]? {
         let padding = 2, scale = 2
         let rows = (take + columns - 1) / columns
         guard grid.width == (columns * (side + padding) + padding) * scale,
@@ -340,8 +342,8 @@ public final class TrainingSession {
             let left = (padding + (index % columns) * (side + padding)) * scale
             for y in 0..<side {
                 for x in 0..<side {
-                    let byte = grid.pixels[(top + y * scale) * grid.width + left + x * scale]
-                    images.append(Float(byte) / 127.5 - 1)
+                    let pixel = ((top + y * scale) * grid.width + left + x * scale) * grid.channels
+                    for c in 0..<grid.channels { images.append(Float(grid.pixels[pixel + c]) / 127.5 - 1) }
                 }
             }
         }
