@@ -231,8 +231,10 @@ final class ModelDescriptionTests: XCTestCase {
     /// against the G-phase loss. The learning rate is tiny so that D's update between the phases (which a G
     /// perturbation would change) does not move the G-phase loss.
     func testPlannedGradientsMatchFiniteDifferences() {
-        for (name, model) in Self.models + [("seed", GANModel.seed)] {
-            let batch = name == "seed" ? 4 : 12, shards = name == "seed" ? 3 : 5
+        let seeds = [("seed", GANModel.seed), ("seed in colour, 32×32", GANModel.seed(imageSide: 32, channels: 3)!)]
+        for (name, model) in Self.models + seeds {
+            let isSeed = name.hasPrefix("seed")
+            let batch = isSeed ? 4 : 12, shards = isSeed ? 3 : 5
             let (_, reference) = train(model, threads: 2, shards: shards, batchSize: batch, steps: 1,
                                        learningRate: 1e-12, offsetBiases: true)
             for network in ["discriminator", "generator"] {
