@@ -34,9 +34,16 @@ public enum CIFAR {
         guard name.hasSuffix(".bin") else { return nil }
         if name.hasPrefix("data_batch") || name.hasPrefix("test_batch") { return (.cifar10, [path]) }
         if name == "train.bin" || name == "test.bin" { return (.cifar100, [path]) }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        let size = fileSize(path)
         for kind in [Kind.cifar10, .cifar100] where size > 0 && size % kind.recordBytes == 0 { return (kind, [path]) }
         throw DataError(path: path, problem: "is not a CIFAR-10 or CIFAR-100 binary file (\(size) bytes is not a whole number of 3 073- or 3 074-byte records)")
+    }
+
+    /// The size of the file at `path` (through symbolic links; 0 for what is not a regular file).
+    static func fileSize(_ path: String) -> Int {
+        var status = stat()
+        guard stat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return 0 }
+        return Int(status.st_size)
     }
 
     /// The kind of CIFAR data at `path`, nil when it is not CIFAR.
@@ -50,7 +57,7 @@ public enum CIFAR {
             throw DataError(path: path, problem: "--class \(label) is not a \(kind == .cifar10 ? "CIFAR-10" : "CIFAR-100") class (0–\(kind.classCount - 1))")
         }
         // The files' total, before reading any: a data set is held whole in memory.
-        let total = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
+        let total = files.reduce(0) { $0 + fileSize($1) }
         guard total <= MemoryBudget.dataBytes else {
             throw DataError(path: path, problem: "holds \(formatBytes(total)) of images, more than the \(formatBytes(MemoryBudget.dataBytes)) pgan will hold (half the machine's memory)")
         }
