@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the pictures in README.md from a real default run: 10 epochs on the built-in zeros, then 64 samples.
+# Regenerates the pictures in README.md from real default runs: 10 epochs on the built-in zeros, then 64 samples; and
+# 10 epochs on the colour shapes of scripts/make-shapes-data.py, then 64 samples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product pgan
@@ -8,4 +9,9 @@ run=$(mktemp -d)
 .build/release/pgan sample --checkpoint "$run/checkpoint.safetensors" --count 64 --out docs/images/samples-10-epochs.png
 cp "$run/progress.png" docs/images/progress-10-epochs.png
 cp "$run/curves.svg" docs/images/curves-10-epochs.svg
-echo "pictures from $run"
+shapes=$(mktemp -d)
+python3 scripts/make-shapes-data.py --count 6000 --out "$shapes/shapes-32x32x3.idx.gz"
+.build/release/pgan train --data "$shapes/shapes-32x32x3.idx.gz" --out "$shapes/run"
+.build/release/pgan sample --checkpoint "$shapes/run/checkpoint.safetensors" --count 64 \
+    --out docs/images/shapes-samples-10-epochs.png
+echo "pictures from $run and $shapes/run"
