@@ -75,8 +75,8 @@ final class MPITests: XCTestCase {
         try Data(contentsOf: URL(fileURLWithPath: "\(directory!)/\(run)/checkpoint.safetensors"))
     }
 
-    func train(ranks: Int, threads: Int, out: String, extra: [String]) throws -> Data {
-        let result = try run(ranks: ranks, ["train", "--data", tinyData!, "--batch-size", "16", "--steps", "6",
+    func train(ranks: Int, threads: Int, out: String, extra: [String], data: String? = nil) throws -> Data {
+        let result = try run(ranks: ranks, ["train", "--data", data ?? tinyData!, "--batch-size", "16", "--steps", "6",
                                             "--seed", "7", "--threads", "\(threads)", "--out", out, "--quiet"] + extra)
         XCTAssertEqual(result.status, 0, "\(ranks) ranks × \(threads) threads: \(result.output)")
         return try checkpoint(out)
@@ -99,6 +99,17 @@ final class MPITests: XCTestCase {
             XCTAssertTrue(try train(ranks: ranks, threads: 1, out: "r\(ranks)", extra: flags) == reference,
                           "adam, 5 shards, \(ranks) ranks: the checkpoint differs")
         }
+    }
+
+    /// The colour model (32×32×3, from CIFAR data) across ranks too.
+    func testColourAcrossRanks() throws {
+        let cifar = "\(directory!)/data_batch_1.bin"
+        try Data(cifarRecords(count: 48, hundred: false)).write(to: URL(fileURLWithPath: cifar))
+        let reference = try train(ranks: 0, threads: 2, out: "one", extra: ["--shards", "4"], data: cifar)
+        XCTAssertEqual(try SafeTensors.read(path: "\(directory!)/one/checkpoint.safetensors").metadataValue("model"),
+                       "seed-dcgan-32x32x3")
+        XCTAssertTrue(try train(ranks: 3, threads: 1, out: "three", extra: ["--shards", "4"], data: cifar) == reference,
+                      "colour, 3 ranks: the checkpoint differs")
     }
 
     func testMoreRanksThanShardsIsOneClearError() throws {
