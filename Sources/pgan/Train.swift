@@ -93,6 +93,12 @@ struct Train: ParsableCommand {
         let directory: RunDirectory
         var checkpoint: SafeTensors?
         if let resume {
+            // A mistyped --resume must not leave an empty run directory behind: it has to hold a run already.
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory)
+            if writer && !(exists && isDirectory.boolValue) {
+                throw DataError(path: resume, problem: "no run directory to resume (\(exists ? "not a directory" : "no such directory"))")
+            }
             directory = writer ? try RunDirectory(path: resume) : RunDirectory(readingFrom: resume)
             // Rank 0 reads the checkpoint and hands its bytes to the other ranks, so only rank 0's node needs the
             // run directory.

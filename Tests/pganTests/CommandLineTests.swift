@@ -188,7 +188,10 @@ final class CommandLineTests: XCTestCase {
         try Data([7, 0, 0, 0, 0, 0, 0, 0, 123, 34]).write(to: URL(fileURLWithPath: corrupt))
         try assertFails(["sample", "--checkpoint", corrupt, "--out", "\(directory!)/s.png"], status: 1, mentions: [corrupt, "not a valid safetensors"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory!)/s.png"))
-        try assertFails(["train", "--resume", "\(directory!)/nowhere"], status: 1, mentions: ["nowhere/checkpoint.safetensors", "no such file"])
+        try assertFails(["train", "--resume", "\(directory!)/nowhere"], status: 1, mentions: ["nowhere", "no run directory to resume", "no such directory"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory!)/nowhere"), "a mistyped --resume creates nothing")
+        try FileManager.default.createDirectory(atPath: "\(directory!)/empty-run", withIntermediateDirectories: true)
+        try assertFails(["train", "--resume", "\(directory!)/empty-run"], status: 1, mentions: ["empty-run/checkpoint.safetensors", "no such file"])
     }
 
     /// Colour: a CIFAR-10 file trains the seed DCGAN at 32×32×3 (chosen from the data), writes RGB grids, resumes with
