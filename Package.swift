@@ -43,6 +43,16 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
         .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"]), .brew(["libpng"])]
+        ),
+        .systemLibrary(
+            name: "CTurboJPEG",
+            pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]
+        ),
+        .systemLibrary(
             name: "CMPI",
             pkgConfig: "ompi-c",
             providers: [.apt(["libopenmpi-dev"]), .brew(["open-mpi"])]
@@ -62,7 +72,7 @@ let package = Package(
         ),
         .target(
             name: "DCGANParallel",
-            dependencies: ["ParallelTensor", "CZlib"],
+            dependencies: ["ParallelTensor", "CZlib", "CPNG", "CTurboJPEG"],
             resources: [.copy("Resources/mnist-train-zeros.idx3-ubyte.gz")],
             swiftSettings: fastSIMD
         ),
@@ -75,7 +85,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["ParallelTensor", "DCGANParallel"],
+            dependencies: ["ParallelTensor", "DCGANParallel", "CPNG", "CTurboJPEG"],
             path: "Tests/TestSupport",
             swiftSettings: fastSIMD
         ),

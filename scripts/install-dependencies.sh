@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian/Ubuntu packages pgan needs to build and test: the hwloc and zlib development files and
-# pkg-config (Swift itself must already be installed). scripts/quickstart.sh and .ci/run both call this one script,
+# Installs the Debian/Ubuntu packages pgan needs to build and test: the hwloc, zlib, libpng and libjpeg-turbo
+# (TurboJPEG) development files and pkg-config (Swift itself must already be installed). scripts/quickstart.sh and .ci/run both call this one script,
 # so CI never has more than a user who followed the README.
 #   --mpi  also Open MPI (libopenmpi-dev, openmpi-bin), for `swift build --traits MPI` and mpirun (README, "Clusters")
 set -euo pipefail
-packages=(libhwloc-dev zlib1g-dev pkg-config)
+packages=(libhwloc-dev zlib1g-dev libpng-dev libturbojpeg0-dev pkg-config)
 case "${1:-}" in
     "") ;;
     --mpi) packages+=(libopenmpi-dev openmpi-bin) ;;

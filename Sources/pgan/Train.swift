@@ -15,14 +15,18 @@ struct Train: ParsableCommand {
         Example: pgan train --epochs 5 --threads 2 --out runs/zeros
         """)
 
-    @Option(help: "Images: an IDX file (raw or .gz; 3-d grey, or 4-d with 1 or 3 channels), or CIFAR-10/100 binary (a .bin file or the directory of the training batches); default: the built-in MNIST zeros.")
+    @Option(help: "Images: an IDX file (raw or .gz; 3-d grey, or 4-d with 1 or 3 channels), CIFAR-10/100 binary (a .bin file or the directory of the training batches), or a folder of PNG/JPEG images (optionally in class sub-folders); default: the built-in MNIST zeros.")
     var data: String?
     @Option(help: "IDX label file matching --data (read with --class); CIFAR files carry their own.")
     var labels: String?
-    @Option(name: .customLong("class"), help: "Train on one class only: a label number, or a CIFAR-10 class name (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck).")
+    @Option(name: .customLong("class"), help: "Train on one class only: a label number, a class folder's name, or a CIFAR-10 class name (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck).")
     var classLabel: String?
     @Option(help: "The same as --class N (kept for MNIST digits).")
     var digit: Int?
+    @Option(help: "For a folder of PNG/JPEG images: the side they are centre-cropped and resized to, 28 or 32 (default 28 for grey images, 32 for colour).")
+    var imageSize: Int?
+    @Flag(help: "For a folder of images: fail on the first one that cannot be read, instead of skipping it with a warning.")
+    var strict = false
     @Option(help: "Epochs to train (default 10; with --resume, the run's own target).")
     var epochs: Int?
     @Option(help: "Train this many steps instead of whole epochs.")
@@ -55,11 +59,11 @@ struct Train: ParsableCommand {
         if epochs != nil && steps != nil { throw ValidationError("give --epochs or --steps, not both") }
         if let digit, !(0...255).contains(digit) { throw ValidationError("--digit must be a label value 0–255 (got \(digit))") }
         if digit != nil && classLabel != nil { throw ValidationError("give --class or --digit, not both") }
-        let label = try selectedLabel()
+        let label = try selectedLabel(data: data)
         if labels != nil && data == nil { throw ValidationError("--labels needs --data") }
         if labels != nil && label == nil { throw ValidationError("--labels is only read with --class: give the label to train on") }
-        if let classLabel, Int(classLabel) == nil, let data, CIFAR.kind(at: data) != .cifar10 {
-            throw ValidationError("--class \(classLabel) is a CIFAR-10 class name, but --data \(data) is not CIFAR-10 data: give the label number")
+        if let imageSize, !GANModel.seedImageSides.contains(imageSize) {
+            throw ValidationError("--image-size must be \(GANModel.seedImageSides.map(String.init).joined(separator: " or ")), the sides the seed DCGAN is built for (got \(imageSize))")
         }
         if data == nil, resume == nil, let label, label != 0 {
             throw ValidationError("the built-in data set holds only zeros; give --data and --labels for digit \(label)")
@@ -88,7 +92,8 @@ struct Train: ParsableCommand {
         let threadCount = threadOptions.count
         var configuration = TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
                                                   optimizer: optimizer ?? .rmsprop, learningRate: learningRate)
-        var source = DataSource(data: data.map(absolutePath), labels: labels.map(absolutePath), digit: try selectedLabel())
+        var source = DataSource(data: data.map(absolutePath), labels: labels.map(absolutePath),
+                                digit: try selectedLabel(data: data), imageSide: imageSize, strict: strict)
         var recordedTarget: Int?
         let directory: RunDirectory
         var checkpoint: SafeTensors?
@@ -115,7 +120,13 @@ struct Train: ParsableCommand {
             try refuseContradictions(with: recorded, in: resume)
             configuration = recorded
             if let record = try Checkpoint.runRecord(of: file, path: directory.checkpointPath) {
-                let recordedSource = DataSource(data: record.data, labels: record.labels, digit: record.digit)
+                // A resumed run reads its images as they were read first: at its model's side.
+                let recordedSource = DataSource(data: record.data, labels: record.labels, digit: record.digit,
+                                                imageSide: recorded.model.imageShape.height, strict: strict)
+                if let imageSize, imageSize != recorded.model.imageShape.height {
+                    throw ConfigurationError("--image-size \(imageSize) contradicts the run in \(resume) (\(recorded.model.imageShape.height)); leave it out to resume it")
+                }
+                if classLabel != nil && data == nil { source.digit = try selectedLabel(data: record.data) }
                 if data != nil || labels != nil || digit != nil || classLabel != nil, source != recordedSource {
                     throw ConfigurationError("--data/--labels/--class (\(source)) contradict the run in \(resume) (\(recordedSource)); leave them out to resume it")
                 }
@@ -196,19 +207,22 @@ struct Train: ParsableCommand {
         }
     }
 
-    /// `--class` as a label number (a CIFAR-10 name is looked up), or `--digit`; nil when neither is given.
-    func selectedLabel() throws -> Int? {
+    /// `--class` as a label number (a name is looked up: a class folder of an image folder, or a CIFAR-10 class), or
+    /// `--digit`; nil when neither is given.
+    func selectedLabel(data: String?) throws -> Int? {
         guard let classLabel else { return digit }
         if let number = Int(classLabel) {
             guard (0...255).contains(number) else {
-                throw ValidationError("--class must be a label value 0–255 or a CIFAR-10 class name (got \(classLabel))")
+                throw ValidationError("--class must be a label value 0–255 or a class name (got \(classLabel))")
             }
             return number
         }
-        guard let index = CIFAR.tenClasses.firstIndex(of: classLabel.lowercased()) else {
-            throw ValidationError("--class \(classLabel) is neither a label number nor a CIFAR-10 class (\(CIFAR.tenClasses.joined(separator: ", ")))")
+        guard let data else { throw ValidationError("--class \(classLabel) names a class of --data; give --data") }
+        do {
+            return try ImageDataset.classIndex(named: classLabel, dataPath: data)
+        } catch let error as DataError {
+            throw ValidationError(error.description)
         }
-        return index
     }
 
     /// Flags given with --resume must agree with the run's recorded configuration.
@@ -243,12 +257,20 @@ struct Train: ParsableCommand {
     }
 }
 
-/// Where a run's images come from: an IDX file (with labels and a digit to keep), or the built-in zeros.
+/// Where a run's images come from: a file or folder (with labels and a class to keep, and the side folder images are
+/// resized to), or the built-in zeros.
 struct DataSource: Equatable, CustomStringConvertible {
     var data: String?
     var labels: String?
     var digit: Int?
+    /// The side image folders are resized to (nil: 28 for grey images, 32 for colour) and whether an unreadable image
+    /// fails the load: how to read, not what, so not compared on resume.
+    var imageSide: Int? = nil
+    var strict = false
 
+    static func == (a: DataSource, b: DataSource) -> Bool {
+        a.data == b.data && a.labels == b.labels && a.digit == b.digit
+    }
     func load() throws -> ImageDataset {
         guard let data else {
             if let digit, digit != 0 {
@@ -256,7 +278,8 @@ struct DataSource: Equatable, CustomStringConvertible {
             }
             return try ImageDataset.defaultZeros()
         }
-        return try ImageDataset.load(imagesPath: data, labelsPath: labels, label: digit)
+        return try ImageDataset.load(imagesPath: data, labelsPath: labels, label: digit, imageSide: imageSide,
+                                     strict: strict) { writeToStandardError("pgan: warning: \($0)\n") }
     }
 
     var description: String {

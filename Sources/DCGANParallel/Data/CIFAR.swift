@@ -28,7 +28,7 @@ public enum CIFAR {
                 .sorted { $0.localizedStandardCompare($1) == .orderedAscending }
             if !batches.isEmpty { return (.cifar10, batches.map { "\(path)/\($0)" }) }
             if names.contains("train.bin") { return (.cifar100, ["\(path)/train.bin"]) }
-            throw DataError(path: path, problem: "is a directory without CIFAR training batches (data_batch_*.bin or train.bin)")
+            throw DataError(path: path, problem: "is a directory without CIFAR training batches (data_batch_*.bin or train.bin) or PNG/JPEG images")
         }
         let name = URL(fileURLWithPath: path).lastPathComponent
         guard name.hasSuffix(".bin") else { return nil }

@@ -48,7 +48,43 @@ public struct ImageDataset: Sendable {
     /// with 1 or 3 channels), or CIFAR-10/100 in its binary form (`CIFAR`: a `.bin` file or the directory of them) —
     /// and, when `label` is given, keeps only the images with that label: from `labelsPath` for IDX, from the file
     /// itself for CIFAR.
-    public static func load(imagesPath: String, labelsPath: String?, label: Int?) throws -> ImageDataset {
+    /// A folder of PNG and JPEG images (`ImageFolder`) is read too, resized to `imageSide`; its unreadable images are
+    /// skipped with `warn`, or fail the load when `strict`. `imageSide` given for IDX or CIFAR must be their size.
+    public static func load(imagesPath: String, labelsPath: String?, label: Int?, imageSide: Int? = nil,
+                            strict: Bool = false, warn: (String) -> Void = { _ in }) throws -> ImageDataset {
+        if ImageFolder.isImageFolder(imagesPath) && CIFAR.kind(at: imagesPath) == nil {
+            if labelsPath != nil {
+                throw DataError(path: imagesPath, problem: "an image folder's classes are its sub-folders; leave out --labels")
+            }
+            return try ImageFolder.load(path: imagesPath, label: label, side: imageSide, strict: strict, warn: warn)
+        }
+        let dataset = try loadFile(imagesPath: imagesPath, labelsPath: labelsPath, label: label)
+        if let imageSide, imageSide != dataset.height || imageSide != dataset.width {
+            throw DataError(path: imagesPath, problem: "holds \(dataset.height)×\(dataset.width) images; --image-size resizes only folders of PNG/JPEG images")
+        }
+        return dataset
+    }
+
+    /// The label a class name stands for: a class folder of an image folder (its index in sorted order) or a
+    /// CIFAR-10 class.
+    public static func classIndex(named name: String, dataPath: String) throws -> Int {
+        if ImageFolder.isImageFolder(dataPath) && CIFAR.kind(at: dataPath) == nil {
+            let classes = ImageFolder.classes(at: dataPath)
+            guard let index = classes.firstIndex(of: name) else {
+                throw DataError(path: dataPath, problem: "has no class folder \(name) (\(classes.isEmpty ? "it has no class folders" : classes.prefix(8).joined(separator: ", ") + (classes.count > 8 ? ", …" : "")))")
+            }
+            return index
+        }
+        guard CIFAR.kind(at: dataPath) == .cifar10 else {
+            throw DataError(path: dataPath, problem: "--class \(name) is a class name, but only image folders and CIFAR-10 have named classes: give the label number")
+        }
+        guard let index = CIFAR.tenClasses.firstIndex(of: name.lowercased()) else {
+            throw DataError(path: dataPath, problem: "--class \(name) is not a CIFAR-10 class (\(CIFAR.tenClasses.joined(separator: ", ")))")
+        }
+        return index
+    }
+
+    static func loadFile(imagesPath: String, labelsPath: String?, label: Int?) throws -> ImageDataset {
         if let cifar = try CIFAR.load(path: imagesPath, label: label) {
             if labelsPath != nil {
                 throw DataError(path: imagesPath, problem: "CIFAR files carry their labels; leave out --labels")
