@@ -23,7 +23,7 @@ struct Train: ParsableCommand {
     var classLabel: String?
     @Option(help: "The same as --class N (kept for MNIST digits).")
     var digit: Int?
-    @Option(help: "For a folder of PNG/JPEG images: the side they are centre-cropped and resized to, 28 or 32 (default 28 for grey images, 32 for colour).")
+    @Option(help: "For a folder of PNG/JPEG images: the side they are centre-cropped and resized to, 28 or 32 (default 32).")
     var imageSize: Int?
     @Flag(help: "For a folder of images: fail on the first one that cannot be read, instead of skipping it with a warning.")
     var strict = false
@@ -263,7 +263,7 @@ struct DataSource: Equatable, CustomStringConvertible {
     var data: String?
     var labels: String?
     var digit: Int?
-    /// The side image folders are resized to (nil: 28 for grey images, 32 for colour) and whether an unreadable image
+    /// The side image folders are resized to (nil: 32) and whether an unreadable image
     /// fails the load: how to read, not what, so not compared on resume.
     var imageSide: Int? = nil
     var strict = false

@@ -46,7 +46,7 @@ final class ImageFolderTests: XCTestCase {
     func testEveryPNGFormIsReadPixelForPixel() throws {
         let grey = pattern(side: 28, channels: 1), rgb = pattern(side: 28, channels: 3)
         try put(ImageFiles.png(width: 28, height: 28, colour: false, samples8: grey), "grey/a.png")
-        XCTAssertEqual(try load("grey").bytes, grey)
+        XCTAssertEqual(try load("grey", side: 28).bytes, grey)
         try put(ImageFiles.png(width: 28, height: 28, colour: true, samples8: rgb), "rgb/a.png")
         let colour = try load("rgb", side: 28)
         XCTAssertEqual([colour.channels, colour.height], [3, 28])
@@ -60,7 +60,7 @@ final class ImageFolderTests: XCTestCase {
         try put(ImageFiles.png(width: 28, height: 28, colour: true, alpha: true, samples8: rgba), "rgba/a.png")
         XCTAssertEqual(try load("rgba", side: 28).bytes, rgb)
         try put(ImageFiles.png(width: 28, height: 28, colour: false, alpha: true, samples8: ga), "ga/a.png")
-        XCTAssertEqual(try load("ga").bytes, grey)
+        XCTAssertEqual(try load("ga", side: 28).bytes, grey)
         // 16-bit: the high byte of each sample.
         let wide = rgb.enumerated().map { UInt16($0.element) << 8 | UInt16($0.offset % 251) }
         try put(ImageFiles.png(width: 28, height: 28, colour: true, samples16: wide), "sixteen/a.png")
@@ -79,7 +79,7 @@ final class ImageFolderTests: XCTestCase {
         let colour = try load("colour")
         XCTAssertEqual([colour.count, colour.height, colour.channels], [1, 32, 3])
         XCTAssertLessThanOrEqual(zip(colour.bytes, rgb).map { abs(Int($0) - Int($1)) }.max()!, 6)
-        let mono = try load("grey")
+        let mono = try load("grey", side: 28)
         XCTAssertEqual(mono.channels, 1)
         XCTAssertLessThanOrEqual(zip(mono.bytes, grey).map { abs(Int($0) - Int($1)) }.max()!, 6)
     }
@@ -131,11 +131,20 @@ final class ImageFolderTests: XCTestCase {
         try put(Array(good.prefix(good.count / 2)), "mixed/truncated.png")
         try put(Array("not an image".utf8), "mixed/text.jpg")
         try put([0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3], "mixed/corrupt.jpeg")
+        // A header that promises 20 000 × 20 000 pixels (CRC fixed, so libpng accepts it): skipped before decoding.
+        var huge = good
+        for offset in [16, 20] { huge.replaceSubrange(offset..<(offset + 4), with: [0, 0, 0x4E, 0x20]) }
+        let crc = Gzip.crc32(Array(huge[12..<29]))
+        huge.replaceSubrange(29..<33, with: [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)])
+        try put(huge, "mixed/huge.png")
         var warnings: [String] = []
         let dataset = try load("mixed", warnings: &warnings)
         XCTAssertEqual(dataset.count, 1)
         XCTAssertEqual(warnings.count, 1)
-        XCTAssertTrue(warnings[0].contains("skipped 3 of 4 images") && warnings[0].contains("--strict"), warnings[0])
+        XCTAssertTrue(warnings[0].contains("skipped 4 of 5 images") && warnings[0].contains("--strict"), warnings[0])
+        XCTAssertThrowsError(try ImageFolder.decode(path: "\(directory!)/mixed/huge.png")) {
+            XCTAssertTrue(($0 as? ImageFolder.Unreadable)?.reason.contains("20000×20000 pixels is beyond") == true, "\($0)")
+        }
         assertDataError(try load("mixed", strict: true, warnings: &warnings), contains: "(--strict)")
         try put(Array("x".utf8), "broken/only.png")
         assertDataError(try load("broken", warnings: &warnings), contains: "none of its 1 images could be read")

@@ -9,7 +9,7 @@ import ParallelTensor
 /// in `DIR` (one class). Decoded by the system libraries — libpng's simplified API and libjpeg-turbo's TurboJPEG, both
 /// of which report errors by return value — on all cores, once, before training.
 ///
-/// Every image is centre-cropped to a square and resized to side × side with an area filter: each output pixel is
+/// Every image is centre-cropped to a square and resized to side × side (32 unless asked) with an area filter: each output pixel is
 /// the mean of the source pixels it covers, weighted by how much of each it covers (separable: rows, then columns, in
 /// Double), rounded to the nearest byte. It depends on nothing but the pixels, so the data set — and the training —
 /// are the same on every machine. The data set is RGB when any image is in colour (grey ones then repeat their value
@@ -76,15 +76,21 @@ public enum ImageFolder {
             files = classNames.flatMap { images(in: "\(path)/\($0)") }
         }
         guard !files.isEmpty else { throw DataError(path: path, problem: "holds no PNG or JPEG images") }
-        // The files' total bounds what decoding can need (compressed images are smaller than decoded ones, so also
-        // checked per image below).
-        let decoded = UnsafeMutableBufferPointer<Result<Decoded, Unreadable>?>.allocate(capacity: files.count)
-        decoded.initialize(repeating: nil)
-        defer { decoded.deallocate() }
-        nonisolated(unsafe) let results = decoded
+        let side = side ?? 32
+        guard files.count <= MemoryBudget.dataBytes / (side * side * 3) else {
+            throw DataError(path: path, problem: "\(files.count) images of \(side)×\(side) pixels need more than the \(formatBytes(MemoryBudget.dataBytes)) pgan will hold (half the machine's memory)")
+        }
+        // Each image is decoded and resized in one item, so only one full-size image per core is ever held.
+        let resized = UnsafeMutableBufferPointer<Result<Decoded, Unreadable>?>.allocate(capacity: files.count)
+        resized.initialize(repeating: nil)
+        defer { resized.deallocate() }
+        nonisolated(unsafe) let results = resized
         DispatchQueue.concurrentPerform(iterations: files.count) { index in
             do {
-                results[index] = .success(try decode(path: files[index]))
+                let image = try decode(path: files[index])
+                var pixels = [UInt8](repeating: 0, count: side * side * image.channels)
+                pixels.withUnsafeMutableBufferPointer { resize(image, side: side, into: $0.baseAddress!) }
+                results[index] = .success(Decoded(width: side, height: side, channels: image.channels, pixels: pixels))
             } catch let error as Unreadable {
                 results[index] = .failure(error)
             } catch {
@@ -92,7 +98,7 @@ public enum ImageFolder {
             }
         }
         var kept: [Decoded] = [], skipped: [(String, String)] = []
-        for (index, result) in decoded.enumerated() {
+        for (index, result) in resized.enumerated() {
             switch result! {
             case .success(let image): kept.append(image)
             case .failure(let error): skipped.append((files[index], error.reason))
@@ -103,18 +109,15 @@ public enum ImageFolder {
             warn("skipped \(skipped.count) of \(files.count) images that could not be read (first: \(file): \(reason)); --strict makes this an error")
         }
         guard !kept.isEmpty else { throw DataError(path: path, problem: "none of its \(files.count) images could be read") }
+        // RGB when any image is in colour: grey ones repeat their value in the three channels.
         let channels = kept.contains { $0.channels == 3 } ? 3 : 1
-        let side = side ?? (channels == 3 ? 32 : 28)
-        let perImage = side * side * channels
-        guard kept.count <= MemoryBudget.dataBytes / perImage else {
-            throw DataError(path: path, problem: "\(kept.count) images of \(side)×\(side)×\(channels) need more than the \(formatBytes(MemoryBudget.dataBytes)) pgan will hold (half the machine's memory)")
-        }
-        var bytes = [UInt8](repeating: 0, count: kept.count * perImage)
-        bytes.withUnsafeMutableBufferPointer { output in
-            nonisolated(unsafe) let target = output.baseAddress!
-            let images = kept
-            DispatchQueue.concurrentPerform(iterations: images.count) { index in
-                resize(images[index], side: side, channels: channels, into: target + index * perImage)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(kept.count * side * side * channels)
+        for image in kept {
+            if image.channels == channels {
+                bytes += image.pixels
+            } else {
+                for value in image.pixels { bytes += [value, value, value] }
             }
         }
         return ImageDataset(rawImages: bytes, count: kept.count, height: side, width: side, channels: channels,
@@ -135,8 +138,9 @@ public enum ImageFolder {
         throw Unreadable(reason: "neither a PNG nor a JPEG file")
     }
 
-    /// Images beyond this many pixels are refused before decoding: 64 megapixels is 192 MB of RGB.
-    static let maximumPixels = 1 << 26
+    /// Images beyond this many pixels are skipped before decoding: 32 megapixels are 128 MB while decoded (RGBA), and
+    /// every core decodes one at a time.
+    static let maximumPixels = 1 << 25
 
     static func decodePNG(_ bytes: [UInt8]) throws -> Decoded {
         var image = png_image()
@@ -201,8 +205,9 @@ public enum ImageFolder {
         return Decoded(width: Int(width), height: Int(height), channels: channels, pixels: pixels)
     }
 
-    /// The centre square of `image`, area-resized to side × side, as `channels` channels into `output`.
-    static func resize(_ image: Decoded, side: Int, channels: Int, into output: UnsafeMutablePointer<UInt8>) {
+    /// The centre square of `image`, area-resized to side × side (its own channels) into `output`.
+    static func resize(_ image: Decoded, side: Int, into output: UnsafeMutablePointer<UInt8>) {
+        let channels = image.channels
         let square = min(image.width, image.height)
         let left = (image.width - square) / 2, top = (image.height - square) / 2
         let weights = areaWeights(from: square, to: side)
@@ -223,7 +228,7 @@ public enum ImageFolder {
             for x in 0..<side {
                 for c in 0..<channels {
                     var sum = 0.0
-                    for (index, weight) in taps { sum += weight * rows[(index * side + x) * image.channels + min(c, image.channels - 1)] }
+                    for (index, weight) in taps { sum += weight * rows[(index * side + x) * channels + c] }
                     output[(y * side + x) * channels + c] = UInt8(max(0, min(255, sum.rounded())))
                 }
             }
