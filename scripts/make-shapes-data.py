@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Writes a colour training set for pgan: 32x32 RGB images of one coloured shape (a disc, a square or a triangle) on
-a softly tinted, noisy background, as a gzipped 4-dimensional IDX file (count x 32 x 32 x 3, uint8).
+a softly tinted, noisy background, as a gzipped 4-dimensional IDX file (count x 32 x 32 x 3, uint8), or with
+--png-folder as a folder of PNG files in one sub-folder per shape (an ImageFolder layout: discs/, squares/,
+triangles/).
 
     python3 scripts/make-shapes-data.py --count 6000 --out shapes-32x32x3.idx.gz
     pgan train --data shapes-32x32x3.idx.gz --epochs 10 --out runs/shapes
+    python3 scripts/make-shapes-data.py --count 600 --png-folder shapes/
+    pgan train --data shapes --class discs --out runs/discs
 
 Standard library only; the same --seed gives the same bytes.
 """
-import argparse, gzip, math, random, struct
+import argparse, gzip, math, os, random, struct, zlib
+
+SHAPES = ["discs", "squares", "triangles"]
 
 
 def image(rng):
@@ -39,7 +45,16 @@ def image(rng):
                 else:
                     value = base[c] + tilt[c] * (x - 16) / 16 + rng.uniform(-0.06, 0.06)
                 pixels.append(max(0, min(255, int(round(value * 255)))))
-    return bytes(pixels)
+    return kind, bytes(pixels)
+
+
+def png(pixels, side=32):
+    """An 8-bit RGB PNG of side x side pixels (filter None on every row)."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    rows = b"".join(b"\x00" + pixels[y * side * 3:(y + 1) * side * 3] for y in range(side))
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
 
 
 def main():
@@ -47,13 +62,23 @@ def main():
     parser.add_argument("--count", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default="shapes-32x32x3.idx.gz")
+    parser.add_argument("--png-folder", help="write PNG files into this folder (one sub-folder per shape) instead")
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    if args.png_folder:
+        for name in SHAPES:
+            os.makedirs(os.path.join(args.png_folder, name), exist_ok=True)
+        for index in range(args.count):
+            kind, pixels = image(rng)
+            with open(os.path.join(args.png_folder, SHAPES[kind], f"{index:06d}.png"), "wb") as f:
+                f.write(png(pixels))
+        print(f"wrote {args.count} PNG images of 32x32 to {args.png_folder}/{{{','.join(SHAPES)}}}")
+        return
     header = struct.pack(">BBBB", 0, 0, 0x08, 4) + struct.pack(">IIII", args.count, 32, 32, 3)
     with gzip.GzipFile(args.out, "wb", mtime=0) as f:
         f.write(header)
         for _ in range(args.count):
-            f.write(image(rng))
+            f.write(image(rng)[1])
     print(f"wrote {args.count} images of 32x32x3 to {args.out}")
 
 
