@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs pgan for a machine without Swift or hwloc (the 16-core benchmark machine) into ./device, which git ignores:
-# a release binary with the Swift runtime linked in (stripped, gzipped), libhwloc/libudev/libz, the default-data
+# a release binary with the Swift runtime linked in (stripped, gzipped), libhwloc/libudev/libz/libpng/libturbojpeg, the default-data
 # bundle, the PyTorch peer scripts and Benchmarks/scaling-run.sh as device/run.sh. See DEVELOPERS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +10,9 @@ mkdir -p device/lib device/peers
 strip -o device/pgan .build/release/pgan
 gzip device/pgan
 cp -r .build/release/pgan_DCGANParallel.resources device/
-for library in libhwloc.so.15 libudev.so.1 libz.so.1; do
+for library in libhwloc.so.15 libudev.so.1 libz.so.1 libpng16.so.16 libturbojpeg.so.0; do
     path=$(ldconfig -p | awk -v name="$library" '$1 == name && /x86-64/ { print $NF; exit }')
-    [ -n "$path" ] || { echo "make-device-bundle: $library not found (apt-get install libhwloc-dev zlib1g-dev)" >&2; exit 1; }
+    [ -n "$path" ] || { echo "make-device-bundle: $library not found (./scripts/install-dependencies.sh)" >&2; exit 1; }
     cp "$path" device/lib/
 done
 peers=${PGAN_PEERS:-../shared/peers}
