@@ -143,10 +143,15 @@ public enum ImageFolder {
     static let maximumPixels = 1 << 25
 
     static func decodePNG(_ bytes: [UInt8]) throws -> Decoded {
+        // libpng keeps the pointer it is given from begin_read to finish_read: the bytes must stay put between.
+        try bytes.withUnsafeBytes { try decodePNG(memory: $0) }
+    }
+
+    static func decodePNG(memory: UnsafeRawBufferPointer) throws -> Decoded {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         defer { png_image_free(&image) }
-        guard png_image_begin_read_from_memory(&image, bytes, bytes.count) != 0 else {
+        guard png_image_begin_read_from_memory(&image, memory.baseAddress, memory.count) != 0 else {
             throw Unreadable(reason: "libpng: \(message(of: image))")
         }
         let (width, height) = (Int(image.width), Int(image.height))
