@@ -246,6 +246,14 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(checkpoint.metadataValue("model"), "seed-dcgan-28x28x3")
         let resumed = try pgan(["train", "--resume", "folder-run", "--steps", "4"])
         XCTAssertEqual(resumed.status, 0, resumed.error)
+        // An unreadable image: a warning counting it, or with --strict an error naming it.
+        try Data("not a picture".utf8).write(to: URL(fileURLWithPath: "\(directory!)/pictures/boats/broken.png"))
+        let warned = try pgan(["train", "--data", "pictures", "--batch-size", "4", "--shards", "2", "--steps", "1",
+                               "--out", "warned"])
+        XCTAssertEqual(warned.status, 0, warned.error)
+        XCTAssertTrue(warned.error.contains("pgan: warning: skipped 1 of 13 images") && warned.error.contains("broken.png"), warned.error)
+        try assertFails(["train", "--data", "pictures", "--strict", "--steps", "1", "--out", "strict"], status: 1,
+                        mentions: ["broken.png", "(--strict)"])
         try assertFails(["train", "--data", "pictures", "--image-size", "30"], status: 2, mentions: ["--image-size", "28 or 32"])
         try assertFails(["train", "--data", "pictures", "--class", "planes"], status: 2, mentions: ["no class folder planes", "boats, sunsets"])
         try assertFails(["train", "--data", tinyData, "--image-size", "32"], status: 1, mentions: ["--image-size resizes only folders"])
