@@ -38,9 +38,9 @@ extension GANStepPlan {
         // D phase. Shard s owns fakes F and the reals B + F for its range F of 0..<B, so every shard makes the same
         // number of fakes; its samples go through the discriminator a chunk at a time, fakes first, gradients
         // accumulating.
-        let batch = ownedSamples.count  // the samples this process computes; `self.batch` is the whole minibatch
-        let dPhaseWork = batch * generatorInference.forwardMultiplyAdds(generatorInference.firstLayer..<last)
-            + 2 * batch * (judging.forwardMultiplyAdds(0..<judging.layers.count)
+        let computed = ownedSamples.count  // the samples this process computes, for the phases' multiply-adds
+        let dPhaseWork = computed * generatorInference.forwardMultiplyAdds(generatorInference.firstLayer..<last)
+            + 2 * computed * (judging.forwardMultiplyAdds(0..<judging.layers.count)
                            + judging.backwardMultiplyAdds(0..<judging.layers.count, externalInputGradient: false))
         work.parallel("D phase: G inference, D forward+backward on fakes and reals", iterations: owned.count,
                       multiplyAdds: dPhaseWork) { [self] index, worker in
@@ -57,14 +57,14 @@ extension GANStepPlan {
                 let fakes = discriminatorPhaseFakes.pointer + chunk.lowerBound * image
                 fakes.update(from: images, count: chunk.count * image)
                 discriminatorPass(input: fakes, samples: chunk, label: labels.fake, phase: .discriminatorStep,
-                                  totalBatch: 2 * self.batch, logits: discriminatorLogits, losses: discriminatorLosses,
+                                  totalBatch: 2 * batch, logits: discriminatorLogits, losses: discriminatorLosses,
                                   worker: worker, gradients: gradients, accumulate: chunk.lowerBound != own.lowerBound,
                                   inputGradient: nil, step: step)
             }
             for chunk in chunks(of: own) {
                 discriminatorPass(input: realBatch.pointer + chunk.lowerBound * image,
-                                  samples: (self.batch + chunk.lowerBound)..<(self.batch + chunk.upperBound),
-                                  label: labels.real, phase: .discriminatorStep, totalBatch: 2 * self.batch, logits: discriminatorLogits,
+                                  samples: (batch + chunk.lowerBound)..<(batch + chunk.upperBound),
+                                  label: labels.real, phase: .discriminatorStep, totalBatch: 2 * batch, logits: discriminatorLogits,
                                   losses: discriminatorLosses, worker: worker, gradients: gradients, accumulate: true,
                                   inputGradient: nil, step: step)
             }
@@ -97,7 +97,7 @@ extension GANStepPlan {
         for (k, normalization) in normalizations.enumerated() {
             let range = stageStart..<normalization
             let label = k == 0 ? "G forward to BatchNorm \(k) statistics" : "G forward stage \(k)"
-            appendShardPhase(to: &work, label: label, multiplyAdds: batch * generating.forwardMultiplyAdds(range),
+            appendShardPhase(to: &work, label: label, multiplyAdds: computed * generating.forwardMultiplyAdds(range),
                              leading: k == 0 ? pending.removeFirst() : nil,
                              trailing: k == 1 ? pending.removeFirst() : nil) { [self] shard, worker in
                 let pass = generatorPass(shard: shard, worker: worker, step: step)
@@ -105,7 +105,7 @@ extension GANStepPlan {
                 pass.accumulateStatistics(layer: normalization, shard: shard)
             }
             work.serial("G BatchNorm \(k) statistics") { [self] in
-                let rows = self.batch * generator.shapes[normalization].height * generator.shapes[normalization].width
+                let rows = batch * generator.shapes[normalization].height * generator.shapes[normalization].width
                 generator.layers[normalization].batchNormalization!.finishStatistics(
                     totalRows: rows, parameters: generator.parameters.pointer, state: generator.state.pointer,
                     batch: trainingNorms[normalization]!)
@@ -120,7 +120,7 @@ extension GANStepPlan {
 
         let finalForward = stageStart..<last
         let finalBackward = (normalizations.last.map { $0 + 1 } ?? start)..<last
-        let finalWork = batch * (generating.forwardMultiplyAdds(finalForward)
+        let finalWork = computed * (generating.forwardMultiplyAdds(finalForward)
                                  + judging.forwardMultiplyAdds(0..<judging.layers.count)
                                  + judging.backwardMultiplyAdds(0..<judging.layers.count, weightGradients: false)
                                  + generating.backwardMultiplyAdds(finalBackward))
@@ -135,7 +135,7 @@ extension GANStepPlan {
             for chunk in chunks(of: range) {
                 let offset = (chunk.lowerBound - range.lowerBound) * image
                 discriminatorPass(input: images + offset, samples: chunk, label: labels.generatorTarget,
-                                  phase: .generatorStep, totalBatch: self.batch, logits: generatorLogits,
+                                  phase: .generatorStep, totalBatch: batch, logits: generatorLogits,
                                   losses: generatorLosses, worker: worker, gradients: nil, accumulate: false,
                                   inputGradient: imageGradients + offset, step: step)
             }
@@ -148,7 +148,7 @@ extension GANStepPlan {
         for k in normalizations.indices.reversed() {
             let normalization = normalizations[k]
             work.serial("G BatchNorm \(k) gradient sums") { [self] in
-                let rows = self.batch * generator.shapes[normalization].height * generator.shapes[normalization].width
+                let rows = batch * generator.shapes[normalization].height * generator.shapes[normalization].width
                 generator.layers[normalization].batchNormalization!.finishGradientSums(
                     totalRows: rows, batch: trainingNorms[normalization]!)
             }
@@ -156,7 +156,7 @@ extension GANStepPlan {
             let range = (below.map { $0 + 1 } ?? start)..<(normalization + 1)
             let label = below == nil ? "G backward through BatchNorm \(k)" : "G backward to BatchNorm \(k - 1)"
             work.parallel(label, iterations: owned.count,
-                          multiplyAdds: batch * generating.backwardMultiplyAdds(range)) { [self] index, worker in
+                          multiplyAdds: computed * generating.backwardMultiplyAdds(range)) { [self] index, worker in
                 let shard = owned.lowerBound + index
                 let pass = generatorPass(shard: shard, worker: worker, step: step)
                 pass.backward(range)
@@ -176,7 +176,7 @@ extension GANStepPlan {
         work.parallel(distributed ? "G block sums | G first layer weight gradient per block"
                                   : "G all-reduce | G first layer weight gradient",
                       iterations: reduceSlices + firstLayerSlices * blocks.count,
-                      multiplyAdds: batch * firstLayerWork) { [self] index, worker in
+                      multiplyAdds: computed * firstLayerWork) { [self] index, worker in
             if index < reduceSlices {
                 reducer.sumOwnBlocks(generatorShardPointers, range: Self.slice(index, of: generatorSharded))
             } else if let firstLayer {
