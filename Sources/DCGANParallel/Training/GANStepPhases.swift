@@ -74,7 +74,7 @@ extension GANStepPlan {
         // weights packed for the frozen D of the G phase. Both fill G-phase stages that do not read D. Across
         // processes the sum has two more steps first: the blocks' sums, then the exchange between ranks.
         let discriminatorCount = discriminator.parameters.count
-        let discriminatorSlices = (discriminatorCount + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength
+        let discriminatorSlices = Self.sliceCount(of: discriminatorCount)
         let distributed = reducer.isDistributed
         if distributed {
             appendDistributedSum(to: &work, network: "D", count: discriminatorCount, local: discriminatorShardPointers)
@@ -168,7 +168,7 @@ extension GANStepPlan {
         // BatchNorms' gamma/beta gradients written, the optimizer step, the weights packed for the next step. Across
         // processes, each rank's blocks are summed here (the first layer's per block) and exchanged after.
         let generatorSharded = generator.shardedGradientCount
-        let reduceSlices = (generatorSharded + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength
+        let reduceSlices = Self.sliceCount(of: generatorSharded)
         let firstLayerSlices = firstLayer.map {
             ($0.outputSize + Self.firstLayerGradientColumns - 1) / Self.firstLayerGradientColumns
         } ?? 0
@@ -193,10 +193,8 @@ extension GANStepPlan {
             generator.writeNormalizationGradients(into: generatorShardPointers[0], norms: trainingNorms)
         }
         let generatorCount = generator.parameters.count
-        work.parallel("G optimizer",
-                      iterations: (generatorCount + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength) { [self] slice, _ in
-            let start = slice * ShardReduction.sliceLength
-            generatorOptimizer.apply(start..<min(start + ShardReduction.sliceLength, generatorCount),
+        work.parallel("G optimizer", iterations: Self.sliceCount(of: generatorCount)) { [self] slice, _ in
+            generatorOptimizer.apply(Self.slice(slice, of: generatorCount),
                                      parameters: generator.parameters.pointer, gradients: generatorShardPointers[0])
         }
         work.parallel("G weight packing",
@@ -208,12 +206,16 @@ extension GANStepPlan {
     private func appendDistributedSum(to work: inout PhasedWork, network: String, count: Int,
                                       local: [UnsafeMutablePointer<Float>]) {
         if reducer.ownBlocks.contains(where: { $0.count > 1 }) {
-            let slices = (count + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength
-            work.parallel("\(network) block sums", iterations: slices) { [self] index, _ in
+            work.parallel("\(network) block sums", iterations: Self.sliceCount(of: count)) { [self] index, _ in
                 reducer.sumOwnBlocks(local, range: Self.slice(index, of: count))
             }
         }
         work.serial("\(network) exchange between ranks") { [self] in reducer.exchangeRoots(local, count: count) }
+    }
+
+    /// Slices of `ShardReduction.sliceLength` elements a vector of `count` is cut into, for parallel sums and updates.
+    static func sliceCount(of count: Int) -> Int {
+        (count + ShardReduction.sliceLength - 1) / ShardReduction.sliceLength
     }
 
     /// Elements of slice `index` of a vector of `count` (`ShardReduction.sliceLength` each).
