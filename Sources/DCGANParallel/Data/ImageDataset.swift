@@ -52,7 +52,7 @@ public struct ImageDataset: Sendable {
     /// skipped with `warn`, or fail the load when `strict`. `imageSide` given for IDX or CIFAR must be their size.
     public static func load(imagesPath: String, labelsPath: String?, label: Int?, imageSide: Int? = nil,
                             strict: Bool = false, warn: (String) -> Void = { _ in }) throws -> ImageDataset {
-        if ImageFolder.isImageFolder(imagesPath) && CIFAR.kind(at: imagesPath) == nil {
+        if ImageFolder.isImageFolder(imagesPath) {
             if labelsPath != nil {
                 throw DataError(path: imagesPath, problem: "an image folder's classes are its sub-folders; leave out --labels")
             }
@@ -68,7 +68,7 @@ public struct ImageDataset: Sendable {
     /// The label a class name stands for: a class folder of an image folder (its index in sorted order) or a
     /// CIFAR-10 class.
     public static func classIndex(named name: String, dataPath: String) throws -> Int {
-        if ImageFolder.isImageFolder(dataPath) && CIFAR.kind(at: dataPath) == nil {
+        if ImageFolder.isImageFolder(dataPath) {
             let classes = ImageFolder.classes(at: dataPath)
             guard let index = classes.firstIndex(of: name) else {
                 throw DataError(path: dataPath, problem: "has no class folder \(name) (\(classes.isEmpty ? "it has no class folders" : classes.prefix(8).joined(separator: ", ") + (classes.count > 8 ? ", …" : "")))")

@@ -21,12 +21,16 @@ public enum ImageFolder {
 
     /// The class sub-folders of `path` that hold images, sorted, or [] when the images are in `path` itself.
     public static func classes(at path: String) -> [String] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        return entries.filter { name in
+        subfolders(of: path).filter { !images(in: "\(path)/\($0)").isEmpty }.sorted()
+    }
+
+    /// The visible sub-folders of `path`.
+    static func subfolders(of path: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { name in
             var isDirectory: ObjCBool = false
             return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: "\(path)/\(name)", isDirectory: &isDirectory)
-                && isDirectory.boolValue && !images(in: "\(path)/\(name)").isEmpty
-        }.sorted()
+                && isDirectory.boolValue
+        }
     }
 
     /// The image files directly in `directory`, sorted by name.
@@ -36,13 +40,13 @@ public enum ImageFolder {
             .sorted().map { "\(directory)/\($0)" }
     }
 
-    /// True when `path` is a directory of images or of class folders of images.
+    /// True when `path` is a directory of images or of class folders of images, and not CIFAR's batches (which a
+    /// CIFAR directory may sit beside images with). Lists at most until the first folder with an image.
     public static func isImageFolder(_ path: String) -> Bool {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            return false
-        }
-        return !images(in: path).isEmpty || !classes(at: path).isEmpty
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue,
+              CIFAR.kind(at: path) == nil else { return false }
+        return !images(in: path).isEmpty || subfolders(of: path).contains { !images(in: "\(path)/\($0)").isEmpty }
     }
 
     /// A decoded image: width × height × channels bytes, channels interleaved.
