@@ -64,10 +64,7 @@ extension ProcessGroup {
     /// Every rank's byte string, in rank order (two all-gathers: the lengths, then the bytes).
     public func allGatherBytes(_ bytes: [UInt8]) -> [[UInt8]] {
         guard size > 1 else { return [bytes] }
-        var lengths = [Int](repeating: 0, count: size)
-        lengths[rank] = bytes.count
-        lengths.withUnsafeMutableBytes { allGather($0.baseAddress!, counts: Array(repeating: 8, count: size),
-                                                   offsets: (0..<size).map { $0 * 8 }) }
+        let lengths = allGather(UInt64(bytes.count)).map { Int($0) }
         let offsets = lengths.indices.map { lengths[..<$0].reduce(0, +) }
         var all = [UInt8](repeating: 0, count: max(lengths.reduce(0, +), 1))
         all.withUnsafeMutableBytes { buffer in
