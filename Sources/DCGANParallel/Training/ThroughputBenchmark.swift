@@ -24,12 +24,13 @@ public struct BenchmarkPoint: Sendable {
     /// What a point measured of the processes working together, from rank 0.
     public struct ClusterFigures: Sendable {
         public let ranks: Int
-        /// Seconds per step and, of those, seconds inside MPI calls; bytes handed to MPI per step by rank 0, and by
-        /// every rank (they differ when ranks own different numbers of blocks).
+        /// Seconds per step and, of those, seconds inside MPI calls; bytes handed to MPI per step by every rank (they
+        /// differ when ranks own different numbers of blocks).
         public let secondsPerStep: Double
         public let mpiSecondsPerStep: Double
-        public let bytesSentPerStep: Double
         public let bytesSentPerStepByRank: [Double]
+        /// Rank 0's bytes per step, the CSV's and JSON's figure.
+        public var bytesSentPerStep: Double { bytesSentPerStepByRank[0] }
         /// Rank 0 alone (one process, the same threads), images/s: the base of the speedup; 0 until measured.
         public var oneProcessImagesPerSecond: Double = 0
     }
@@ -144,7 +145,7 @@ public struct ThroughputBenchmark: Sendable {
         let bytesByRank = group.allGather(UInt64(traffic.bytesSent)).map { Double($0) / timedSteps }
         let cluster = group.size == 1 ? nil : BenchmarkPoint.ClusterFigures(
             ranks: group.size, secondsPerStep: elapsed / timedSteps, mpiSecondsPerStep: traffic.seconds / timedSteps,
-            bytesSentPerStep: Double(traffic.bytesSent) / timedSteps, bytesSentPerStepByRank: bytesByRank)
+            bytesSentPerStepByRank: bytesByRank)
         let median = rates.sorted()[rates.count / 2]
         var profile: PhaseProfile?
         if tracesPhases {
