@@ -126,7 +126,6 @@ struct Train: ParsableCommand {
                 if let imageSize, imageSize != recorded.model.imageShape.height {
                     throw ConfigurationError("--image-size \(imageSize) contradicts the run in \(resume) (\(recorded.model.imageShape.height)); leave it out to resume it")
                 }
-                if classLabel != nil && data == nil { source.digit = try selectedLabel(data: record.data) }
                 if data != nil || labels != nil || digit != nil || classLabel != nil, source != recordedSource {
                     throw ConfigurationError("--data/--labels/--class (\(source)) contradict the run in \(resume) (\(recordedSource)); leave them out to resume it")
                 }
