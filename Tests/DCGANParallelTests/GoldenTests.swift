@@ -39,7 +39,7 @@ final class GoldenTests: XCTestCase {
         for (index, value) in zip(expected.indices, expected.values) {
             let a = Double(actual(index))
             if abs(a - value) > 1e-4 * abs(value) + 1e-4 * expected.rms {
-                XCTFail("\(name)[\(index)] = \(a), JAX says \(value) (rms \(expected.rms))", file: file, line: line)
+                XCTFail("\(name)[\(index)] = \(a), the reference says \(value) (rms \(expected.rms))", file: file, line: line)
                 return
             }
         }
@@ -83,6 +83,83 @@ final class GoldenTests: XCTestCase {
             for (name, expected) in fixture.updated_discriminator {
                 assertMatches(try XCTUnwrap(slotValue(trainer.discriminator.layout, trainer.discriminator.parameters.pointer, name)),
                               expected, "updated \(name) \(label)")
+            }
+        }
+    }
+
+    struct DCGANFixture: Decodable {
+        let seed: UInt64
+        let batch_size: Int
+        let image_side: Int
+        let channels: Int
+        let generator_width: Int
+        let discriminator_width: Int
+        let d_loss: Double
+        let g_loss: Double
+        let d_logits: [Double]
+        let g_logits: [Double]
+        let fakes: Sampled
+        let gradients: [String: Sampled]
+        let running: [String: Sampled]
+        let updated: [String: Sampled]
+    }
+
+    /// One step of `--model dcgan` against PyTorch's own modules, loss and Adam in float64, stepped as its DCGAN
+    /// example steps (scripts/make-dcgan-golden-fixture.py): BatchNorm in both networks with the reals' and the fakes'
+    /// statistics apart, both networks' running statistics, every gradient and the weights after Adam, for 1, 2 and 4
+    /// shards.
+    func testOneDCGANStepMatchesPyTorchForEveryShardCount() throws {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: "dcgan-golden-step", withExtension: "json",
+                                                  subdirectory: "Fixtures"))
+        let fixture = try JSONDecoder().decode(DCGANFixture.self, from: Data(contentsOf: url))
+        let model = try XCTUnwrap(GANModel.dcgan(imageSide: fixture.image_side, channels: fixture.channels,
+                                                 generatorWidth: fixture.generator_width,
+                                                 discriminatorWidth: fixture.discriminator_width))
+        let count = fixture.batch_size * model.imageShape.elementsPerImage
+        let reals = (0..<count).map { Float(($0 * 7919) % 2001 - 1000) / 1000 }
+        for shards in [1, 2, 4] {
+            let configuration = TrainingConfiguration(batchSize: fixture.batch_size, shards: shards, seed: fixture.seed,
+                                                      optimizer: .adam, model: model)
+            let trainer = GANTrainer(configuration: configuration,
+                                     executor: ShardedExecutor(threadCount: 2, pinsThreads: false))
+            let metrics = reals.withUnsafeBufferPointer { trainer.trainStep(realImages: $0.baseAddress!) }
+            let label = "shards \(shards)"
+            XCTAssertEqual(metrics.discriminatorLoss, fixture.d_loss, accuracy: 1e-4 * fixture.d_loss, label)
+            XCTAssertEqual(metrics.generatorLoss, fixture.g_loss, accuracy: 1e-4 * fixture.g_loss, label)
+            let step = trainer.lastStep
+            for (i, logit) in fixture.d_logits.enumerated() {
+                XCTAssertEqual(Double(step.discriminatorLogits[i]), logit, accuracy: 1e-4 * max(abs(logit), 0.1), "D logit \(i) \(label)")
+            }
+            for (i, logit) in fixture.g_logits.enumerated() {
+                XCTAssertEqual(Double(step.generatorLogits[i]), logit, accuracy: 1e-4 * max(abs(logit), 0.1), "G logit \(i) \(label)")
+            }
+            assertMatches({ step.discriminatorPhaseFakes[$0] }, fixture.fakes, "fakes \(label)")
+            assertMatches({ step.generatorPhaseFakes[$0] }, fixture.fakes, "G-phase fakes \(label)")
+            XCTAssertEqual(fixture.gradients.count, trainer.generator.layout.slots.count + trainer.discriminator.layout.slots.count)
+            for (name, expected) in fixture.gradients {
+                let gradient = try XCTUnwrap(
+                    slotValue(trainer.generator.layout, step.generatorGradients, name)
+                        ?? slotValue(trainer.discriminator.layout, step.discriminatorGradients, name), name)
+                assertMatches(gradient, expected, "∂loss/∂\(name) \(label)")
+            }
+            XCTAssertEqual(fixture.running.count, trainer.generator.stateLayout.slots.count + trainer.discriminator.stateLayout.slots.count)
+            // The fixture holds each running variance less 0.9^updates (what is left of its initial 1 after G's one
+            // update and D's three), so the batch variances' share is compared, not the momentum's: rtol 1e-4 of it,
+            // plus 3e-7 for the float32 the variance (about 0.73–0.9) is stored in (5 units in its last place).
+            for (name, expected) in fixture.running {
+                let isGenerator = trainer.generator.stateLayout.slot(named: name) != nil
+                let network = isGenerator ? trainer.generator : trainer.discriminator
+                let slot = try XCTUnwrap(network.stateLayout.slot(named: name), name)
+                let initialShare: Double = name.hasSuffix("variance") ? (isGenerator ? 0.9 : 0.9 * 0.9 * 0.9) : 0
+                for (index, value) in zip(expected.indices, expected.values) {
+                    let actual = Double(network.state[slot.offset + index]) - initialShare
+                    XCTAssertEqual(actual, value, accuracy: 1e-4 * abs(value) + 3e-7, "\(name)[\(index)] \(label)")
+                }
+            }
+            for (name, expected) in fixture.updated {
+                let value = try XCTUnwrap(slotValue(trainer.generator.layout, trainer.generator.parameters.pointer, name)
+                    ?? slotValue(trainer.discriminator.layout, trainer.discriminator.parameters.pointer, name), name)
+                assertMatches(value, expected, "updated \(name) \(label)")
             }
         }
     }

@@ -27,16 +27,18 @@ final class ParityTests: XCTestCase {
     }
 
     /// `group`: this run is one rank of several (`ThreadRanks`); each rank returns the state it ends with.
+    /// `model` trains on `images` (steps × batchSize of its images, in [−1, 1]); the seed on MNIST zeros by default.
     static func train(threads: Int, shards: Int, batchSize: Int = 16, optimizer: OptimizerKind = .rmsprop,
                       steps: Int = 3, scheduling: ShardedExecutor.Scheduling = .dispatch, grouped: Bool = false,
-                      group: ProcessGroup = SingleProcess.shared) -> RunResult {
+                      group: ProcessGroup = SingleProcess.shared, model: GANModel = .seed,
+                      images: [Float]? = nil) -> RunResult {
         let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: batchSize, shards: shards, seed: 7,
-                                                                      optimizer: optimizer),
+                                                                      optimizer: optimizer, model: model),
                                  executor: ShardedExecutor(threadCount: threads, pinsThreads: false,
                                                            scheduling: scheduling), group: group)
         var metrics: [StepMetrics] = []
-        let size = Self.dataset.elementsPerImage
-        Self.dataset.pixels.withUnsafeBufferPointer { pixels in
+        let size = model.imageShape.elementsPerImage
+        (images ?? Self.dataset.pixels).withUnsafeBufferPointer { pixels in
             nonisolated(unsafe) let base = pixels.baseAddress!
             if grouped {
                 metrics = trainer.trainSteps(count: steps) { step, destination in
@@ -50,7 +52,8 @@ final class ParityTests: XCTestCase {
         }
         let optimizerState = trainer.generatorOptimizer.first.array + trainer.generatorOptimizer.second.array
             + trainer.discriminatorOptimizer.first.array + trainer.discriminatorOptimizer.second.array
-        return RunResult(metrics: metrics, generator: trainer.generator.parameters.array, state: trainer.generator.state.array,
+        return RunResult(metrics: metrics, generator: trainer.generator.parameters.array,
+                         state: trainer.generator.state.array + trainer.discriminator.state.array,
                          discriminator: trainer.discriminator.parameters.array, optimizerState: optimizerState,
                          checkpoint: Checkpoint.encoded(trainer: trainer, dataset: DatasetFingerprint(count: 96, checksum: 1)))
     }
@@ -86,6 +89,25 @@ final class ParityTests: XCTestCase {
         for threads in [3, 16] {
             assertIdentical(train(threads: threads, shards: 5, batchSize: 12, optimizer: .adam), reference,
                             "adam, 5 shards, threads \(threads)")
+        }
+    }
+
+    /// The DCGAN paper's model (BatchNorm in both networks, PyTorch's step) keeps the contract too, at 32×32 and
+    /// 64×64 RGB (narrow, so the test stays quick; the widths change no code path), with Adam as it trains.
+    func testTheDCGANModelIsThreadIndependent() throws {
+        for (side, shards, batch) in [(32, 5, 12), (64, 4, 8)] {
+            let model = try XCTUnwrap(GANModel.dcgan(imageSide: side, channels: 3, generatorWidth: 8, discriminatorWidth: 8))
+            var random = SeededRandom(seed: UInt64(side))
+            let images = random.floats(3 * batch * model.imageShape.elementsPerImage)
+            func run(_ threads: Int) -> RunResult {
+                Self.train(threads: threads, shards: shards, batchSize: batch, optimizer: .adam, model: model, images: images)
+            }
+            let reference = run(1)
+            XCTAssertTrue(reference.metrics.allSatisfy { $0.discriminatorLoss.isFinite && $0.generatorLoss.isFinite })
+            XCTAssertFalse(reference.state.allSatisfy { $0 == 0 || $0 == 1 }, "running statistics moved")
+            for threads in [2, 3, 16] {
+                assertIdentical(run(threads), reference, "dcgan \(side)×\(side)×3, threads \(threads) vs 1")
+            }
         }
     }
 

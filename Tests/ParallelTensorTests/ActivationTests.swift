@@ -21,6 +21,8 @@ final class ActivationTests: XCTestCase {
         let x = sampleInputs()
         assertAllClose(apply(x) { Elementwise.leakyReLU($0, $1, count: $2, slope: 0.2) },
                        x.map { Reference.leakyReLU($0, slope: 0.2) }, relativeTolerance: 0, absoluteTolerance: 0)
+        let relu = apply(x) { Elementwise.relu($0, $1, count: $2) }
+        XCTAssertEqual(relu.map(\.bitPattern), x.map { Reference.relu($0).bitPattern }, "ReLU gives +0, never −0")
         // SIMD exp: relative error ~1e-7; selu/tanh/sigmoid inherit it (absolute 3e-7 near their saturation).
         assertAllClose(apply(x) { Elementwise.selu($0, $1, count: $2) }, x.map(Reference.selu),
                        relativeTolerance: 3e-7, absoluteTolerance: 3e-7)
@@ -65,6 +67,8 @@ final class ActivationTests: XCTestCase {
         }
         check("leakyReLU", forward: { Elementwise.leakyReLU($0, $1, count: $2, slope: 0.2) },
               backward: { x, _, dy, dx, n in Elementwise.leakyReLUBackward(input: x, outputGradient: dy, inputGradient: dx, count: n, slope: 0.2) })
+        check("relu", forward: { Elementwise.relu($0, $1, count: $2) },
+              backward: { _, y, dy, dx, n in Elementwise.reluBackward(output: y, outputGradient: dy, inputGradient: dx, count: n) })
         check("selu", forward: { Elementwise.selu($0, $1, count: $2) },
               backward: { _, y, dy, dx, n in Elementwise.seluBackward(output: y, outputGradient: dy, inputGradient: dx, count: n) })
         check("tanh", forward: { Elementwise.tanh($0, $1, count: $2) },

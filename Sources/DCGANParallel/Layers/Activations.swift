@@ -17,6 +17,22 @@ public struct LeakyReLULayer: Sendable {
     }
 }
 
+/// ReLU, the DCGAN paper's generator activation.
+public struct ReLULayer: Sendable {
+    public init() {}
+
+    public func forward(count: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        Elementwise.relu(input, output, count: count)
+    }
+
+    /// From the output alone (y > 0 exactly where x > 0), so ReLU may write over its input.
+    public func backward(count: Int, output: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                         inputGradient: UnsafeMutablePointer<Float>) {
+        Elementwise.reluBackward(output: output, outputGradient: outputGradient, inputGradient: inputGradient,
+                                 count: count)
+    }
+}
+
 /// SELU, the activation of the generator's first transposed convolution.
 public struct SELULayer: Sendable {
     public init() {}

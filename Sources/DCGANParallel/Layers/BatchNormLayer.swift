@@ -1,20 +1,29 @@
 import ParallelTensor
 
-/// Keras BatchNormalization over the channel (last) axis, synchronised across shards: every statistic is a sum
-/// per shard, reduced over shard index in a fixed order and divided by the whole minibatch's row count, so sharding
-/// changes nothing but rounding. Keras defaults: momentum 0.99 (running = 0.99·running + 0.01·batch, with the
-/// biased batch variance), epsilon 1e-3, gamma 1, beta 0.
+/// BatchNormalization over the channel (last) axis, synchronised across shards: every statistic is a sum per shard,
+/// reduced over shard index in a fixed order and divided by the whole minibatch's row count, so sharding changes
+/// nothing but rounding. Keras defaults: momentum 0.99 (running = 0.99·running + 0.01·batch, with the biased batch
+/// variance), epsilon 1e-3; PyTorch's: momentum 0.1 in its terms (running = 0.9·running + 0.1·batch, with the
+/// unbiased batch variance), epsilon 1e-5. Gamma 1 and beta 0 unless the model's initialiser says otherwise.
 public struct BatchNormLayer: Sendable {
     public let channels: Int
     public let gamma: ParameterSlot
     public let beta: ParameterSlot
     public let movingMean: ParameterSlot
     public let movingVariance: ParameterSlot
-    public let momentum: Float = 0.99
-    public let epsilon: Double = 1e-3
+    /// The weight of the old running value (Keras' `momentum`; PyTorch's is 1 − this).
+    public let momentum: Float
+    public let epsilon: Double
+    /// Whether the running variance takes the batch variance times n/(n − 1), as PyTorch's does.
+    public let unbiasedRunningVariance: Bool
 
-    public init(name: String, channels: Int, layout: ParameterLayout, stateLayout: ParameterLayout) {
+    public init(name: String, channels: Int, conventions: ModelConventions = .keras, layout: ParameterLayout,
+                stateLayout: ParameterLayout) {
         self.channels = channels
+        switch conventions {
+        case .keras: (momentum, epsilon, unbiasedRunningVariance) = (0.99, 1e-3, false)
+        case .pytorch: (momentum, epsilon, unbiasedRunningVariance) = (0.9, 1e-5, true)
+        }
         gamma = layout.add("\(name).gamma", shape: [channels])
         beta = layout.add("\(name).beta", shape: [channels])
         movingMean = stateLayout.add("\(name).moving_mean", shape: [channels])
@@ -51,6 +60,7 @@ public struct BatchNormLayer: Sendable {
                                  batch: BatchNormBatch) {
         let (sums, squares) = batch.reduce()
         let rows = Double(totalRows)
+        let runningVarianceFactor = unbiasedRunningVariance && totalRows > 1 ? rows / (rows - 1) : 1
         for c in 0..<channels {
             let mean = sums[c] / rows
             let variance = max(squares[c] / rows - mean * mean, 0)
@@ -62,7 +72,7 @@ public struct BatchNormLayer: Sendable {
             batch.shift[c] = Float(Double(parameters[beta.offset + c]) - mean * scale)
             state[movingMean.offset + c] = state[movingMean.offset + c] * momentum + Float(mean) * (1 - momentum)
             state[movingVariance.offset + c] = state[movingVariance.offset + c] * momentum
-                + Float(variance) * (1 - momentum)
+                + Float(variance * runningVarianceFactor) * (1 - momentum)
         }
     }
 
@@ -106,10 +116,15 @@ public struct BatchNormLayer: Sendable {
                                          meanGradientTimesNormalized: batch.meanGradientTimesNormalized.pointer)
     }
 
-    /// Writes the reduced gamma/beta gradients into a model gradient vector.
-    public func writeParameterGradients(into gradients: UnsafeMutablePointer<Float>, batch: BatchNormBatch) {
-        (gradients + gamma.offset).update(from: batch.gammaGradient.pointer, count: channels)
-        (gradients + beta.offset).update(from: batch.betaGradient.pointer, count: channels)
+    /// Writes the reduced gamma/beta gradients into a model gradient vector, or adds them to what is there (a second
+    /// pass in one step, as the PyTorch step's discriminator on reals, then fakes).
+    public func writeParameterGradients(into gradients: UnsafeMutablePointer<Float>, batch: BatchNormBatch,
+                                        accumulate: Bool = false) {
+        for c in 0..<channels {
+            let g = batch.gammaGradient[c], b = batch.betaGradient[c]
+            gradients[gamma.offset + c] = accumulate ? gradients[gamma.offset + c] + g : g
+            gradients[beta.offset + c] = accumulate ? gradients[beta.offset + c] + b : b
+        }
     }
 }
 

@@ -1,18 +1,20 @@
 import ParallelTensor
 
-/// Keras Conv2D on NHWC: kernel (kh, kw, in, out), bias (out), "same" padding.
+/// Keras Conv2D on NHWC: kernel (kh, kw, in, out), bias (out) unless `useBias` is false; the padding is the
+/// geometry's.
 public struct Conv2DLayer: Sendable {
     public let geometry: ConvolutionGeometry
     public let kernel: ParameterSlot
-    public let bias: ParameterSlot
+    public let bias: ParameterSlot?
     public let packed: PackedWeights
 
     /// `needsInputGradient`: whether backward must produce ∂loss/∂input (false for a first layer fed with data only).
-    public init(name: String, geometry: ConvolutionGeometry, layout: ParameterLayout, needsInputGradient: Bool = true) {
+    public init(name: String, geometry: ConvolutionGeometry, layout: ParameterLayout, needsInputGradient: Bool = true,
+                useBias: Bool = true) {
         self.geometry = geometry
         kernel = layout.add("\(name).kernel", shape: [geometry.kernelHeight, geometry.kernelWidth,
                                                       geometry.inputChannels, geometry.outputChannels])
-        bias = layout.add("\(name).bias", shape: [geometry.outputChannels])
+        bias = useBias ? layout.add("\(name).bias", shape: [geometry.outputChannels]) : nil
         packed = PackedWeights(depth: geometry.patchSize, columns: geometry.outputChannels,
                                withTranspose: needsInputGradient)
     }
@@ -28,8 +30,10 @@ public struct Conv2DLayer: Sendable {
                         parameters: UnsafePointer<Float>, workspace: KernelWorkspace) {
         Convolution.forward(geometry, batch: batch, input: input, weights: parameters + kernel.offset, output: output,
                             workspace: workspace, packedWeights: packed.matrix)
-        Elementwise.addBias(parameters + bias.offset, to: output, rows: batch * geometry.outputPixelsPerImage,
-                            channels: geometry.outputChannels)
+        if let bias {
+            Elementwise.addBias(parameters + bias.offset, to: output, rows: batch * geometry.outputPixelsPerImage,
+                                channels: geometry.outputChannels)
+        }
     }
 
     public func backward(batch: Int, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
@@ -40,9 +44,11 @@ public struct Conv2DLayer: Sendable {
             Convolution.backwardWeights(geometry, batch: batch, input: input, outputGradient: outputGradient,
                                         weightGradient: gradients + kernel.offset,
                                         accumulate: accumulateGradients, workspace: workspace)
-            Elementwise.biasGradient(outputGradient, rows: batch * geometry.outputPixelsPerImage,
-                                     channels: geometry.outputChannels, into: gradients + bias.offset,
-                                     accumulate: accumulateGradients)
+            if let bias {
+                Elementwise.biasGradient(outputGradient, rows: batch * geometry.outputPixelsPerImage,
+                                         channels: geometry.outputChannels, into: gradients + bias.offset,
+                                         accumulate: accumulateGradients)
+            }
         }
         if let inputGradient {
             Convolution.backwardData(geometry, batch: batch, outputGradient: outputGradient,

@@ -19,10 +19,14 @@ public struct GANModel: Sendable, Equatable {
         guard judged.last!.elementsPerImage == 1, discriminator.layers.last?.activation == .sigmoid else {
             throw ModelError("\(discriminator.name) must end in one unit with a sigmoid, e.g. .dense(units: 1, activation: .sigmoid)")
         }
-        // The discriminator runs two samples at a time, forward then backward (GANStepPlan.discriminatorChunk): a
-        // whole-minibatch reduction inside it would need its activations kept per shard, as the generator's are.
-        guard !discriminator.layers.contains(.batchNormalization) else {
-            throw ModelError("\(discriminator.name): BatchNormalization in the discriminator is not supported yet")
+        guard generator.conventions == discriminator.conventions else {
+            throw ModelError("\(generator.name) and \(discriminator.name) follow different conventions (\(generator.conventions.rawValue), \(discriminator.conventions.rawValue))")
+        }
+        // The Keras step runs the discriminator two samples at a time, forward then backward
+        // (GANStepPlan.discriminatorChunk): a whole-minibatch reduction inside it needs the PyTorch step, which keeps
+        // the discriminator's activations per shard.
+        guard generator.conventions == .pytorch || !discriminator.layers.contains(.batchNormalization) else {
+            throw ModelError("\(discriminator.name): BatchNormalization in the discriminator needs the PyTorch step (conventions: .pytorch)")
         }
         // Each network draws its dropout masks from 8 substreams of its own (GANTrainer.networks).
         for description in [generator, discriminator] {
@@ -58,8 +62,38 @@ public struct GANModel: Sendable, Equatable {
                 if let model = seed(imageSide: side, channels: channels), model.identifier == identifier { return model }
             }
         }
-        return nil
+        // "dcgan-64x64x3-g64-d64"
+        let parts = identifier.split(separator: "-")
+        guard parts.count == 4, parts[0] == "dcgan", parts[2].first == "g", parts[3].first == "d",
+              let generatorWidth = Int(parts[2].dropFirst()), let discriminatorWidth = Int(parts[3].dropFirst()) else {
+            return nil
+        }
+        let size = parts[1].split(separator: "x").compactMap { Int($0) }
+        guard size.count == 3, size[0] == size[1],
+              let model = dcgan(imageSide: size[0], channels: size[2], generatorWidth: generatorWidth,
+                                discriminatorWidth: discriminatorWidth),
+              model.identifier == identifier else { return nil }
+        return model
     }
+
+    /// The image sides and channel counts the DCGAN paper's model is built for, and the widths (ngf, ndf) allowed.
+    public static let dcganImageSides = [16, 32, 64, 128], dcganChannels = [1, 3], dcganWidths = 1...1024
+
+    /// The DCGAN paper's model as PyTorch's example builds it (`ModelDescription.dcganGenerator`/`dcganDiscriminator`)
+    /// for imageSide² × channels images, or nil for a size or width it is not built for. Named
+    /// "dcgan-SxSxC-gW-dW".
+    public static func dcgan(imageSide: Int, channels: Int, generatorWidth: Int = 64,
+                             discriminatorWidth: Int = 64) -> GANModel? {
+        guard dcganImageSides.contains(imageSide), dcganChannels.contains(channels),
+              dcganWidths.contains(generatorWidth), dcganWidths.contains(discriminatorWidth) else { return nil }
+        return try! GANModel(
+            generator: .dcganGenerator(imageSide: imageSide, channels: channels, width: generatorWidth),
+            discriminator: .dcganDiscriminator(imageSide: imageSide, channels: channels, width: discriminatorWidth),
+            identifier: "dcgan-\(imageSide)x\(imageSide)x\(channels)-g\(generatorWidth)-d\(discriminatorWidth)")
+    }
+
+    /// How a training step uses the two networks: the Keras seed's or PyTorch's DCGAN example's (`GANStepPlan`).
+    public var conventions: ModelConventions { generator.conventions }
 
     /// The seed DCGAN for images of this shape, or an error naming what it supports.
     public static func seed(for image: TensorShape, source: String) throws -> GANModel {

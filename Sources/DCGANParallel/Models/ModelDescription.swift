@@ -5,6 +5,8 @@ public enum Activation: Sendable, Equatable, CustomStringConvertible {
     case selu
     case tanh
     case leakyReLU(slope: Float)
+    /// max(x, 0), as the DCGAN paper's generator uses it.
+    case relu
     /// Only as the discriminator's last activation: the loss takes its logit (sigmoid cross-entropy from logits).
     case sigmoid
 
@@ -13,26 +15,52 @@ public enum Activation: Sendable, Equatable, CustomStringConvertible {
         case .selu: "selu"
         case .tanh: "tanh"
         case .leakyReLU(let slope): "LeakyReLU(\(slope))"
+        case .relu: "ReLU"
         case .sigmoid: "sigmoid"
         }
     }
 }
 
-/// One layer of a model description: what Keras would be told, nothing about memory or threads. Shapes follow from
-/// the model's input, layer by layer; every convolution uses Keras "same" padding (docs/ARCHITECTURE.md §1).
+/// How a convolution pads its input.
+public enum Padding: Sendable, Equatable {
+    /// Keras/TensorFlow "same": ceil(n/s) outputs (n·s for a transposed convolution), the padding split with the
+    /// smaller half first (docs/ARCHITECTURE.md §1).
+    case same
+    /// PyTorch's `padding=p`: p zeros on every side; a convolution makes (n + 2p − k)/s + 1 outputs, a transposed one
+    /// (n − 1)·s − 2p + k.
+    case explicit(Int)
+}
+
+/// One layer of a model description: what Keras (or PyTorch) would be told, nothing about memory or threads. Shapes
+/// follow from the model's input, layer by layer.
 public enum LayerDescription: Sendable, Equatable {
     case dense(units: Int, activation: Activation? = nil)
     case reshape(height: Int, width: Int, channels: Int)
     case flatten
-    /// Keras BatchNormalization over the last axis (momentum 0.99, epsilon 1e-3): a whole-minibatch reduction.
+    /// BatchNormalization over the last (channel) axis: a whole-minibatch reduction. Its momentum, epsilon and
+    /// running variance follow the model's `ModelConventions`.
     case batchNormalization
-    case conv2D(filters: Int, kernelSize: Int, stride: Int, activation: Activation? = nil)
-    case conv2DTranspose(filters: Int, kernelSize: Int, stride: Int, activation: Activation? = nil)
+    /// `useBias: false` is PyTorch's `bias=False` (the DCGAN paper's layers, each followed by a BatchNorm).
+    case conv2D(filters: Int, kernelSize: Int, stride: Int, padding: Padding = .same, useBias: Bool = true,
+                activation: Activation? = nil)
+    case conv2DTranspose(filters: Int, kernelSize: Int, stride: Int, padding: Padding = .same, useBias: Bool = true,
+                         activation: Activation? = nil)
     case activation(Activation)
     case dropout(rate: Float)
 }
 
-/// A model as data: an input geometry and an ordered list of layers, readable next to the Keras code it
+/// The defaults of the framework a model is written in, where the two differ beyond the layer list.
+public enum ModelConventions: String, Sendable, Equatable {
+    /// Keras: Glorot-uniform kernels, zero biases; BatchNorm momentum 0.99 (running = 0.99·running + 0.01·batch),
+    /// epsilon 1e-3, gamma 1, the biased batch variance in the running variance.
+    case keras
+    /// PyTorch's DCGAN example: every kernel N(0, 0.02), BatchNorm gamma N(1, 0.02) (its `weights_init`), zero
+    /// biases; BatchNorm momentum 0.1 (running = 0.9·running + 0.1·batch), epsilon 1e-5, the unbiased batch variance
+    /// (·n/(n−1)) in the running variance.
+    case pytorch
+}
+
+/// A model as data: an input geometry and an ordered list of layers, readable next to the Keras (or PyTorch) code it
 /// reproduces. `Network` builds the layers, their parameters and their memory plan from it.
 public struct ModelDescription: Sendable, Equatable {
     /// The prefix of every parameter name ("generator" → "generator.dense.kernel").
@@ -40,11 +68,13 @@ public struct ModelDescription: Sendable, Equatable {
     /// One sample's input: height × width × channels (a vector is 1 × 1 × n).
     public var input: TensorShape
     public var layers: [LayerDescription]
+    public var conventions: ModelConventions
 
-    public init(name: String, input: TensorShape, layers: [LayerDescription]) {
+    public init(name: String, input: TensorShape, layers: [LayerDescription], conventions: ModelConventions = .keras) {
         self.name = name
         self.input = input
         self.layers = layers
+        self.conventions = conventions
     }
 
     /// The seed generator (docs/ARCHITECTURE.md §1), as its Keras code reads:
@@ -81,6 +111,59 @@ public struct ModelDescription: Sendable, Equatable {
     }
 }
 
+extension ModelDescription {
+    /// The DCGAN paper's generator as PyTorch's `examples/dcgan` writes it, for imageSide² × channels images
+    /// (imageSide = 2^k, k ≥ 4): `ConvTranspose2d(nz, ngf·2^(n−1), 4, 1, 0, bias=False), BatchNorm2d, ReLU`, then for
+    /// each width down to ngf `ConvTranspose2d(·, ·/2, 4, 2, 1, bias=False), BatchNorm2d, ReLU`, and
+    /// `ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), Tanh` — n = k − 2 doublings from 4×4 (n = 4 at 64×64, as in
+    /// the example).
+    public static func dcganGenerator(imageSide: Int, channels: Int, width: Int, codings: Int = 100) -> ModelDescription {
+        let doublings = imageSide.trailingZeroBitCount - 2
+        var layers: [LayerDescription] = [
+            .conv2DTranspose(filters: width << (doublings - 1), kernelSize: 4, stride: 1, padding: .explicit(0),
+                             useBias: false),
+            .batchNormalization, .activation(.relu),
+        ]
+        for power in (0..<(doublings - 1)).reversed() {
+            layers += [.conv2DTranspose(filters: width << power, kernelSize: 4, stride: 2, padding: .explicit(1),
+                                        useBias: false),
+                       .batchNormalization, .activation(.relu)]
+        }
+        layers.append(.conv2DTranspose(filters: channels, kernelSize: 4, stride: 2, padding: .explicit(1),
+                                       useBias: false, activation: .tanh))
+        return ModelDescription(name: "generator", input: .vector(codings), layers: layers, conventions: .pytorch)
+    }
+
+    /// The DCGAN paper's discriminator as PyTorch's example writes it: `Conv2d(nc, ndf, 4, 2, 1, bias=False),
+    /// LeakyReLU(0.2)`, then for each doubling width `Conv2d(·, 2·, 4, 2, 1, bias=False), BatchNorm2d,
+    /// LeakyReLU(0.2)` down to 4×4, and `Conv2d(ndf·2^(n−1), 1, 4, 1, 0, bias=False), Sigmoid`.
+    public static func dcganDiscriminator(imageSide: Int, channels: Int, width: Int) -> ModelDescription {
+        let doublings = imageSide.trailingZeroBitCount - 2
+        var layers: [LayerDescription] = [
+            .conv2D(filters: width, kernelSize: 4, stride: 2, padding: .explicit(1), useBias: false,
+                    activation: .leakyReLU(slope: 0.2)),
+        ]
+        for power in 1..<doublings {
+            layers += [.conv2D(filters: width << power, kernelSize: 4, stride: 2, padding: .explicit(1), useBias: false),
+                       .batchNormalization, .activation(.leakyReLU(slope: 0.2))]
+        }
+        layers.append(.conv2D(filters: 1, kernelSize: 4, stride: 1, padding: .explicit(0), useBias: false,
+                              activation: .sigmoid))
+        return ModelDescription(name: "discriminator",
+                                input: TensorShape(batch: 1, height: imageSide, width: imageSide, channels: channels),
+                                layers: layers, conventions: .pytorch)
+    }
+}
+
+extension Padding {
+    var suffix: String {
+        switch self {
+        case .same: ""
+        case .explicit(let p): ", padding \(p)"
+        }
+    }
+}
+
 extension TensorShape {
     /// One sample of n features.
     public static func vector(_ n: Int) -> TensorShape { TensorShape(batch: 1, height: 1, width: 1, channels: n) }
@@ -98,7 +181,8 @@ extension LayerDescription {
     /// The activation this layer applies: its own (`.activation`) or the one attached to a Dense/Conv layer.
     public var activation: Activation? {
         switch self {
-        case .dense(_, let activation), .conv2D(_, _, _, let activation), .conv2DTranspose(_, _, _, let activation):
+        case .dense(_, let activation), .conv2D(_, _, _, _, _, let activation),
+             .conv2DTranspose(_, _, _, _, _, let activation):
             activation
         case .activation(let activation):
             activation
@@ -124,8 +208,10 @@ extension LayerDescription {
         case .reshape(let h, let w, let c): "Reshape(\(h), \(w), \(c))"
         case .flatten: "Flatten"
         case .batchNormalization: "BatchNormalization"
-        case .conv2D(let filters, let k, let s, _): "Conv2D(\(filters), \(k)×\(k), stride \(s))"
-        case .conv2DTranspose(let filters, let k, let s, _): "Conv2DTranspose(\(filters), \(k)×\(k), stride \(s))"
+        case .conv2D(let filters, let k, let s, let padding, _, _):
+            "Conv2D(\(filters), \(k)×\(k), stride \(s)\(padding.suffix))"
+        case .conv2DTranspose(let filters, let k, let s, let padding, _, _):
+            "Conv2DTranspose(\(filters), \(k)×\(k), stride \(s)\(padding.suffix))"
         case .activation(let activation): "Activation(\(activation))"
         case .dropout(let rate): "Dropout(\(rate))"
         }
@@ -181,17 +267,28 @@ extension ModelDescription {
                 break
             case .dropout(let rate):
                 guard rate >= 0, rate < 1 else { throw fail(index, "the rate must be in [0, 1)") }
-            case .conv2D(let filters, let k, let s, _), .conv2DTranspose(let filters, let k, let s, _):
+            case .conv2D(let filters, let k, let s, let padding, _, _),
+                 .conv2DTranspose(let filters, let k, let s, let padding, _, _):
                 guard (1...Self.maximumKernelSize).contains(k), (1...Self.maximumKernelSize).contains(s), filters > 0 else {
                     throw fail(index, "kernel size and stride must be 1–\(Self.maximumKernelSize) and filters positive")
                 }
-                if case .conv2D = layer {
-                    y = TensorShape(batch: 1, height: (x.height + s - 1) / s, width: (x.width + s - 1) / s, channels: filters)
-                } else {
-                    guard x.height <= Self.maximumElementsPerSample / s, x.width <= Self.maximumElementsPerSample / s else {
-                        throw fail(index, "the output is too large")
-                    }
+                guard x.height <= Self.maximumElementsPerSample / s, x.width <= Self.maximumElementsPerSample / s else {
+                    throw fail(index, "the output is too large")
+                }
+                let transposed: Bool
+                if case .conv2DTranspose = layer { transposed = true } else { transposed = false }
+                switch padding {
+                case .same where transposed:
                     y = TensorShape(batch: 1, height: x.height * s, width: x.width * s, channels: filters)
+                case .same:
+                    y = TensorShape(batch: 1, height: (x.height + s - 1) / s, width: (x.width + s - 1) / s, channels: filters)
+                case .explicit(let p):
+                    guard (0..<k).contains(p) else { throw fail(index, "the padding must be 0–\(k - 1) for a \(k)×\(k) kernel") }
+                    func side(_ n: Int) -> Int { transposed ? (n - 1) * s - 2 * p + k : (n + 2 * p - k) / s + 1 }
+                    guard transposed || (x.height + 2 * p >= k && x.width + 2 * p >= k) else {
+                        throw fail(index, "a \(x.height)×\(x.width) input padded by \(p) is smaller than the kernel")
+                    }
+                    y = TensorShape(batch: 1, height: side(x.height), width: side(x.width), channels: filters)
                 }
             }
             if layer.activation == .sigmoid && index != layers.count - 1 {

@@ -9,6 +9,7 @@ enum NetworkLayer: Sendable {
     case transposedConvolution(ConvTranspose2DLayer)
     case batchNormalization(BatchNormLayer)
     case leakyReLU(LeakyReLULayer)
+    case relu(ReLULayer)
     case selu(SELULayer)
     case tanh(TanhLayer)
     case dropout(DropoutLayer)
@@ -21,7 +22,7 @@ enum NetworkLayer: Sendable {
     var backwardRead: BackwardRead {
         switch self {
         case .dense, .convolution, .transposedConvolution, .batchNormalization, .leakyReLU: .input
-        case .selu, .tanh: .output
+        case .selu, .tanh, .relu: .output
         case .dropout, .view: .nothing
         }
     }
@@ -53,8 +54,8 @@ enum NetworkLayer: Sendable {
     var weightSlots: [ParameterSlot] {
         switch self {
         case .dense(let layer): [layer.kernel, layer.bias]
-        case .convolution(let layer): [layer.kernel, layer.bias]
-        case .transposedConvolution(let layer): [layer.kernel, layer.bias]
+        case .convolution(let layer): [layer.kernel] + (layer.bias.map { [$0] } ?? [])
+        case .transposedConvolution(let layer): [layer.kernel] + (layer.bias.map { [$0] } ?? [])
         default: []
         }
     }
@@ -101,6 +102,8 @@ extension NetworkLayer {
                           batch: norm!)
         case .leakyReLU(let layer):
             layer.forward(count: n * inputShape.elementsPerImage, input: input, output: output)
+        case .relu(let layer):
+            layer.forward(count: n * inputShape.elementsPerImage, input: input, output: output)
         case .selu(let layer):
             layer.forward(count: n * inputShape.elementsPerImage, input: input, output: output)
         case .tanh(let layer):
@@ -137,6 +140,9 @@ extension NetworkLayer {
             preconditionFailure("BatchNorm's backward pass needs the minibatch's gradient sums")
         case .leakyReLU(let layer):
             layer.backward(count: n * inputShape.elementsPerImage, input: input, outputGradient: outputGradient,
+                           inputGradient: inputGradient!)
+        case .relu(let layer):
+            layer.backward(count: n * inputShape.elementsPerImage, output: output, outputGradient: outputGradient,
                            inputGradient: inputGradient!)
         case .selu(let layer):
             layer.backward(count: n * inputShape.elementsPerImage, output: output, outputGradient: outputGradient,
@@ -214,20 +220,29 @@ public final class Network: @unchecked Sendable {
             case .dense(let units, _):
                 built[index] = .dense(DenseLayer(name: names[index]!, inputSize: input.elementsPerImage, outputSize: units,
                                                  layout: layout, needsInputGradient: needsInputGradient))
-            case .conv2D(let filters, let kernelSize, let stride, _):
-                built[index] = .convolution(Conv2DLayer(
-                    name: names[index]!, geometry: .same(inputHeight: input.height, inputWidth: input.width,
-                                                         inputChannels: input.channels, outputChannels: filters,
-                                                         kernelSize: kernelSize, stride: stride),
-                    layout: layout, needsInputGradient: needsInputGradient))
-            case .conv2DTranspose(let filters, let kernelSize, let stride, _):
-                built[index] = .transposedConvolution(ConvTranspose2DLayer(
-                    name: names[index]!, geometry: .same(inputHeight: input.height, inputWidth: input.width,
-                                                         inputChannels: input.channels, outputChannels: filters,
-                                                         kernelSize: kernelSize, stride: stride),
-                    layout: layout))
+            case .conv2D(let filters, let kernelSize, let stride, let padding, let useBias, _):
+                let geometry: ConvolutionGeometry = switch padding {
+                case .same: .same(inputHeight: input.height, inputWidth: input.width, inputChannels: input.channels,
+                                  outputChannels: filters, kernelSize: kernelSize, stride: stride)
+                case .explicit(let p): .padded(inputHeight: input.height, inputWidth: input.width,
+                                               inputChannels: input.channels, outputChannels: filters,
+                                               kernelSize: kernelSize, stride: stride, padding: p)
+                }
+                built[index] = .convolution(Conv2DLayer(name: names[index]!, geometry: geometry, layout: layout,
+                                                        needsInputGradient: needsInputGradient, useBias: useBias))
+            case .conv2DTranspose(let filters, let kernelSize, let stride, let padding, let useBias, _):
+                let geometry: TransposedConvolutionGeometry = switch padding {
+                case .same: .same(inputHeight: input.height, inputWidth: input.width, inputChannels: input.channels,
+                                  outputChannels: filters, kernelSize: kernelSize, stride: stride)
+                case .explicit(let p): .padded(inputHeight: input.height, inputWidth: input.width,
+                                               inputChannels: input.channels, outputChannels: filters,
+                                               kernelSize: kernelSize, stride: stride, padding: p)
+                }
+                built[index] = .transposedConvolution(ConvTranspose2DLayer(name: names[index]!, geometry: geometry,
+                                                                           layout: layout, useBias: useBias))
             case .batchNormalization:
                 built[index] = .batchNormalization(BatchNormLayer(name: names[index]!, channels: input.channels,
+                                                                  conventions: description.conventions,
                                                                   layout: layout, stateLayout: stateLayout))
             case .reshape, .flatten:
                 built[index] = .view
@@ -250,6 +265,7 @@ public final class Network: @unchecked Sendable {
             case .selu: layers.append(.selu(SELULayer()))
             case .tanh: layers.append(.tanh(TanhLayer()))
             case .leakyReLU(let slope): layers.append(.leakyReLU(LeakyReLULayer(slope: slope)))
+            case .relu: layers.append(.relu(ReLULayer()))
             case .sigmoid, nil: continue  // the sigmoid is the loss's
             }
             layerShapes.append(shapes[index + 1])
@@ -262,20 +278,44 @@ public final class Network: @unchecked Sendable {
 }
 
 extension Network {
-    /// Keras initialisation: Glorot-uniform kernels (the k-th kernel in model order from substream
-    /// `kernelSubstream + k`), zero biases, BatchNorm gamma 1, beta 0, running mean 0, running variance 1.
+    /// The model's initialisation (`ModelConventions`). Keras: Glorot-uniform kernels (the k-th kernel in model order
+    /// from substream `kernelSubstream + k`), zero biases, BatchNorm gamma 1, beta 0. PyTorch's DCGAN `weights_init`:
+    /// kernels N(0, 0.02) (the same substreams), the b-th BatchNorm's gamma N(1, 0.02) (substream
+    /// `kernelSubstream + b`, index 1, so it never meets a kernel's numbers), beta 0. Running mean 0, variance 1.
     public func initialize(random: CounterRandom) {
         parameters.fill(with: 0)
-        var kernels: UInt32 = 0
+        var kernels: UInt32 = 0, normalizations: UInt32 = 0
         for layer in layers {
-            layer.batchNormalization?.initialize(parameters: parameters.pointer, state: state.pointer)
+            if let normalization = layer.batchNormalization {
+                normalization.initialize(parameters: parameters.pointer, state: state.pointer)
+                if model.conventions == .pytorch {
+                    scaledNormal(normalization.gamma, mean: 1, deviation: 0.02, random: random,
+                                 substream: kernelSubstream + normalizations, index: 1)
+                }
+                normalizations += 1
+            }
             // A weighted layer's slots are its kernel, then its bias (left at zero).
             if let kernel = layer.weightSlots.first {
-                glorotUniform(kernel, into: parameters.pointer, random: random, substream: kernelSubstream + kernels)
+                switch model.conventions {
+                case .keras:
+                    glorotUniform(kernel, into: parameters.pointer, random: random, substream: kernelSubstream + kernels)
+                case .pytorch:
+                    scaledNormal(kernel, mean: 0, deviation: 0.02, random: random, substream: kernelSubstream + kernels,
+                                 index: 0)
+                }
                 kernels += 1
             }
         }
         packWeights()
+    }
+
+    /// N(mean, deviation²) into `slot`, element by element from the initialisation stream.
+    private func scaledNormal(_ slot: ParameterSlot, mean: Float, deviation: Float, random: CounterRandom,
+                              substream: UInt32, index: Int) {
+        let values = parameters.pointer + slot.offset
+        random.normal(step: 0, stream: .initialization, substream: substream, index: index, count: slot.count,
+                      into: values)
+        for i in 0..<slot.count { values[i] = mean + deviation * values[i] }
     }
 
     /// Refreshes the packed weight matrices every shard multiplies by; call after every change of `parameters`
@@ -343,9 +383,10 @@ extension Network {
     }
 
     /// Training mode, after every shard's statistics: each BatchNorm's reduced gamma/beta gradients into `gradients`.
-    func writeNormalizationGradients(into gradients: UnsafeMutablePointer<Float>, norms: [BatchNormBatch?]) {
+    func writeNormalizationGradients(into gradients: UnsafeMutablePointer<Float>, norms: [BatchNormBatch?],
+                                     accumulate: Bool = false) {
         for (layer, norm) in zip(layers, norms) {
-            layer.batchNormalization?.writeParameterGradients(into: gradients, batch: norm!)
+            layer.batchNormalization?.writeParameterGradients(into: gradients, batch: norm!, accumulate: accumulate)
         }
     }
 }

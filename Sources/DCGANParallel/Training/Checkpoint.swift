@@ -189,6 +189,7 @@ public enum Checkpoint {
         add(trainer.generator.layout, trainer.generator.parameters)
         add(trainer.generator.stateLayout, trainer.generator.state)
         add(trainer.discriminator.layout, trainer.discriminator.parameters)
+        add(trainer.discriminator.stateLayout, trainer.discriminator.state)  // empty unless D has BatchNorms
         for (optimizer, layout, owner) in [(trainer.generatorOptimizer, trainer.generator.layout, "generator"),
                                            (trainer.discriminatorOptimizer, trainer.discriminator.layout, "discriminator")] {
             for name in optimizer.slotNames {
@@ -267,6 +268,7 @@ public enum Checkpoint {
         }
         try restoreGenerator(file, path: path, into: trainer.generator)
         try load(file, path: path, layout: trainer.discriminator.layout, into: trainer.discriminator.parameters)
+        try load(file, path: path, layout: trainer.discriminator.stateLayout, into: trainer.discriminator.state)
         for (optimizer, layout, owner) in [(trainer.generatorOptimizer, trainer.generator.layout, "generator"),
                                            (trainer.discriminatorOptimizer, trainer.discriminator.layout, "discriminator")] {
             for name in optimizer.slotNames {

@@ -5,6 +5,10 @@ extension GANStepPlan {
     /// `realBatch`, and the optimizers' `beginStep` and `generator.prepareInference(norms: inferenceNorms)` done
     /// before the first phase runs.
     func append(to work: inout PhasedWork, step: UInt64) {
+        if generator.model.conventions == .pytorch {
+            appendPyTorchStep(to: &work, step: step)
+            return
+        }
         let owned = self.owned, image = discriminator.inputElements, codings = generator.inputElements
         let last = generator.layers.count
         let normalizations = generator.batchNormalizationLayers
@@ -164,19 +168,25 @@ extension GANStepPlan {
             }
         }
 
-        // G's update: the shards' gradients all-reduced beside the batch-wide first layer's gradient, the
-        // BatchNorms' gamma/beta gradients written, the optimizer step, the weights packed for the next step. Across
-        // processes, each rank's blocks are summed here (the first layer's per block) and exchanged after.
+        appendGeneratorUpdate(to: &work, firstLayerMultiplyAdds: computed * firstLayerWork)
+    }
+
+    /// G's update: the shards' gradients all-reduced beside the batch-wide first layer's gradient (when there is one),
+    /// the BatchNorms' gamma/beta gradients written, the optimizer step, the weights packed for the next step. Across
+    /// processes, each rank's blocks are summed here (the first layer's per block) and exchanged after.
+    func appendGeneratorUpdate(to work: inout PhasedWork, firstLayerMultiplyAdds: Int) {
+        let firstLayer = self.firstLayer, distributed = reducer.isDistributed
         let generatorSharded = generator.shardedGradientCount
         let reduceSlices = Self.sliceCount(of: generatorSharded)
         let firstLayerSlices = firstLayer.map {
             ($0.outputSize + Self.firstLayerGradientColumns - 1) / Self.firstLayerGradientColumns
         } ?? 0
         let blocks = reducer.ownBlocks
-        work.parallel(distributed ? "G block sums | G first layer weight gradient per block"
-                                  : "G all-reduce | G first layer weight gradient",
+        let firstLayerLabel = firstLayer == nil ? "" : distributed ? " | G first layer weight gradient per block"
+            : " | G first layer weight gradient"
+        work.parallel((distributed ? "G block sums" : "G all-reduce") + firstLayerLabel,
                       iterations: reduceSlices + firstLayerSlices * blocks.count,
-                      multiplyAdds: computed * firstLayerWork) { [self] index, worker in
+                      multiplyAdds: firstLayerMultiplyAdds) { [self] index, worker in
             if index < reduceSlices {
                 reducer.sumOwnBlocks(generatorShardPointers, range: Self.slice(index, of: generatorSharded))
             } else if let firstLayer {
@@ -203,7 +213,7 @@ extension GANStepPlan {
 
     /// Across processes: a phase summing each of the rank's aligned blocks (when one has more than one shard), then the
     /// exchange of the blocks' roots, after which `local[0]` holds the total on every rank.
-    private func appendDistributedSum(to work: inout PhasedWork, network: String, count: Int,
+    func appendDistributedSum(to work: inout PhasedWork, network: String, count: Int,
                                       local: [UnsafeMutablePointer<Float>]) {
         if reducer.ownBlocks.contains(where: { $0.count > 1 }) {
             work.parallel("\(network) block sums", iterations: Self.sliceCount(of: count)) { [self] index, _ in

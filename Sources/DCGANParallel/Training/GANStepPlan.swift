@@ -85,8 +85,16 @@ final class GANStepPlan: @unchecked Sendable {
     private(set) var firstLayerOutputs: [UnsafeMutablePointer<Float>] = []
     /// Per owned shard: its G-phase noise and, after backward, ∂loss/∂(first layer's output), for that layer's gradient.
     private(set) var firstLayerShards: [ShardTreeGradient.Shard] = []
-    /// The discriminator has no BatchNorm (`GANModel`): no per-layer state.
+    /// The Keras step's discriminator has no BatchNorm (`GANModel`): no per-layer state.
     let discriminatorNorms: [BatchNormBatch?]
+    /// The PyTorch step (`GANStepPlan+PyTorch.swift`) only, per owned shard: the discriminator's training activations,
+    /// alive from a pass's forward to its backward (one pass at a time: reals, fakes, then the G phase's fakes).
+    let discriminatorShardArenas: [ActivationArena]
+    /// The PyTorch step only: the discriminator's BatchNorm state for the reals' pass (reused by the G phase's pass)
+    /// and for the fakes' pass, whose gamma/beta gradients are summed into D's gradient.
+    let discriminatorRealNorms, discriminatorFakeNorms: [BatchNormBatch?]
+    /// The PyTorch step only: rows of zeros and of ones, a shard long, as the loss's labels.
+    let fakeLabelRow, realLabelRow: AlignedBuffer
 
     init(generator: Network, discriminator: Network, generatorOptimizer: Optimizer, discriminatorOptimizer: Optimizer,
          random: CounterRandom, batch: Int, reducer: ShardReducer, threadCount: Int) {
@@ -113,9 +121,19 @@ final class GANStepPlan: @unchecked Sendable {
             ActivationArena(plans: [generatorInference, generatorSampling], capacity: Self.discriminatorChunk,
                             minimumScratch0: 0)
         }
-        discriminatorArenas = (0..<threadCount).map { [discriminatorTraining] _ in
+        let pytorchStep = generator.model.conventions == .pytorch
+        discriminatorArenas = pytorchStep ? [] : (0..<threadCount).map { [discriminatorTraining] _ in
             ActivationArena(plans: [discriminatorTraining], capacity: Self.discriminatorChunk, minimumScratch0: 0)
         }
+        discriminatorShardArenas = !pytorchStep ? [] : owned.map { [discriminatorTraining] _ in
+            ActivationArena(plans: [discriminatorTraining], capacity: capacity, minimumScratch0: 0)
+        }
+        discriminatorRealNorms = discriminator.makeNorms(reducer: reducer)
+        discriminatorFakeNorms = discriminator.makeNorms(reducer: reducer)
+        fakeLabelRow = AlignedBuffer(count: pytorchStep ? capacity : 0)
+        realLabelRow = AlignedBuffer(count: pytorchStep ? capacity : 0)
+        fakeLabelRow.fill(with: labels.fake)
+        realLabelRow.fill(with: labels.real)
         workerLabels = (0..<threadCount).map { _ in AlignedBuffer(count: Self.discriminatorChunk) }
         samplingNoise = (0..<threadCount).map { _ in AlignedBuffer(count: Self.discriminatorChunk * generator.inputElements) }
         workspaces = (0..<threadCount).map { _ in KernelWorkspace() }
@@ -199,12 +217,16 @@ final class GANStepPlan: @unchecked Sendable {
         let plans = Plans(generator: generator, discriminator: discriminator)
         let inference = [plans.generatorInference, plans.generatorSampling], judging = plans.discriminatorTraining
         let capacity = shardCapacity(batch: batch, shards: shards)
-        let perShard = capacity * ActivationArena.elementsPerSample(plans: [plans.generatorTraining],
+        let perShardGeneratorFloats = capacity * ActivationArena.elementsPerSample(plans: [plans.generatorTraining],
                                                                     minimumScratch0: plans.firstLayerOutput)
             + max(discriminator.parameters.count, generator.shardedGradientCount)
+        let judgingPerSample = ActivationArena.elementsPerSample(plans: [judging], minimumScratch0: 0)
+        // The Keras step judges two samples at a time in a worker's memory, the PyTorch step whole shards.
+        let pytorchStep = generator.model.conventions == .pytorch
+        let perShard = perShardGeneratorFloats + (pytorchStep ? capacity * (judgingPerSample + 2) : 0)
         let perWorker = discriminatorChunk * (ActivationArena.elementsPerSample(plans: inference, minimumScratch0: 0)
                                               + generator.inputElements)
-            + discriminatorChunk * ActivationArena.elementsPerSample(plans: [judging], minimumScratch0: 0)
+            + (pytorchStep ? 0 : discriminatorChunk * judgingPerSample)
             + workspaceAllowance
         let perSample = 2 * generator.inputElements + 3 * discriminator.inputElements + 6
         let total = shards.multipliedReportingOverflow(by: perShard).partialValue

@@ -118,10 +118,11 @@ public final class GANTrainer: @unchecked Sendable {
         generator.initialize(random: random)
         discriminator.initialize(random: random)
         let rate = configuration.effectiveLearningRate
+        let conventions = configuration.model.conventions
         generatorOptimizer = Optimizer(kind: configuration.optimizer, learningRate: rate,
-                                       parameterCount: generator.parameters.count)
+                                       parameterCount: generator.parameters.count, conventions: conventions)
         discriminatorOptimizer = Optimizer(kind: configuration.optimizer, learningRate: rate,
-                                           parameterCount: discriminator.parameters.count)
+                                           parameterCount: discriminator.parameters.count, conventions: conventions)
         plan = GANStepPlan(generator: generator, discriminator: discriminator, generatorOptimizer: generatorOptimizer,
                            discriminatorOptimizer: discriminatorOptimizer, random: random,
                            batch: configuration.batchSize, reducer: reducer, threadCount: executor.threadCount)
@@ -170,7 +171,8 @@ public final class GANTrainer: @unchecked Sendable {
     public func firstNonFiniteState() -> String? {
         var buffers: [(String, AlignedBuffer)] = [("the generator's weights", generator.parameters),
                                                   ("the generator's BatchNorm statistics", generator.state),
-                                                  ("the discriminator's weights", discriminator.parameters)]
+                                                  ("the discriminator's weights", discriminator.parameters),
+                                                  ("the discriminator's BatchNorm statistics", discriminator.state)]
         for (owner, optimizer) in [("generator", generatorOptimizer), ("discriminator", discriminatorOptimizer)] {
             for name in optimizer.slotNames {
                 buffers.append(("the \(owner) optimizer's \(name)", optimizer.stateBuffer(named: name)!))
@@ -182,7 +184,7 @@ public final class GANTrainer: @unchecked Sendable {
     /// CRC-32 of the state a checkpoint holds: weights, BatchNorm statistics, optimizer state, and the step.
     public func stateChecksum() -> UInt32 {
         var crc: UInt32 = 0
-        var buffers = [generator.parameters, generator.state, discriminator.parameters]
+        var buffers = [generator.parameters, generator.state, discriminator.parameters, discriminator.state]
         for optimizer in [generatorOptimizer, discriminatorOptimizer] {
             buffers += optimizer.slotNames.compactMap { optimizer.stateBuffer(named: $0) }
         }
@@ -228,9 +230,12 @@ public final class GANTrainer: @unchecked Sendable {
         let g = generator.multiplyAddsPerSample, d = discriminator.multiplyAddsPerSample
         let dInputFree = discriminator.firstLayerMultiplyAdds  // D's first layer needs no dX in the D phase
         let gInputFree = generator.firstLayerMultiplyAdds  // the noise needs no gradient
-        let discriminatorStep = b * g + 2 * b * (d + d + (d - dInputFree))  // G fwd; D fwd, dW, dX
-        let generatorStep = b * (g + d + (d - 0) + g + (g - gInputFree))  // G fwd, D fwd, D dX, G dW, G dX
-        return discriminatorStep + generatorStep
+        let judging = 2 * b * (d + d + (d - dInputFree))  // D fwd, dW, dX on fakes and reals
+        let training = b * (d + d + g + (g - gInputFree))  // D fwd, D dX, G dW, G dX
+        switch configuration.model.conventions {
+        case .keras: return b * g + judging + b * g + training  // G inference for D, G training for G
+        case .pytorch: return b * g + judging + training  // one G forward serves both
+        }
     }
 
     /// Trains one step on the real images `realImages` (B × image elements, scaled to [−1, 1]) and returns its

@@ -60,6 +60,16 @@ public struct ConvolutionGeometry: Hashable, Sendable {
                             outputWidth: (inputWidth - kernelSize) / stride + 1)
     }
 
+    /// PyTorch's `padding=p`: p zeros on every side, (n + 2p − k)/s + 1 outputs.
+    public static func padded(inputHeight: Int, inputWidth: Int, inputChannels: Int, outputChannels: Int,
+                              kernelSize: Int, stride: Int, padding: Int) -> ConvolutionGeometry {
+        ConvolutionGeometry(inputHeight: inputHeight, inputWidth: inputWidth, inputChannels: inputChannels,
+                            outputChannels: outputChannels, kernelHeight: kernelSize, kernelWidth: kernelSize,
+                            strideY: stride, strideX: stride, padTop: padding, padLeft: padding,
+                            outputHeight: (inputHeight + 2 * padding - kernelSize) / stride + 1,
+                            outputWidth: (inputWidth + 2 * padding - kernelSize) / stride + 1)
+    }
+
     /// Depth of one im2col row: kernelHeight · kernelWidth · inputChannels.
     public var patchSize: Int { kernelHeight * kernelWidth * inputChannels }
     public var inputElementsPerImage: Int { inputHeight * inputWidth * inputChannels }
@@ -321,6 +331,16 @@ public struct TransposedConvolutionGeometry: Hashable, Sendable {
         TransposedConvolutionGeometry(adjoint: .same(
             inputHeight: inputHeight * stride, inputWidth: inputWidth * stride, inputChannels: outputChannels,
             outputChannels: inputChannels, kernelSize: kernelSize, stride: stride))
+    }
+
+    /// PyTorch's ConvTranspose2d with `padding=p`: (n − 1)·s − 2p + k outputs, the adjoint of a convolution of that
+    /// output with the same padding.
+    public static func padded(inputHeight: Int, inputWidth: Int, inputChannels: Int, outputChannels: Int,
+                              kernelSize: Int, stride: Int, padding: Int) -> TransposedConvolutionGeometry {
+        TransposedConvolutionGeometry(adjoint: .padded(
+            inputHeight: (inputHeight - 1) * stride - 2 * padding + kernelSize,
+            inputWidth: (inputWidth - 1) * stride - 2 * padding + kernelSize, inputChannels: outputChannels,
+            outputChannels: inputChannels, kernelSize: kernelSize, stride: stride, padding: padding))
     }
 
     public var inputHeight: Int { adjoint.outputHeight }

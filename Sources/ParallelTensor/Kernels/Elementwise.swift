@@ -109,6 +109,26 @@ public enum Elementwise {
         }
     }
 
+    /// y = max(x, 0), with +0 (not −0) for negative x. y may alias x.
+    public static func relu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        map(x, y, count: count) { v in v.replacing(with: 0, where: .!(v .> 0)) }
+    }
+
+    /// dx = y > 0 ? dy : 0, from the forward output alone (y > 0 exactly where x > 0, as PyTorch's ReLU backward),
+    /// so the input need not be kept. dx may alias dy.
+    public static func reluBackward(output y: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                                    inputGradient dx: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            store(load(dy + i).replacing(with: 0, where: .!(load(y + i) .> 0)), dx + i)
+            i += 8
+        }
+        while i < count {
+            dx[i] = y[i] > 0 ? dy[i] : 0
+            i += 1
+        }
+    }
+
     public static let seluAlpha: Float = 1.6732632423543772
     public static let seluScale: Float = 1.0507009873554805
 

@@ -136,6 +136,7 @@ extension Reference {
     }
 
     public static func leakyReLU(_ x: Float, slope: Float) -> Float { x < 0 ? slope * x : x }
+    public static func relu(_ x: Float) -> Float { x > 0 ? x : 0 }
 
     public static func firstNonFinite(_ x: [Float]) -> Int? { x.firstIndex { $0.isNaN || $0.isInfinite } }
 
