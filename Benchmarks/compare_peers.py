@@ -2,15 +2,20 @@
 """pgan against PyTorch and Keras/JAX on the same machine, in one run, one table.
 
     python3 Benchmarks/compare_peers.py --threads 1,2 --batch-size 32
+    python3 Benchmarks/compare_peers.py --model dcgan --image-size 64 --channels 3 --batch-size 64 --rounds 5
     python3 Benchmarks/compare_peers.py --setup          # first create the peers' venv (torch, keras, jax: several GB)
 
 Runs `pgan bench --format json` (the release binary; built if missing), the reference scripts in ../shared/peers
 (`torch_scaling.py` for PyTorch eager at each thread count, `dcgan_keras.py --mode jit` pinned with taskset for
 Keras 3 on JAX) with the same model, step, batch and thread counts, and prints a markdown table with images/s and
 the ratio pgan / peer. A peer whose packages are missing is reported as such and skipped.
+With --model dcgan the peer is PyTorch's DCGAN example itself (Benchmarks/dcgan_torch.py: the paper's model, Adam,
+the example's step) at --image-size/--channels; Keras has no such peer here. --rounds N runs pgan and PyTorch N times,
+alternating, and reports each one's median and the median of the per-round ratios (this VM drifts 10–25%).
 Options: --peers DIR (default ../shared/peers), --venv DIR (default ~/.cache/pgan-peers-venv, or $PGAN_PEERS_VENV),
 --pgan PATH (default .build/release/pgan), --steps N, --no-keras, --json FILE (also write the rows as JSON).
 """
+import statistics
 import argparse, datetime, json, os, platform, re, subprocess, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,18 +53,23 @@ def has_module(python, module):
     return run([python, "-c", f"import {module}"], env=dict(os.environ, KERAS_BACKEND="jax"))[0] == 0
 
 
-def pgan_points(pgan, threads, batches, steps):
+def pgan_points(pgan, threads, batches, steps, model_flags=()):
     code, out, err = run([pgan, "bench", "--threads", ",".join(map(str, threads)),
-                          "--batch-size", ",".join(map(str, batches)), "--steps", str(steps), "--format", "json"])
+                          "--batch-size", ",".join(map(str, batches)), "--steps", str(steps), "--format", "json",
+                          *model_flags])
     if code != 0:
         sys.exit(f"pgan bench failed: {err.strip()}")
     return {(p["batch_size"], p["threads"]): p for p in json.loads(out)}, err
 
 
-def torch_points(python, peers, threads, batches, steps):
-    code, out, err = run([python, os.path.join(peers, "torch_scaling.py"), "--threads", ",".join(map(str, threads)),
-                          "--batches", ",".join(map(str, batches)), "--steps", str(steps),
-                          "--max-threads", str(max(threads))])
+def torch_points(python, peers, threads, batches, steps, dcgan=None):
+    if dcgan:
+        command = [python, os.path.join(ROOT, "Benchmarks", "dcgan_torch.py"), "--threads", ",".join(map(str, threads)),
+                   "--batches", ",".join(map(str, batches)), "--steps", str(steps), *dcgan]
+    else:
+        command = [python, os.path.join(peers, "torch_scaling.py"), "--threads", ",".join(map(str, threads)),
+                   "--batches", ",".join(map(str, batches)), "--steps", str(steps), "--max-threads", str(max(threads))]
+    code, out, err = run(command)
     if code != 0:
         print(f"PyTorch run failed: {err.strip()[-500:]}", file=sys.stderr)
         return {}, ""
@@ -98,7 +108,14 @@ def main():
     ap.add_argument("--setup", action="store_true", help="create the venv with the peers' packages first")
     ap.add_argument("--no-keras", action="store_true")
     ap.add_argument("--json", help="also write the table rows to this file")
+    ap.add_argument("--model", choices=["seed", "dcgan"], default="seed")
+    ap.add_argument("--image-size", type=int, default=64, help="--model dcgan: the image side")
+    ap.add_argument("--channels", type=int, default=3, help="--model dcgan: 1 or 3")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating runs of pgan and PyTorch; medians reported")
     a = ap.parse_args()
+    dcgan = a.model == "dcgan"
+    model_flags = ["--model", "dcgan", "--image-size", str(a.image_size), "--channels", str(a.channels)] if dcgan else []
+    torch_model = ["--image-size", str(a.image_size), "--channels", str(a.channels)] if dcgan else None
     threads = [int(x) for x in a.threads.split(",")]
     batches = [int(x) for x in a.batch_size.split(",")]
     if a.setup:
@@ -107,18 +124,33 @@ def main():
         subprocess.check_call(["swift", "build", "-c", "release", "--product", "pgan"], cwd=ROOT)
     python = peer_python(a.venv)
 
-    ours, machine = pgan_points(a.pgan, threads, batches, a.steps)
-    torch_version = ""
-    torch = {}
-    if has_module(python, "torch"):
-        torch, torch_version = torch_points(python, a.peers, threads, batches, a.steps)
-    else:
+    has_torch = has_module(python, "torch")
+    if not has_torch:
         print(f"PyTorch not found for {python}: run with --setup, or set --venv", file=sys.stderr)
+    # Alternate the two, so drift of the machine's speed hits both alike; medians over the rounds.
+    our_rounds, torch_rounds, torch_version = [], [], ""
+    for _ in range(a.rounds):
+        ours, machine = pgan_points(a.pgan, threads, batches, a.steps, model_flags)
+        our_rounds.append(ours)
+        if has_torch:
+            points, torch_version = torch_points(python, a.peers, threads, batches, a.steps, torch_model)
+            torch_rounds.append(points)
+    median = lambda values: statistics.median(values) if values else None
+    ours = {key: dict(our_rounds[0][key], images_per_second=median([r[key]["images_per_second"] for r in our_rounds]),
+                      gflops=median([r[key]["gflops"] for r in our_rounds]))
+            for key in our_rounds[0]}
+    torch = {key: median([r[key] for r in torch_rounds if key in r]) for key in (torch_rounds[0] if torch_rounds else {})}
+    ratios = {key: median([o[key]["images_per_second"] / t[key] for o, t in zip(our_rounds, torch_rounds) if t.get(key)])
+              for key in torch}
+    spreads = {key: (min(v), max(v)) for key in torch
+               for v in [[o[key]["images_per_second"] / t[key] for o, t in zip(our_rounds, torch_rounds) if t.get(key)]] if v}
     keras = {}
-    if not a.no_keras and has_module(python, "keras") and has_module(python, "jax"):
+    if not dcgan and not a.no_keras and has_module(python, "keras") and has_module(python, "jax"):
         keras = keras_points(python, a.peers, threads, batches, a.steps)
 
-    print(f"# pgan vs peers — {datetime.date.today().isoformat()}, {cpu_model()}, {len(os.sched_getaffinity(0))} CPUs")
+    model = f"dcgan {a.image_size}×{a.image_size}×{a.channels} (PyTorch's DCGAN example)" if dcgan else "seed DCGAN"
+    print(f"# pgan vs peers — {model}, {datetime.date.today().isoformat()}, {cpu_model()}, "
+          f"{len(os.sched_getaffinity(0))} CPUs, {a.rounds} round{'s' if a.rounds > 1 else ''}")
     for line in machine.splitlines():
         print(f"# {line}")
     if torch_version:
@@ -136,8 +168,14 @@ def main():
             rows.append(row)
             fmt = lambda v: f"{v:.1f}" if v else "–"
             ratio = lambda v: f"{p['images_per_second'] / v:.2f}×" if v else "–"
+            if (batch, t) in ratios and a.rounds > 1:
+                low, high = spreads[(batch, t)]
+                row["torch_ratio_range"] = [low, high]
+                torch_ratio = f"{ratios[(batch, t)]:.2f}× ({low:.2f}–{high:.2f})"
+            else:
+                torch_ratio = ratio(tp)
             speedup = f"{p['speedup']:.2f}×" if p["speedup"] else "–"
-            print(f"| {batch} | {t} | {p['images_per_second']:.1f} | {speedup} | {p['gflops']:.1f} | {fmt(tp)} | {ratio(tp)} | {fmt(kp)} | {ratio(kp)} |")
+            print(f"| {batch} | {t} | {p['images_per_second']:.1f} | {speedup} | {p['gflops']:.1f} | {fmt(tp)} | {torch_ratio} | {fmt(kp)} | {ratio(kp)} |")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)

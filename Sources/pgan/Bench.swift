@@ -7,12 +7,14 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training throughput against thread count (images/s, speedup, efficiency, GFLOP/s, % of FMA peak).",
         discussion: """
-        Each point trains the seed DCGAN on random data: --warmup steps, then --repeats timed runs of --steps steps; \
+        Each point trains a model (the seed DCGAN unless --model says otherwise) on random data: --warmup steps, then \
+        --repeats timed runs of --steps steps; \
         images/s is the median. One image is one real image through a D step and the matching G step.
         Under mpirun (a pgan built with --traits MPI) every rank runs --threads threads on its own shards; each point \
         reports the job's images/s, rank 0 alone's (the speedup's base), and per step the time in MPI and the bytes \
         rank 0 sent.
         Example: pgan bench --threads 1,2 --batch-size 32,256 --format table
+        Example: pgan bench --model dcgan --image-size 64 --channels 3 --batch-size 64 --threads 1,2
         Example: mpirun -np 2 pgan bench --threads 1 --batch-size 32,256
         """)
 
@@ -45,6 +47,16 @@ struct Bench: ParsableCommand {
                 }
             })
     var scheduler: [ShardedExecutor.Scheduling] = [.dispatch]
+    @Option(help: "seed or dcgan (see pgan train --model).")
+    var model: GANModelKind = .seed
+    @Option(help: "Image side (default: 28 for the seed, 64 for dcgan).")
+    var imageSize: Int?
+    @Option(help: "Image channels: 1 (grey, the default) or 3 (RGB).")
+    var channels: Int = 1
+    @Option(help: "--model dcgan: the generator's width, ngf (default 64).")
+    var generatorWidth: Int = 64
+    @Option(help: "--model dcgan: the discriminator's width, ndf (default 64).")
+    var discriminatorWidth: Int = 64
     @Flag(help: "Also split each point's step by phase (busy and wall time per phase, serial steps, barriers) and project the speedup its phase structure allows on more threads.")
     var phases = false
 
@@ -57,6 +69,19 @@ struct Bench: ParsableCommand {
             throw ValidationError("--phases needs --format table or json, not csv (a phase breakdown is not one CSV row)")
         }
         for batch in batchSize { try TrainingConfiguration(batchSize: batch, shards: shards).validate() }
+        _ = try benchmarkedModel()
+    }
+
+    /// The model --model, --image-size, --channels and the widths describe, or a usage error naming what is supported.
+    func benchmarkedModel() throws -> GANModel {
+        let side = imageSize ?? (model == .seed ? 28 : 64)
+        let image = TensorShape(batch: 1, height: side, width: side, channels: channels)
+        do {
+            return try GANModel.make(model, for: image, generatorWidth: generatorWidth,
+                                     discriminatorWidth: discriminatorWidth, source: "--image-size/--channels")
+        } catch let error as DataError {
+            throw ValidationError(error.description)
+        }
     }
 
     mutating func run() throws {
@@ -70,12 +95,12 @@ struct Bench: ParsableCommand {
         if defaultThreads.last! != topology.coreCount { defaultThreads.append(topology.coreCount) }
         let threadCounts = threads ?? defaultThreads
         let batches = batchSize, schedulers = scheduler
+        let benchmark = ThroughputBenchmark(steps: steps, warmup: warmup, repeats: repeats, shards: shards,
+                                            tracesPhases: phases, model: try benchmarkedModel())
         for batch in batches {
-            try GANTrainer.checkMemory(configuration: TrainingConfiguration(batchSize: batch, shards: shards),
+            try GANTrainer.checkMemory(configuration: benchmark.configuration(batchSize: batch),
                                        threadCount: threadCounts.max()!)
         }
-        let benchmark = ThroughputBenchmark(steps: steps, warmup: warmup, repeats: repeats, shards: shards,
-                                            tracesPhases: phases)
         // Under mpirun rank 0 speaks for the job; the other ranks only train.
         let tableFormat = format == .table, speaks = group.rank == 0
         let log: (String) -> Void = { line in
@@ -84,6 +109,7 @@ struct Bench: ParsableCommand {
         }
         let peakPerCore = FMAPeak.measureOneThread(seconds: 0.3)
         for line in MachineDescription.current(topology: topology).lines { log(line) }
+        log("model: \(benchmark.model.identifier), optimizer \(benchmark.model.kind.defaultOptimizer.rawValue)")
         log(String(format: "FMA peak: %.1f GFLOP/s on one core (measured, %@ FMA loop; GEMM kernel %@); each point's peak is measured with its own thread count", peakPerCore, GEMM.kernel == .avx512 ? "SIMD16" : "SIMD8", GEMM.kernel.rawValue))
         let maximumThreads = threadCounts.max()!
         log("pinning map for \(maximumThreads) threads (worker → PU): "

@@ -3,6 +3,7 @@ import DCGANParallel
 import ParallelTensor
 
 extension OptimizerKind: ExpressibleByArgument {}
+extension GANModelKind: ExpressibleByArgument {}
 extension ShardedExecutor.Scheduling: ExpressibleByArgument {}
 
 /// `--threads`, shared by every command that runs work on worker threads.

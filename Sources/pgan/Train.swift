@@ -23,7 +23,13 @@ struct Train: ParsableCommand {
     var classLabel: String?
     @Option(help: "The same as --class N (kept for MNIST digits).")
     var digit: Int?
-    @Option(help: "For a folder of PNG/JPEG images: the side they are centre-cropped and resized to, 28 or 32 (default 32).")
+    @Option(help: "seed (the Keras DCGAN of this project: 28×28 or 32×32, RMSprop) or dcgan (the DCGAN paper's model as PyTorch's example builds and trains it: 16, 32, 64 or 128 pixels square, Adam).")
+    var model: GANModelKind?
+    @Option(help: "--model dcgan: the generator's width, ngf (default 64).")
+    var generatorWidth: Int?
+    @Option(help: "--model dcgan: the discriminator's width, ndf (default 64).")
+    var discriminatorWidth: Int?
+    @Option(help: "The side images are centre-cropped and resized to (area filter): 28 or 32 for the seed model (folders default to 32), 16, 32, 64 or 128 for dcgan (folders default to 64; other data to the next supported side).")
     var imageSize: Int?
     @Flag(help: "For a folder of images: fail on the first one that cannot be read, instead of skipping it with a warning.")
     var strict = false
@@ -53,6 +59,9 @@ struct Train: ParsableCommand {
     @Flag(help: "Print nothing but errors.")
     var quiet = false
 
+    /// The model a new run trains: --model, or the seed.
+    var modelKind: GANModelKind { model ?? .seed }
+
     func validate() throws {
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
@@ -62,8 +71,15 @@ struct Train: ParsableCommand {
         let label = try selectedLabel(data: data)
         if labels != nil && data == nil { throw ValidationError("--labels needs --data") }
         if labels != nil && label == nil { throw ValidationError("--labels is only read with --class: give the label to train on") }
-        if let imageSize, !GANModel.seedImageSides.contains(imageSize) {
-            throw ValidationError("--image-size must be \(GANModel.seedImageSides.map(String.init).joined(separator: " or ")), the sides the seed DCGAN is built for (got \(imageSize))")
+        if let imageSize, resume == nil, !modelKind.imageSides.contains(imageSize) {
+            throw ValidationError("--image-size must be \(modelKind.imageSides.map(String.init).joined(separator: ", ")), the sides --model \(modelKind.rawValue) is built for (got \(imageSize))")
+        }
+        for (flag, width) in [("--generator-width", generatorWidth), ("--discriminator-width", discriminatorWidth)] {
+            guard let width else { continue }
+            if modelKind != .dcgan && resume == nil { throw ValidationError("\(flag) sets a width of --model dcgan") }
+            if !GANModel.dcganWidths.contains(width) {
+                throw ValidationError("\(flag) must be \(GANModel.dcganWidths.lowerBound)–\(GANModel.dcganWidths.upperBound) (got \(width))")
+            }
         }
         if data == nil, resume == nil, let label, label != 0 {
             throw ValidationError("the built-in data set holds only zeros; give --data and --labels for digit \(label)")
@@ -80,7 +96,7 @@ struct Train: ParsableCommand {
         // A resumed run's settings are its own; flags given with --resume are compared with them in run().
         if resume == nil {
             try TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
-                                      optimizer: optimizer ?? .rmsprop, learningRate: learningRate).validate()
+                                      optimizer: optimizer ?? modelKind.defaultOptimizer, learningRate: learningRate).validate()
         }
     }
 
@@ -91,9 +107,11 @@ struct Train: ParsableCommand {
         let writer = group.rank == 0
         let threadCount = threadOptions.count
         var configuration = TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
-                                                  optimizer: optimizer ?? .rmsprop, learningRate: learningRate)
+                                                  optimizer: optimizer ?? modelKind.defaultOptimizer, learningRate: learningRate)
+        // Image folders are resized as they are read: to the model's usual side unless --image-size says otherwise.
+        let folderSide = data.map(ImageFolder.isImageFolder) == true ? (modelKind == .dcgan ? 64 : 32) : nil
         var source = DataSource(data: data.map(absolutePath), labels: labels.map(absolutePath),
-                                digit: try selectedLabel(data: data), imageSide: imageSize, strict: strict)
+                                digit: try selectedLabel(data: data), imageSide: imageSize ?? folderSide, strict: strict)
         var recordedTarget: Int?
         let directory: RunDirectory
         var checkpoint: SafeTensors?
@@ -141,15 +159,25 @@ struct Train: ParsableCommand {
             throw ConfigurationError("--shards \(configuration.shards) is fewer than the \(group.size) MPI processes: every rank needs at least one shard")
         }
 
-        let dataset = try source.load()
+        var dataset = try source.load()
+        if resume == nil, modelKind == .dcgan,
+           dataset.height != dataset.width || !modelKind.imageSides.contains(dataset.height) {
+            // dcgan needs a power-of-two side: other data (MNIST's 28×28) goes to the next one up, as PyTorch's
+            // example resizes its data sets.
+            dataset = dataset.resized(to: modelKind.imageSide(for: max(dataset.height, dataset.width)))
+            source.imageSide = dataset.height
+        }
         // Ranks on other nodes read their own copy of the data: it must be the same, or their shards train on
         // other images.
         let checksums = group.allGather(UInt64(dataset.checksum) << 32 | UInt64(UInt32(truncatingIfNeeded: dataset.count)))
         if let rank = checksums.indices.first(where: { checksums[$0] != checksums[0] }) {
             throw DataError(path: dataset.source, problem: "rank \(rank) read other images here than rank 0 (CRC-32 \(checksums[rank] >> 32) of \(checksums[rank] & 0xFFFF_FFFF) images vs \(checksums[0] >> 32) of \(checksums[0] & 0xFFFF_FFFF)): every node needs the same data file")
         }
-        // A new run's model follows its images (28×28 or 32×32, grey or RGB); a resumed run's is in its checkpoint.
-        if resume == nil { configuration.model = try GANModel.seed(for: dataset.imageShape, source: dataset.source) }
+        // A new run's model follows its images (their side and channels); a resumed run's is in its checkpoint.
+        if resume == nil {
+            configuration.model = try GANModel.make(modelKind, for: dataset.imageShape, generatorWidth: generatorWidth ?? 64,
+                                                    discriminatorWidth: discriminatorWidth ?? 64, source: dataset.source)
+        }
         try TrainingSession.check(dataset: dataset, batchSize: configuration.batchSize, model: configuration.model)
         let bufferBytes = try GANTrainer.checkMemory(configuration: configuration, threadCount: threadCount)
         let stepsPerEpoch = dataset.count / configuration.batchSize
@@ -180,7 +208,7 @@ struct Train: ParsableCommand {
         let printer = ProgressPrinter(quiet: quiet || !writer)
         printer.header([
             "pgan train: \(dataset.count) images from \(dataset.source), \(stepsPerEpoch) steps per epoch of \(configuration.batchSize)",
-            "model: generator \(trainer.generator.trainableParameterCount + trainer.generator.stateCount) parameters, discriminator \(trainer.discriminator.trainableParameterCount); optimizer \(configuration.optimizer.rawValue) lr \(configuration.effectiveLearningRate)",
+            "model: \(configuration.model.identifier), generator \(trainer.generator.trainableParameterCount + trainer.generator.stateCount) parameters, discriminator \(trainer.discriminator.trainableParameterCount + trainer.discriminator.stateCount); optimizer \(configuration.optimizer.rawValue) lr \(configuration.effectiveLearningRate)",
             "machine: \(Topology.shared.summary)",
             "memory: about \(formatBytes(bufferBytes)) of model and training buffers, \(formatBytes(dataset.bytes.count)) of images",
             "threads \(threadCount) (\(executor.scheduling.rawValue)), shards \(configuration.shards), pinning (worker → PU): " + executor.pinningMap.enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "),
@@ -233,6 +261,15 @@ struct Train: ParsableCommand {
         if let optimizer, optimizer != recorded.optimizer {
             conflicts.append("--optimizer \(optimizer.rawValue) (the run has \(recorded.optimizer.rawValue))")
         }
+        let recordedModel = recorded.model
+        if let model, model != recordedModel.kind {
+            conflicts.append("--model \(model.rawValue) (the run has \(recordedModel.kind.rawValue))")
+        }
+        for (flag, width, name) in [("--generator-width", generatorWidth, "g"), ("--discriminator-width", discriminatorWidth, "d")] {
+            if let width, !recordedModel.identifier.split(separator: "-").contains(Substring("\(name)\(width)")) {
+                conflicts.append("\(flag) \(width) (the run's model is \(recordedModel.identifier))")
+            }
+        }
         if let learningRate, learningRate != recorded.effectiveLearningRate {
             conflicts.append("--learning-rate \(learningRate) (the run has \(recorded.effectiveLearningRate))")
         }
@@ -262,7 +299,7 @@ struct DataSource: Equatable, CustomStringConvertible {
     var data: String?
     var labels: String?
     var digit: Int?
-    /// The side image folders are resized to (nil: 32) and whether an unreadable image
+    /// The side images are resized to (nil: as they are; 32 for a folder) and whether an unreadable image
     /// fails the load: how to read, not what, so not compared on resume.
     var imageSide: Int? = nil
     var strict = false
@@ -275,7 +312,8 @@ struct DataSource: Equatable, CustomStringConvertible {
             if let digit, digit != 0 {
                 throw ConfigurationError("the built-in data set holds only zeros; give --data and --labels for digit \(digit)")
             }
-            return try ImageDataset.defaultZeros()
+            let zeros = try ImageDataset.defaultZeros()
+            return imageSide.map { $0 == zeros.height ? zeros : zeros.resized(to: $0) } ?? zeros
         }
         return try ImageDataset.load(imagesPath: data, labelsPath: labels, label: digit, imageSide: imageSide,
                                      strict: strict) { writeToStandardError("pgan: warning: \($0)\n") }

@@ -95,6 +95,16 @@ for batch in [2, 32] {
     convolution("D conv2 14×14×64→7×7×128", conv2, batch: batch)
 }
 
+// The DCGAN paper's discriminator at 64×64 RGB (ndf 64; its generator's transposed convolutions are these layers'
+// backward data), per shard of 4 images as `--model dcgan` trains batch 64 on 16 shards.
+for (name, inputSide, inputChannels) in [("dcgan D conv0 64×64×3→32×32×64", 64, 3), ("dcgan D conv1 32×32×64→16×16×128", 32, 64),
+                                         ("dcgan D conv2 16×16×128→8×8×256", 16, 128), ("dcgan D conv3 8×8×256→4×4×512", 8, 256)] {
+    let geometry = ConvolutionGeometry.padded(inputHeight: inputSide, inputWidth: inputSide, inputChannels: inputChannels,
+                                              outputChannels: inputChannels == 3 ? 64 : 2 * inputChannels, kernelSize: 4,
+                                              stride: 2, padding: 1)
+    convolution(name, geometry, batch: 4)
+}
+
 let peak = FMAPeak.measureOneThread(seconds: 0.5)
 print("FMA peak, one core: \(String(format: "%.1f", peak)) GFLOP/s")
 print("kernel".padding(toLength: 56, withPad: " ", startingAt: 0) + "   GFLOP/s   % of peak")

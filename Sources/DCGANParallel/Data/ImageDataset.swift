@@ -48,8 +48,9 @@ public struct ImageDataset: Sendable {
     /// with 1 or 3 channels), or CIFAR-10/100 in its binary form (`CIFAR`: a `.bin` file or the directory of them) —
     /// and, when `label` is given, keeps only the images with that label: from `labelsPath` for IDX, from the file
     /// itself for CIFAR.
-    /// A folder of PNG and JPEG images (`ImageFolder`) is read too, resized to `imageSide`; its unreadable images are
-    /// skipped with `warn`, or fail the load when `strict`. `imageSide` given for IDX or CIFAR must be their size.
+    /// A folder of PNG and JPEG images (`ImageFolder`) is read too; its unreadable images are skipped with `warn`, or
+    /// fail the load when `strict`. Images of another size than `imageSide` (when given) are centre-cropped and
+    /// area-resized to it (`ImageFolder.resize`).
     public static func load(imagesPath: String, labelsPath: String?, label: Int?, imageSide: Int? = nil,
                             strict: Bool = false, warn: (String) -> Void = { _ in }) throws -> ImageDataset {
         if ImageFolder.isImageFolder(imagesPath) {
@@ -59,10 +60,29 @@ public struct ImageDataset: Sendable {
             return try ImageFolder.load(path: imagesPath, label: label, side: imageSide, strict: strict, warn: warn)
         }
         let dataset = try loadFile(imagesPath: imagesPath, labelsPath: labelsPath, label: label)
-        if let imageSide, imageSide != dataset.height || imageSide != dataset.width {
-            throw DataError(path: imagesPath, problem: "holds \(dataset.height)×\(dataset.width) images; --image-size resizes only folders of PNG/JPEG images")
+        guard let imageSide, imageSide != dataset.height || imageSide != dataset.width else { return dataset }
+        return dataset.resized(to: imageSide)
+    }
+
+    /// Every image centre-cropped to a square and area-resized to side × side, as image folders are read; in parallel
+    /// over images, each with the same arithmetic, so the bytes do not depend on the thread count.
+    public func resized(to side: Int) -> ImageDataset {
+        let inputSize = elementsPerImage, outputSize = side * side * channels
+        var output = [UInt8](repeating: 0, count: count * outputSize)
+        let (height, width, channels) = (self.height, self.width, self.channels)
+        bytes.withUnsafeBufferPointer { input in
+            output.withUnsafeMutableBufferPointer { resized in
+                nonisolated(unsafe) let (source, destination) = (input.baseAddress!, resized.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: count) { index in
+                    let image = ImageFolder.Decoded(width: width, height: height, channels: channels,
+                                                    pixels: Array(UnsafeBufferPointer(start: source + index * inputSize,
+                                                                                      count: inputSize)))
+                    ImageFolder.resize(image, side: side, into: destination + index * outputSize)
+                }
+            }
         }
-        return dataset
+        return ImageDataset(rawImages: output, count: count, height: side, width: side, channels: channels,
+                            source: source + " (resized to \(side)×\(side))")
     }
 
     /// The label a class name stands for: a class folder of an image folder (its index in sorted order) or a

@@ -92,6 +92,25 @@ public struct GANModel: Sendable, Equatable {
             identifier: "dcgan-\(imageSide)x\(imageSide)x\(channels)-g\(generatorWidth)-d\(discriminatorWidth)")
     }
 
+    /// The model a new run trains on images of this shape, or an error naming what the kind supports.
+    public static func make(_ kind: GANModelKind, for image: TensorShape, generatorWidth: Int = 64,
+                            discriminatorWidth: Int = 64, source: String) throws -> GANModel {
+        switch kind {
+        case .seed:
+            return try seed(for: image, source: source)
+        case .dcgan:
+            guard image.height == image.width,
+                  let model = dcgan(imageSide: image.height, channels: image.channels, generatorWidth: generatorWidth,
+                                    discriminatorWidth: discriminatorWidth) else {
+                throw DataError(path: source, problem: "images are \(image.height)×\(image.width)×\(image.channels); --model dcgan trains on \(dcganImageSides.map { "\($0)×\($0)" }.joined(separator: ", ")) images with \(dcganChannels.map(String.init).joined(separator: " or ")) channels (--image-size resizes)")
+            }
+            return model
+        }
+    }
+
+    /// The kind of model this is.
+    public var kind: GANModelKind { conventions == .pytorch ? .dcgan : .seed }
+
     /// How a training step uses the two networks: the Keras seed's or PyTorch's DCGAN example's (`GANStepPlan`).
     public var conventions: ModelConventions { generator.conventions }
 
@@ -105,4 +124,24 @@ public struct GANModel: Sendable, Equatable {
 
     /// One image: height × width × channels.
     public var imageShape: TensorShape { discriminator.input }
+}
+
+/// The models `pgan train --model` offers.
+public enum GANModelKind: String, Sendable, CaseIterable {
+    /// The Keras DCGAN of the seed project (docs/ARCHITECTURE.md §1), RMSprop: 28×28 or 32×32.
+    case seed
+    /// The DCGAN paper's model as PyTorch's example builds and trains it, Adam: 16×16 to 128×128.
+    case dcgan
+
+    /// The image sides the kind is built for.
+    public var imageSides: [Int] { self == .seed ? GANModel.seedImageSides : GANModel.dcganImageSides }
+
+    /// The side images are resized to when the data is not already one of `imageSides`: the smallest supported side
+    /// at least as large, or the largest.
+    public func imageSide(for dataSide: Int) -> Int {
+        imageSides.first { $0 >= dataSide } ?? imageSides.last!
+    }
+
+    /// The optimizer the model's own code trains with: the seed's RMSprop, the DCGAN paper's Adam.
+    public var defaultOptimizer: OptimizerKind { self == .seed ? .rmsprop : .adam }
 }

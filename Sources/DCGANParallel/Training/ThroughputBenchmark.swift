@@ -96,12 +96,21 @@ public struct ThroughputBenchmark: Sendable {
     /// Also trace `steps` more steps phase by phase (`PhaseProfile`).
     public let tracesPhases: Bool
 
-    public init(steps: Int, warmup: Int, repeats: Int, shards: Int, tracesPhases: Bool = false) {
+    /// What is trained, with the optimizer its own code uses (`GANModelKind.defaultOptimizer`).
+    public let model: GANModel
+
+    public init(steps: Int, warmup: Int, repeats: Int, shards: Int, tracesPhases: Bool = false, model: GANModel = .seed) {
+        self.model = model
         self.steps = steps
         self.warmup = warmup
         self.repeats = repeats
         self.shards = shards
         self.tracesPhases = tracesPhases
+    }
+
+    /// The training configuration of a point.
+    public func configuration(batchSize: Int) -> TrainingConfiguration {
+        TrainingConfiguration(batchSize: batchSize, shards: shards, optimizer: model.kind.defaultOptimizer, model: model)
     }
 
     /// `baseline`: images/s of the one-thread point at this batch size, for speedup and efficiency.
@@ -115,8 +124,7 @@ public struct ThroughputBenchmark: Sendable {
         // cores by a hypervisor) it grows less than the thread count, and that bounds any speedup.
         let ownPeak = FMAPeak.measure(executor: executor, seconds: 0.2)
         let peak = group.allGather(ownPeak.bitPattern).reduce(0) { $0 + Double(bitPattern: $1) }
-        let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: batchSize, shards: shards),
-                                 executor: executor, group: group)
+        let trainer = GANTrainer(configuration: configuration(batchSize: batchSize), executor: executor, group: group)
         let images = AlignedBuffer(count: batchSize * trainer.discriminator.inputElements)
         CounterRandom(seed: 7).uniform(step: 0, stream: .sampleNoise, index: 0, count: images.count, into: images.pointer)
         for i in 0..<images.count { images[i] = images[i] * 2 - 1 }
