@@ -72,7 +72,7 @@ struct Train: ParsableCommand {
         if labels != nil && data == nil { throw ValidationError("--labels needs --data") }
         if labels != nil && label == nil { throw ValidationError("--labels is only read with --class: give the label to train on") }
         if let imageSize, resume == nil, !modelKind.imageSides.contains(imageSize) {
-            throw ValidationError("--image-size must be \(modelKind.imageSides.map(String.init).joined(separator: ", ")), the sides --model \(modelKind.rawValue) is built for (got \(imageSize))")
+            throw ValidationError("--image-size must be \(alternatives(modelKind.imageSides.map(String.init))), the sides --model \(modelKind.rawValue) is built for (got \(imageSize))")
         }
         for (flag, width) in [("--generator-width", generatorWidth), ("--discriminator-width", discriminatorWidth)] {
             guard let width else { continue }
@@ -327,4 +327,9 @@ struct DataSource: Equatable, CustomStringConvertible {
 
 func absolutePath(_ path: String) -> String {
     URL(fileURLWithPath: path).standardizedFileURL.path
+}
+
+/// "a", "a or b", "a, b or c".
+func alternatives(_ items: [String]) -> String {
+    items.count < 2 ? items.joined() : items.dropLast().joined(separator: ", ") + " or " + items.last!
 }

@@ -108,7 +108,15 @@ final class ModelDescriptionTests: XCTestCase {
         var normalized = ModelDescription.seedDiscriminator()
         normalized.layers.insert(.batchNormalization, at: 1)
         XCTAssertEqual(refusal(.seedGenerator(), normalized),
-                       "discriminator: BatchNormalization in the discriminator is not supported yet")
+                       "discriminator: BatchNormalization in the discriminator needs the PyTorch step (conventions: .pytorch)")
+        var mixed = ModelDescription.dcganDiscriminator(imageSide: 16, channels: 1, width: 4)
+        mixed.conventions = .keras
+        XCTAssertEqual(refusal(.dcganGenerator(imageSide: 16, channels: 1, width: 4), mixed),
+                       "generator and discriminator follow different conventions (pytorch, keras)")
+        var tooMuchPadding = ModelDescription.dcganDiscriminator(imageSide: 16, channels: 1, width: 4)
+        tooMuchPadding.layers[0] = .conv2D(filters: 4, kernelSize: 4, stride: 2, padding: .explicit(4), useBias: false)
+        XCTAssertEqual(refusal(.dcganGenerator(imageSide: 16, channels: 1, width: 4), tooMuchPadding),
+                       "discriminator layer 1 (Conv2D(4, 4×4, stride 2, padding 4)): the padding must be 0–3 for a 4×4 kernel")
         var badDropout = ModelDescription.seedDiscriminator()
         badDropout.layers[1] = .dropout(rate: 1)
         XCTAssertEqual(refusal(.seedGenerator(), badDropout), "discriminator layer 2 (Dropout(1.0)): the rate must be in [0, 1)")

@@ -77,25 +77,31 @@ final class ConvolutionTests: XCTestCase {
 
     // MARK: fast kernels against the direct scalar references on random geometries
 
+    /// "valid", Keras "same" or PyTorch's explicit padding (0 to kernel − 1), kernels 1–5, 1 to 9 channels (so both
+    /// the short-run im2col/col2im paths for grey and RGB images and the general one).
     func randomGeometry(_ random: inout SeededRandom) -> (ConvolutionGeometry, Int) {
-        let kernel = [1, 2, 3, 5][random.int(in: 0...3)]
+        let kernel = [1, 2, 3, 4, 5][random.int(in: 0...4)]
         let stride = random.int(in: 1...2)
         let height = random.int(in: max(kernel, 2)...9), width = random.int(in: max(kernel, 2)...9)
         let inputChannels = [1, 3, 8, 9][random.int(in: 0...3)]
         let outputChannels = [1, 5, 16, 17][random.int(in: 0...3)]
         let batch = random.int(in: 1...3)
-        let geometry = random.int(in: 0...3) == 0
-            ? ConvolutionGeometry.valid(inputHeight: height, inputWidth: width, inputChannels: inputChannels,
-                                        outputChannels: outputChannels, kernelSize: kernel, stride: stride)
-            : ConvolutionGeometry.same(inputHeight: height, inputWidth: width, inputChannels: inputChannels,
-                                       outputChannels: outputChannels, kernelSize: kernel, stride: stride)
+        let geometry: ConvolutionGeometry = switch random.int(in: 0...3) {
+        case 0: .valid(inputHeight: height, inputWidth: width, inputChannels: inputChannels,
+                       outputChannels: outputChannels, kernelSize: kernel, stride: stride)
+        case 1: .padded(inputHeight: height, inputWidth: width, inputChannels: inputChannels,
+                        outputChannels: outputChannels, kernelSize: kernel, stride: stride,
+                        padding: random.int(in: 0...(kernel - 1)))
+        default: .same(inputHeight: height, inputWidth: width, inputChannels: inputChannels,
+                       outputChannels: outputChannels, kernelSize: kernel, stride: stride)
+        }
         return (geometry, batch)
     }
 
     func testConvolutionKernelsMatchReference() {
         var random = SeededRandom(seed: 3)
         let workspace = KernelWorkspace()
-        for _ in 0..<40 {
+        for _ in 0..<60 {
             let (g, batch) = randomGeometry(&random)
             let input = random.floats(batch * g.inputElementsPerImage)
             let weights = random.floats(g.weightCount)
@@ -144,6 +150,33 @@ final class ConvolutionTests: XCTestCase {
             assertAllClose(transposedForward(g, input, weights, batch: batch), expected, relativeTolerance: 1e-5,
                            absoluteTolerance: 1e-5, "k=\(kernel) s=\(stride) \(height)×\(width) \(inputChannels)→\(outputChannels)")
         }
+    }
+
+    /// PyTorch's ConvTranspose2d(padding=p), as the DCGAN paper's generator uses it (4×4, stride 1 from 1×1 and
+    /// stride 2 with padding 1), against the textbook scatter cropped by p.
+    func testPaddedTransposedConvolutionMatchesTextbookDefinition() {
+        var random = SeededRandom(seed: 14)
+        var checked = 0
+        for _ in 0..<30 {
+            let kernel = [2, 3, 4, 5][random.int(in: 0...3)], stride = random.int(in: 1...2)
+            let padding = random.int(in: 0...(kernel - 1))
+            let height = random.int(in: 1...6), width = random.int(in: 1...6)
+            guard (height - 1) * stride + kernel - 2 * padding > 0, (width - 1) * stride + kernel - 2 * padding > 0 else { continue }
+            let inputChannels = [1, 3, 9][random.int(in: 0...2)], outputChannels = [1, 8, 3][random.int(in: 0...2)]
+            let batch = random.int(in: 1...2)
+            let g = TransposedConvolutionGeometry.padded(inputHeight: height, inputWidth: width,
+                                                         inputChannels: inputChannels, outputChannels: outputChannels,
+                                                         kernelSize: kernel, stride: stride, padding: padding)
+            XCTAssertEqual(g.inputHeight, height, "the adjoint maps the output back to \(height) rows")
+            let input = random.floats(batch * g.inputElementsPerImage), weights = random.floats(g.weightCount)
+            let expected = Reference.transposedConvolutionForward(
+                inputHeight: height, inputWidth: width, inputChannels: inputChannels, outputChannels: outputChannels,
+                kernelSize: kernel, stride: stride, batch: batch, input: input, weights: weights, padding: padding)
+            assertAllClose(transposedForward(g, input, weights, batch: batch), expected, relativeTolerance: 1e-5,
+                           absoluteTolerance: 1e-5, "k=\(kernel) s=\(stride) p=\(padding) \(height)×\(width) \(inputChannels)→\(outputChannels)")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 15)
     }
 
     func testChunkedLargeBatchEqualsPerImage() {

@@ -29,6 +29,43 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// A transposed A whose row stride is a multiple of 512 floats is packed a block at a time (GEMM.multiply): the
+    /// same values through the same micro-kernel, so the same bits as reading it in place (here through a stride of
+    /// 515), and the reference's values, on edge-heavy shapes, both kernels, with and without accumulation.
+    func testPackedTransposedBlocksGiveTheBitsOfReadingInPlace() {
+        var random = SeededRandom(seed: 21)
+        let workspace = KernelWorkspace()
+        for (trial, (m, n, k)) in [(512, 70, 300), (1024, 40, 37), (512, 33, 513), (1536, 64, 8)].enumerated() {
+            let kernel = GEMM.Kernel.allCases.filter(\.isSupported)[trial % (GEMM.Kernel.avx512.isSupported ? 2 : 1)]
+            let accumulate = trial % 2 == 1
+            let a = random.floats(m * k), b = random.floats(k * n), c = random.floats(m * n)
+            // The same A (k × m, read transposed) again with rows of 515 floats: read in place.
+            var padded = [Float](repeating: 0, count: k * 515)
+            for p in 0..<k { for i in 0..<m where i < 515 { padded[p * 515 + i] = a[p * m + i] } }
+            guard m <= 515 else {
+                Run.withBuffers([a, b, c, c]) { p in
+                    GEMM.multiply(rows: m, columns: n, depth: k, a: .transposed(p[0], columns: m),
+                                  b: .rowMajor(p[1], columns: n), c: p[2], ldc: n, accumulate: accumulate,
+                                  workspace: workspace, kernel: kernel)
+                    Reference.gemm(rows: m, columns: n, depth: k, a: .transposed(p[0], columns: m),
+                                   b: .rowMajor(p[1], columns: n), c: p[3], ldc: n, accumulate: accumulate)
+                    assertAllClose(Run.array(p[2], m * n), Run.array(p[3], m * n), relativeTolerance: 1e-5,
+                                   absoluteTolerance: 2e-6 * Float(k).squareRoot(), "m=\(m) n=\(n) k=\(k) \(kernel)")
+                }
+                continue
+            }
+            Run.withBuffers([a, b, c, c, padded]) { p in
+                GEMM.multiply(rows: m, columns: n, depth: k, a: .transposed(p[0], columns: m),
+                              b: .rowMajor(p[1], columns: n), c: p[2], ldc: n, accumulate: accumulate,
+                              workspace: workspace, kernel: kernel)
+                GEMM.multiply(rows: m, columns: n, depth: k, a: .transposed(p[4], columns: 515),
+                              b: .rowMajor(p[1], columns: n), c: p[3], ldc: n, accumulate: accumulate,
+                              workspace: workspace, kernel: kernel)
+                assertBitIdentical(Run.array(p[2], m * n), Run.array(p[3], m * n), "m=\(m) n=\(n) k=\(k) \(kernel)")
+            }
+        }
+    }
+
     /// The AVX2 and AVX-512 micro-kernels accumulate in the same order, so they must agree bit for bit (this is what
     /// lets a checkpoint from an AVX-512 machine match one from an AVX2 machine).
     func testKernelsAreBitIdentical() throws {

@@ -256,7 +256,12 @@ final class CommandLineTests: XCTestCase {
                         mentions: ["broken.png", "(--strict)"])
         try assertFails(["train", "--data", "pictures", "--image-size", "30"], status: 2, mentions: ["--image-size", "28 or 32"])
         try assertFails(["train", "--data", "pictures", "--class", "planes"], status: 2, mentions: ["no class folder planes", "boats, sunsets"])
-        try assertFails(["train", "--data", tinyData, "--image-size", "32"], status: 1, mentions: ["--image-size resizes only folders"])
+        // IDX is resized too (the same area filter).
+        let resized = try pgan(["train", "--data", tinyData, "--image-size", "32", "--batch-size", "4", "--shards", "2",
+                                "--steps", "1", "--out", "resized"])
+        XCTAssertEqual(resized.status, 0, resized.error)
+        XCTAssertEqual(try SafeTensors.read(path: "\(directory!)/resized/checkpoint.safetensors").metadataValue("model"),
+                       "seed-dcgan-32x32x1")
     }
 
     /// A process bound to some cores (by taskset, numactl or mpirun) sees, pins to and counts only those; unbound

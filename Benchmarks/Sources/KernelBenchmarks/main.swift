@@ -57,18 +57,26 @@ var measurements: [Measurement] = []
     })
 }
 
-@MainActor func convolution(_ name: String, _ g: ConvolutionGeometry, batch: Int) {
+/// `prepacked`: the weights packed once beforehand, as training packs them once per step for every shard.
+@MainActor func convolution(_ name: String, _ g: ConvolutionGeometry, batch: Int, prepacked: Bool = false) {
     let input = randomBuffer(batch * g.inputElementsPerImage, seed: 3), weights = randomBuffer(g.weightCount, seed: 4)
     let output = randomBuffer(batch * g.outputElementsPerImage, seed: 5)
     let dInput = AlignedBuffer(count: input.count), dWeights = AlignedBuffer(count: weights.count)
     let macs = batch * g.multiplyAddsPerImage
+    var packed: PackedMatrix?, packedTranspose: PackedMatrix?
+    if prepacked {
+        packed = PackedMatrix(depth: g.patchSize, columns: g.outputChannels)
+        packed!.pack(.rowMajor(weights.pointer, columns: g.outputChannels))
+        packedTranspose = PackedMatrix(depth: g.outputChannels, columns: g.patchSize)
+        packedTranspose!.pack(.transposed(weights.pointer, columns: g.outputChannels))
+    }
     measurements.append(Measurement(name: "\(name) forward, batch \(batch)", multiplyAdds: macs) {
         Convolution.forward(g, batch: batch, input: input.pointer, weights: weights.pointer, output: output.pointer,
-                            workspace: workspace)
+                            workspace: workspace, packedWeights: packed)
     })
     measurements.append(Measurement(name: "\(name) backward data, batch \(batch)", multiplyAdds: macs) {
         Convolution.backwardData(g, batch: batch, outputGradient: output.pointer, weights: weights.pointer,
-                                 inputGradient: dInput.pointer, workspace: workspace)
+                                 inputGradient: dInput.pointer, workspace: workspace, packedWeights: packedTranspose)
     })
     measurements.append(Measurement(name: "\(name) backward weights, batch \(batch)", multiplyAdds: macs) {
         Convolution.backwardWeights(g, batch: batch, input: input.pointer, outputGradient: output.pointer,
@@ -82,6 +90,7 @@ gemmPrepacked("GEMM packed B: 196×128×1600 (D conv2 fwd, 4 images)", m: 196, n
 gemmPrepacked("GEMM packed B: 98×1600×128 (G convT1 fwd, 2 images)", m: 98, n: 1600, k: 128)
 gemmPrepacked("GEMM packed B: 392×64×25 (D conv1 fwd, 2 images)", m: 392, n: 64, k: 25)
 gemmPrepacked("GEMM packed B: 392×25×64 (G convT2 fwd, 2 images)", m: 392, n: 25, k: 64)
+gemmPrepacked("GEMM packed B: 4096×64×48 (dcgan D conv0 fwd, 4 images)", m: 4096, n: 64, k: 48)
 gemm("GEMM 25ᵀ×64×392 (D conv1 dW, 2 images)", m: 25, n: 64, k: 392, transposeA: true)
 gemm("GEMM 96×1024×1600, B packed per call", m: 96, n: 1024, k: 1600)
 gemm("GEMM M=128 N=3136 K=1600 (conv2 dW shape)", m: 128, n: 3136, k: 1600)
@@ -96,13 +105,13 @@ for batch in [2, 32] {
 }
 
 // The DCGAN paper's discriminator at 64×64 RGB (ndf 64; its generator's transposed convolutions are these layers'
-// backward data), per shard of 4 images as `--model dcgan` trains batch 64 on 16 shards.
+// backward data), per shard of 4 images as `--model dcgan` trains batch 64 on 16 shards, weights packed beforehand.
 for (name, inputSide, inputChannels) in [("dcgan D conv0 64×64×3→32×32×64", 64, 3), ("dcgan D conv1 32×32×64→16×16×128", 32, 64),
                                          ("dcgan D conv2 16×16×128→8×8×256", 16, 128), ("dcgan D conv3 8×8×256→4×4×512", 8, 256)] {
     let geometry = ConvolutionGeometry.padded(inputHeight: inputSide, inputWidth: inputSide, inputChannels: inputChannels,
                                               outputChannels: inputChannels == 3 ? 64 : 2 * inputChannels, kernelSize: 4,
                                               stride: 2, padding: 1)
-    convolution(name, geometry, batch: 4)
+    convolution(name, geometry, batch: 4, prepacked: true)
 }
 
 let peak = FMAPeak.measureOneThread(seconds: 0.5)

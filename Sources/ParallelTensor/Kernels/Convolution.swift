@@ -94,8 +94,8 @@ public enum Convolution {
     /// patch (ky, kx, c) with zeros where it reaches into the padding.
     public static func im2col(_ geometry: ConvolutionGeometry, images: Int, input: UnsafePointer<Float>,
                               columns: UnsafeMutablePointer<Float>) {
-        if geometry.inputChannels == 1 {
-            im2colOneChannel(geometry, images: images, input: input, columns: columns)
+        if geometry.kernelWidth * geometry.inputChannels <= shortRun {
+            im2colShortRuns(geometry, images: images, input: input, columns: columns)
             return
         }
         // Taps kx of one kernel row read adjacent pixels, and NHWC keeps a pixel's channels together: the valid taps
@@ -128,36 +128,40 @@ public enum Convolution {
         }
     }
 
-    /// One input channel (the images): runs are only a few floats, too short for copy calls or per-tap bounds
-    /// checks. Each input row is copied once into a zero-padded row, and every patch row is then a plain
-    /// kernelWidth-float read of it.
-    static func im2colOneChannel(_ g: ConvolutionGeometry, images: Int, input: UnsafePointer<Float>,
-                                 columns: UnsafeMutablePointer<Float>) {
+    /// Kernel rows of at most this many floats (kernelWidth × channels: the images, grey or RGB) take the padded-row
+    /// paths below: their runs are too short for copy calls and per-tap bounds checks.
+    static let shortRun = 32
+
+    /// Few input channels (the images): each input row is copied once into a zero-padded row, and every patch row is
+    /// then a plain kernelWidth·channels-float read of it.
+    static func im2colShortRuns(_ g: ConvolutionGeometry, images: Int, input: UnsafePointer<Float>,
+                                columns: UnsafeMutablePointer<Float>) {
+        let channels = g.inputChannels, rowLength = g.kernelWidth * channels
         forEachKernelRow(g, images: images, image: UnsafeMutablePointer(mutating: input)) { imageRow, padded, ky, first in
-            let patchRows = columns + first * g.patchSize + ky * g.kernelWidth
+            let patchRows = columns + first * g.patchSize + ky * rowLength
             guard let imageRow else {
-                for ox in 0..<g.outputWidth { (patchRows + ox * g.patchSize).update(repeating: 0, count: g.kernelWidth) }
+                for ox in 0..<g.outputWidth { (patchRows + ox * g.patchSize).update(repeating: 0, count: rowLength) }
                 return
             }
-            (padded + g.padLeft).update(from: imageRow, count: g.inputWidth)
+            (padded + g.padLeft * channels).update(from: imageRow, count: g.inputWidth * channels)
             for ox in 0..<g.outputWidth {
-                let source = padded + ox * g.strideX, destination = patchRows + ox * g.patchSize
-                for kx in 0..<g.kernelWidth { destination[kx] = source[kx] }
+                let source = padded + ox * g.strideX * channels, destination = patchRows + ox * g.patchSize
+                for i in 0..<rowLength { destination[i] = source[i] }
             }
         }
     }
 
-    /// For one channel, calls `body(imageRow, padded, ky, firstPatchRow)` for every output row (n, oy) and kernel
-    /// row ky, in that order: `imageRow` is the input row the kernel row reads (nil in the padding), `padded` a
-    /// scratch row of `paddedRowWidth` floats whose padding stays as the body leaves it (zero unless written), and
-    /// `firstPatchRow` the im2col row of (n, oy, ox = 0).
+    /// Calls `body(imageRow, padded, ky, firstPatchRow)` for every output row (n, oy) and kernel row ky, in that
+    /// order: `imageRow` is the input row the kernel row reads (nil in the padding), `padded` a scratch row of
+    /// `paddedRowWidth` pixels (× channels floats) whose padding stays as the body leaves it (zero unless written),
+    /// and `firstPatchRow` the im2col row of (n, oy, ox = 0).
     @inline(__always)
     static func forEachKernelRow(
         _ g: ConvolutionGeometry, images: Int, image input: UnsafeMutablePointer<Float>,
         _ body: (_ imageRow: UnsafeMutablePointer<Float>?, _ padded: UnsafeMutablePointer<Float>, _ ky: Int,
                  _ firstPatchRow: Int) -> Void
     ) {
-        let paddedWidth = paddedRowWidth(g)
+        let paddedWidth = paddedRowWidth(g) * g.inputChannels
         withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedWidth) { buffer in
             let padded = buffer.baseAddress!
             padded.initialize(repeating: 0, count: paddedWidth)
@@ -168,7 +172,7 @@ public enum Convolution {
                     for ky in 0..<g.kernelHeight {
                         let iy = oy * g.strideY + ky - g.padTop
                         let inside = iy >= 0 && iy < g.inputHeight
-                        body(inside ? image + iy * g.inputWidth : nil, padded, ky, firstPatchRow)
+                        body(inside ? image + iy * g.inputWidth * g.inputChannels : nil, padded, ky, firstPatchRow)
                     }
                 }
             }
@@ -193,8 +197,8 @@ public enum Convolution {
     /// the rows (n, oy, ox, ky): every pixel receives its contributions in the same order whatever the batch split.
     public static func col2imAdd(_ geometry: ConvolutionGeometry, images: Int, columns: UnsafePointer<Float>,
                                  input: UnsafeMutablePointer<Float>) {
-        if geometry.inputChannels == 1 {
-            col2imAddOneChannel(geometry, images: images, columns: columns, input: input)
+        if geometry.kernelWidth * geometry.inputChannels <= shortRun {
+            col2imAddShortRuns(geometry, images: images, columns: columns, input: input)
             return
         }
         let g = geometry
@@ -220,20 +224,21 @@ public enum Convolution {
         }
     }
 
-    /// One channel: for each (oy, ky) the image row is copied into a padded row, every patch row of that output row
+    /// Few channels: for each (oy, ky) the image row is copied into a padded row, every patch row of that output row
     /// is added to it in ox order, and the interior is copied back. Each pixel gets its additions in the same order
     /// as the general path (oy, then ox), onto its running value, so the bits are the same.
-    static func col2imAddOneChannel(_ g: ConvolutionGeometry, images: Int, columns: UnsafePointer<Float>,
-                                    input: UnsafeMutablePointer<Float>) {
+    static func col2imAddShortRuns(_ g: ConvolutionGeometry, images: Int, columns: UnsafePointer<Float>,
+                                   input: UnsafeMutablePointer<Float>) {
+        let channels = g.inputChannels, rowLength = g.kernelWidth * channels
         forEachKernelRow(g, images: images, image: input) { imageRow, padded, ky, first in
             guard let imageRow else { return }
-            let patchRows = columns + first * g.patchSize + ky * g.kernelWidth
-            (padded + g.padLeft).update(from: imageRow, count: g.inputWidth)
+            let patchRows = columns + first * g.patchSize + ky * rowLength
+            (padded + g.padLeft * channels).update(from: imageRow, count: g.inputWidth * channels)
             for ox in 0..<g.outputWidth {
-                let destination = padded + ox * g.strideX, source = patchRows + ox * g.patchSize
-                for kx in 0..<g.kernelWidth { destination[kx] += source[kx] }
+                let destination = padded + ox * g.strideX * channels, source = patchRows + ox * g.patchSize
+                for i in 0..<rowLength { destination[i] += source[i] }
             }
-            imageRow.update(from: padded + g.padLeft, count: g.inputWidth)
+            imageRow.update(from: padded + g.padLeft * channels, count: g.inputWidth * channels)
         }
     }
 

@@ -95,14 +95,16 @@ extension Reference {
         return gradient.map { Float($0) }
     }
 
-    /// Keras Conv2DTranspose "same" by its textbook definition: every input pixel scatters kernel × value into the
-    /// full (H−1)·s + k output, which is then cropped by (k − s)/2 before, keeping H·s. Kernel (kh, kw, out, in).
+    /// Conv2DTranspose by its textbook definition: every input pixel scatters kernel × value into the full
+    /// (H−1)·s + k output, which is then cropped. Keras "same" (`padding` nil) crops (k − s)/2 before and keeps H·s;
+    /// PyTorch's `padding=p` crops p on every side, keeping (H−1)·s + k − 2p. Kernel (kh, kw, out, in).
     public static func transposedConvolutionForward(inputHeight: Int, inputWidth: Int, inputChannels: Int,
                                                     outputChannels: Int, kernelSize k: Int, stride s: Int, batch: Int,
-                                                    input: [Float], weights: [Float]) -> [Float] {
+                                                    input: [Float], weights: [Float], padding: Int? = nil) -> [Float] {
         let fullHeight = (inputHeight - 1) * s + k, fullWidth = (inputWidth - 1) * s + k
-        let outputHeight = inputHeight * s, outputWidth = inputWidth * s
-        let cropTop = max(k - s, 0) / 2, cropLeft = max(k - s, 0) / 2
+        let outputHeight = padding.map { fullHeight - 2 * $0 } ?? inputHeight * s
+        let outputWidth = padding.map { fullWidth - 2 * $0 } ?? inputWidth * s
+        let cropTop = padding ?? max(k - s, 0) / 2, cropLeft = padding ?? max(k - s, 0) / 2
         var output = [Float](repeating: 0, count: batch * outputHeight * outputWidth * outputChannels)
         for n in 0..<batch {
             var full = [Double](repeating: 0, count: fullHeight * fullWidth * outputChannels)
