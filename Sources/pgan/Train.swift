@@ -164,7 +164,7 @@ struct Train: ParsableCommand {
            dataset.height != dataset.width || !modelKind.imageSides.contains(dataset.height) {
             // dcgan needs a power-of-two side: other data (MNIST's 28×28) goes to the next one up, as PyTorch's
             // example resizes its data sets.
-            dataset = dataset.resized(to: modelKind.imageSide(for: max(dataset.height, dataset.width)))
+            dataset = try dataset.resized(to: modelKind.imageSide(for: max(dataset.height, dataset.width)))
             source.imageSide = dataset.height
         }
         // Ranks on other nodes read their own copy of the data: it must be the same, or their shards train on
@@ -313,7 +313,8 @@ struct DataSource: Equatable, CustomStringConvertible {
                 throw ConfigurationError("the built-in data set holds only zeros; give --data and --labels for digit \(digit)")
             }
             let zeros = try ImageDataset.defaultZeros()
-            return imageSide.map { $0 == zeros.height ? zeros : zeros.resized(to: $0) } ?? zeros
+            guard let imageSide, imageSide != zeros.height else { return zeros }
+            return try zeros.resized(to: imageSide)
         }
         return try ImageDataset.load(imagesPath: data, labelsPath: labels, label: digit, imageSide: imageSide,
                                      strict: strict) { writeToStandardError("pgan: warning: \($0)\n") }

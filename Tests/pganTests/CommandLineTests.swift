@@ -227,6 +227,50 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(cats.output.contains("(class cat)"), cats.output)
     }
 
+    /// `--model dcgan`: a folder of colour images at 16×16 (narrow widths, so it stays quick), the model named in the
+    /// checkpoint, a colour sample and a resume without flags; MNIST-sized data taken to 32×32; flags it cannot honour
+    /// refused with what it supports.
+    func testDCGANModelTrainsSamplesAndResumes() throws {
+        for index in 0..<8 {
+            let pixels = (0..<(20 * 20 * 3)).map { UInt8(($0 * 5 + index * 29) % 256) }
+            try FileManager.default.createDirectory(atPath: "\(directory!)/colours", withIntermediateDirectories: true)
+            try Data(ImageFiles.png(width: 20, height: 20, colour: true, samples8: pixels))
+                .write(to: URL(fileURLWithPath: "\(directory!)/colours/\(index).png"))
+        }
+        let run = try pgan(["train", "--model", "dcgan", "--data", "colours", "--image-size", "16", "--generator-width", "4",
+                            "--discriminator-width", "6", "--batch-size", "4", "--shards", "2", "--steps", "3",
+                            "--out", "dcgan-run"])
+        XCTAssertEqual(run.status, 0, run.error)
+        XCTAssertTrue(run.output.contains("model: dcgan-16x16x3-g4-d6") && run.output.contains("optimizer adam lr 0.0002"),
+                      run.output)
+        let checkpoint = "\(directory!)/dcgan-run/checkpoint.safetensors"
+        XCTAssertEqual(try SafeTensors.read(path: checkpoint).metadataValue("model"), "dcgan-16x16x3-g4-d6")
+        let sample = try pgan(["sample", "--checkpoint", checkpoint, "--count", "4", "--out", "dcgan.png"])
+        XCTAssertEqual(sample.status, 0, sample.error)
+        let grid = try GridImage(pngData: try Data(contentsOf: URL(fileURLWithPath: "\(directory!)/dcgan.png")))
+        XCTAssertEqual(grid.channels, 3)
+        let resumed = try pgan(["train", "--resume", "dcgan-run", "--steps", "5"])
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        XCTAssertEqual(try SafeTensors.read(path: checkpoint).metadataValue("step"), "5")
+        try assertFails(["train", "--resume", "dcgan-run", "--model", "seed", "--steps", "6"], status: 2,
+                        mentions: ["--model seed (the run has dcgan)"])
+        try assertFails(["train", "--resume", "dcgan-run", "--discriminator-width", "8", "--steps", "6"], status: 2,
+                        mentions: ["--discriminator-width 8", "dcgan-16x16x3-g4-d6"])
+        // MNIST-sized IDX data goes to the next side dcgan is built for.
+        let idx = try pgan(["train", "--model", "dcgan", "--data", tinyData, "--generator-width", "2", "--discriminator-width", "2",
+                            "--batch-size", "4", "--shards", "2", "--steps", "1", "--out", "dcgan-idx"])
+        XCTAssertEqual(idx.status, 0, idx.error)
+        XCTAssertTrue(idx.output.contains("resized to 32×32") && idx.output.contains("dcgan-32x32x1-g2-d2"), idx.output)
+        try assertFails(["train", "--model", "dcgan", "--image-size", "28"], status: 2,
+                        mentions: ["--image-size must be 16, 32, 64 or 128", "--model dcgan"])
+        try assertFails(["train", "--generator-width", "8"], status: 2, mentions: ["--generator-width sets a width of --model dcgan"])
+        try assertFails(["train", "--model", "dcgan", "--discriminator-width", "5000"], status: 2,
+                        mentions: ["--discriminator-width must be 1–1024 (got 5000)"])
+        try assertFails(["train", "--model", "gan"], status: 2, mentions: ["--model"])
+        try assertFails(["bench", "--model", "dcgan", "--image-size", "48"], status: 2,
+                        mentions: ["48×48×1", "16×16, 32×32, 64×64, 128×128"])
+    }
+
     /// A folder of PNG and JPEG images in class folders trains, by class name, at the side asked for; the run resumes
     /// reading them the same way; a flag it cannot honour is one clear error.
     func testImageFolderTrains() throws {

@@ -61,13 +61,17 @@ public struct ImageDataset: Sendable {
         }
         let dataset = try loadFile(imagesPath: imagesPath, labelsPath: labelsPath, label: label)
         guard let imageSide, imageSide != dataset.height || imageSide != dataset.width else { return dataset }
-        return dataset.resized(to: imageSide)
+        return try dataset.resized(to: imageSide)
     }
 
     /// Every image centre-cropped to a square and area-resized to side × side, as image folders are read; in parallel
-    /// over images, each with the same arithmetic, so the bytes do not depend on the thread count.
-    public func resized(to side: Int) -> ImageDataset {
+    /// over images, each with the same arithmetic, so the bytes do not depend on the thread count. Refuses a result
+    /// larger than the data budget (half the machine's memory) before allocating it.
+    public func resized(to side: Int) throws -> ImageDataset {
         let inputSize = elementsPerImage, outputSize = side * side * channels
+        guard count <= MemoryBudget.dataBytes / max(outputSize, 1) else {
+            throw DataError(path: source, problem: "\(count) images resized to \(side)×\(side)×\(channels) need more than the \(formatBytes(MemoryBudget.dataBytes)) pgan will hold (half the machine's memory)")
+        }
         var output = [UInt8](repeating: 0, count: count * outputSize)
         let (height, width, channels) = (self.height, self.width, self.channels)
         bytes.withUnsafeBufferPointer { input in
