@@ -216,16 +216,55 @@ final class ActivationArena: @unchecked Sendable {
 
 /// One pass's view of an arena: tensor and gradient pointers, and the forward and backward passes over a range of
 /// layers for `n` samples (rows 0..<n of every buffer).
+///
+/// The samples may form consecutive groups that a BatchNorm normalises apart, each with its own batch statistics
+/// (`SampleGroup`: PyTorch's step judges the reals and the fakes as two batches); every other layer runs over all n
+/// rows at once, so the GEMMs see one larger batch.
 struct ActivationPass {
+    /// Consecutive samples with their own BatchNorm state (per layer index, nil for other layers) and the minibatch
+    /// index of their first sample (dropout masks are addressed by sample).
+    struct SampleGroup {
+        let count: Int
+        let norms: [BatchNormBatch?]
+        let firstSample: Int
+    }
+
     let plan: ActivationPlan
     let arena: ActivationArena
     /// The network's input rows (tensor `plan.firstLayer` when external), and where ∂loss/∂input goes.
     let input: UnsafeMutablePointer<Float>?
     let inputGradient: UnsafeMutablePointer<Float>?
-    /// Per layer index: the BatchNorm state (training or inference), nil for other layers.
-    let norms: [BatchNormBatch?]
+    /// The groups, in row order; one group of all n samples unless a caller splits them.
+    let groups: [SampleGroup]
     let context: LayerContext
     let n: Int
+
+    /// One group of n samples with BatchNorm state `norms` (per layer index), starting at `context.firstSample`.
+    init(plan: ActivationPlan, arena: ActivationArena, input: UnsafeMutablePointer<Float>?,
+         inputGradient: UnsafeMutablePointer<Float>?, norms: [BatchNormBatch?], context: LayerContext, n: Int) {
+        self.init(plan: plan, arena: arena, input: input, inputGradient: inputGradient,
+                  groups: [SampleGroup(count: n, norms: norms, firstSample: context.firstSample)], context: context)
+    }
+
+    init(plan: ActivationPlan, arena: ActivationArena, input: UnsafeMutablePointer<Float>?,
+         inputGradient: UnsafeMutablePointer<Float>?, groups: [SampleGroup], context: LayerContext) {
+        self.plan = plan
+        self.arena = arena
+        self.input = input
+        self.inputGradient = inputGradient
+        self.groups = groups
+        self.context = context
+        n = groups.reduce(0) { $0 + $1.count }
+    }
+
+    /// `body(group, firstRow)` for every group, firstRow being its first sample's row in the pass.
+    func forEachGroup(_ body: (SampleGroup, Int) -> Void) {
+        var row = 0
+        for group in groups {
+            body(group, row)
+            row += group.count
+        }
+    }
 
     func tensor(_ index: Int) -> UnsafeMutablePointer<Float> {
         switch plan.homes[index] {
@@ -246,9 +285,37 @@ struct ActivationPass {
     func forward(_ range: Range<Int>) {
         for i in range {
             if plan.mode == .inference, case .dropout = plan.layers[i] { continue }
-            plan.layers[i].forward(n: n, input: tensor(i), output: tensor(i + 1), inputShape: plan.shapes[i],
-                                   mask: mask(i), norm: norms[i], context: context)
+            forward(layer: i)
         }
+    }
+
+    /// Layer i forward: over all rows, or group by group for a BatchNorm (each with its own statistics) and dropout
+    /// (masks addressed by each group's samples).
+    private func forward(layer i: Int) {
+        let layer = plan.layers[i]
+        let grouped: Bool
+        switch layer {
+        case .batchNormalization, .dropout: grouped = groups.count > 1
+        default: grouped = false
+        }
+        guard grouped else {
+            layer.forward(n: n, input: tensor(i), output: tensor(i + 1), inputShape: plan.shapes[i], mask: mask(i),
+                          norm: groups[0].norms[i], context: context(firstSample: groups[0].firstSample))
+            return
+        }
+        let inputSize = plan.shapes[i].elementsPerImage, outputSize = plan.shapes[i + 1].elementsPerImage
+        forEachGroup { group, row in
+            layer.forward(n: group.count, input: tensor(i) + row * inputSize, output: tensor(i + 1) + row * outputSize,
+                          inputShape: plan.shapes[i], mask: mask(i).map { $0 + row * inputSize }, norm: group.norms[i],
+                          context: context(firstSample: group.firstSample))
+        }
+    }
+
+    /// The layer context with another first sample (a group's).
+    private func context(firstSample: Int) -> LayerContext {
+        let c = context
+        return LayerContext(parameters: c.parameters, gradients: c.gradients, accumulate: c.accumulate, random: c.random,
+                            step: c.step, phase: c.phase, firstSample: firstSample, workspace: c.workspace)
     }
 
     /// Layers `range` backward, last first, from ∂loss/∂output of the range's last layer. A BatchNorm in the range
@@ -258,16 +325,18 @@ struct ActivationPass {
             let layer = plan.layers[i]
             if case .view = layer { continue }
             if let normalization = layer.batchNormalization {
-                normalization.backward(rows: n * plan.shapes[i].height * plan.shapes[i].width, input: tensor(i),
-                                       outputGradient: gradient(i + 1)!, inputGradient: gradient(i)!,
-                                       parameters: context.parameters, batch: norms[i]!)
+                let pixels = plan.shapes[i].height * plan.shapes[i].width, size = plan.shapes[i].elementsPerImage
+                forEachGroup { group, row in
+                    normalization.backward(rows: group.count * pixels, input: tensor(i) + row * size,
+                                           outputGradient: gradient(i + 1)! + row * size,
+                                           inputGradient: gradient(i)! + row * size, parameters: context.parameters,
+                                           batch: group.norms[i]!)
+                }
                 continue
             }
             if let source = plan.recomputedBy[i] {
                 // Rule 3: the BatchNorm output this layer read in forward, computed again from its stored input.
-                plan.layers[source].forward(n: n, input: tensor(source), output: tensor(source + 1),
-                                            inputShape: plan.shapes[source], mask: nil, norm: norms[source],
-                                            context: context)
+                forward(layer: source)
             }
             let needsGradient = plan.needsInputGradient(i)
             layer.backward(n: n, input: tensor(i), output: tensor(i + 1), outputGradient: gradient(i + 1)!,
@@ -276,17 +345,23 @@ struct ActivationPass {
         }
     }
 
-    /// This shard's sums for the training BatchNorm at layer `layer` (forward: of its input).
+    /// This shard's sums for the training BatchNorm at layer `layer` (forward: of its input), each group's into its
+    /// own state.
     func accumulateStatistics(layer: Int, shard: Int) {
-        plan.layers[layer].batchNormalization!.accumulateStatistics(
-            shard: shard, rows: n * plan.shapes[layer].height * plan.shapes[layer].width, input: tensor(layer),
-            batch: norms[layer]!)
+        let pixels = plan.shapes[layer].height * plan.shapes[layer].width, size = plan.shapes[layer].elementsPerImage
+        forEachGroup { group, row in
+            plan.layers[layer].batchNormalization!.accumulateStatistics(
+                shard: shard, rows: group.count * pixels, input: tensor(layer) + row * size, batch: group.norms[layer]!)
+        }
     }
 
-    /// This shard's Σdy and Σdy·x̂ for the BatchNorm at layer `layer` (backward).
+    /// This shard's Σdy and Σdy·x̂ for the BatchNorm at layer `layer` (backward), each group's into its own state.
     func accumulateGradientSums(layer: Int, shard: Int) {
-        plan.layers[layer].batchNormalization!.accumulateGradientSums(
-            shard: shard, rows: n * plan.shapes[layer].height * plan.shapes[layer].width, input: tensor(layer),
-            outputGradient: gradient(layer + 1)!, batch: norms[layer]!)
+        let pixels = plan.shapes[layer].height * plan.shapes[layer].width, size = plan.shapes[layer].elementsPerImage
+        forEachGroup { group, row in
+            plan.layers[layer].batchNormalization!.accumulateGradientSums(
+                shard: shard, rows: group.count * pixels, input: tensor(layer) + row * size,
+                outputGradient: gradient(layer + 1)! + row * size, batch: group.norms[layer]!)
+        }
     }
 }

@@ -29,7 +29,7 @@ extension GANStepPlan {
 
         var passes = StagedPasses(owned: owned)
         // fake = netG(noise): the generator's activations stay in its shard arenas until its backward pass.
-        stagedForward(&passes, label: "G", network: generator, plan: generating, range: allOfG, norms: trainingNorms,
+        stagedForward(&passes, label: "G", network: generator, plan: generating, range: allOfG, norms: [trainingNorms],
                       work: { computed * generating.forwardMultiplyAdds($0) }) { [self] shard, worker in
             generatorPass(shard: shard, worker: worker, step: step)
         }
@@ -40,35 +40,42 @@ extension GANStepPlan {
             (generatorPhaseFakes.pointer + range.lowerBound * image).update(from: fakes, count: range.count * image)
         }
 
-        // D on the reals, then on the fakes, gradients accumulating in the shard's buffer. D's first layer needs no
-        // input gradient here (nothing trains through the data).
-        for (isReal, norms) in [(true, discriminatorRealNorms), (false, discriminatorFakeNorms)] {
-            let kind = isReal ? "reals" : "fakes"
-            let pass = { [self] (shard: Int, worker: Int) -> ActivationPass in
-                let range = shardRanges[shard], index = shard - owned.lowerBound
-                let input = isReal ? realBatch.pointer + range.lowerBound * image
-                    : generatorPass(shard: shard, worker: worker, step: step).tensor(generatorLayers)
-                return discriminatorShardPass(shard: shard, worker: worker, step: step, input: input,
-                                              inputGradient: nil, norms: norms,
-                                              gradients: discriminatorShardPointers[index], accumulate: !isReal,
-                                              phase: .discriminatorStep,
-                                              firstSample: isReal ? batch + range.lowerBound : range.lowerBound)
-            }
-            if isReal {
-                passes.shard("clear D gradients") { [self] shard, _ in
-                    clearUnwritten(discriminatorUnwritten, of: discriminatorShardPointers, shard: shard)
-                }
-            }
-            stagedForward(&passes, label: "D on \(kind)", network: discriminator, plan: judging, range: allOfD,
-                          norms: norms, work: { computed * judging.forwardMultiplyAdds($0) }, pass: pass)
-            passes.shard("D loss on \(kind)") { [self] shard, worker in
-                let offset = shardRanges[shard].lowerBound + (isReal ? batch : 0)
-                loss(pass: pass(shard, worker), label: isReal ? realLabelRow : fakeLabelRow,
+        // D on the reals and on the fakes in one pass of 2n samples per shard (reals first, as the example runs them):
+        // every layer runs over both at once, but each BatchNorm normalises the two groups apart, with their own
+        // batch statistics, as the example's two forward passes do. D's first layer needs no input gradient here
+        // (nothing trains through the data).
+        passes.shard("D inputs") { [self] shard, worker in
+            let range = shardRanges[shard], index = shard - owned.lowerBound
+            clearUnwritten(discriminatorUnwritten, of: discriminatorShardPointers, shard: shard)
+            let judged = discriminatorInputs[index].pointer
+            judged.update(from: realBatch.pointer + range.lowerBound * image, count: range.count * image)
+            (judged + range.count * image).update(from: generatorPass(shard: shard, worker: worker, step: step)
+                .tensor(generatorLayers), count: range.count * image)
+        }
+        let both = [discriminatorRealNorms, discriminatorFakeNorms]
+        let judge = { [self] (shard: Int, worker: Int) -> ActivationPass in
+            let range = shardRanges[shard], index = shard - owned.lowerBound
+            return ActivationPass(
+                plan: discriminatorTraining, arena: discriminatorShardArenas[index],
+                input: discriminatorInputs[index].pointer, inputGradient: nil,
+                groups: [.init(count: range.count, norms: discriminatorRealNorms, firstSample: batch + range.lowerBound),
+                         .init(count: range.count, norms: discriminatorFakeNorms, firstSample: range.lowerBound)],
+                context: context(discriminator, gradients: discriminatorShardPointers[index], step: step,
+                                 phase: .discriminatorStep, firstSample: range.lowerBound, worker: worker))
+        }
+        stagedForward(&passes, label: "D on reals and fakes", network: discriminator, plan: judging, range: allOfD,
+                      norms: both, work: { 2 * computed * judging.forwardMultiplyAdds($0) }, pass: judge)
+        passes.shard("D loss") { [self] shard, worker in
+            let pass = judge(shard, worker), range = shardRanges[shard]
+            for (isReal, row) in [(true, 0), (false, range.count)] {
+                let offset = range.lowerBound + (isReal ? batch : 0)
+                loss(pass: pass, rows: row..<(row + range.count), label: isReal ? realLabelRow : fakeLabelRow,
                      logits: discriminatorLogits.pointer + offset, losses: discriminatorLosses.pointer + offset)
             }
-            stagedBackward(&passes, label: "D on \(kind)", plan: judging, range: allOfD, norms: norms,
-                           work: { computed * judging.backwardMultiplyAdds($0, externalInputGradient: false) }, pass: pass)
         }
+        stagedBackward(&passes, label: "D on reals and fakes", plan: judging, range: allOfD, norms: both,
+                       work: { 2 * computed * judging.backwardMultiplyAdds($0, externalInputGradient: false) },
+                       pass: judge)
         passes.emit(to: &work)
 
         // optimizerD.step(): the shards' sum, then the BatchNorms' gamma/beta gradients of both passes, then Adam.
@@ -106,16 +113,18 @@ extension GANStepPlan {
                                           phase: .generatorStep, firstSample: shardRanges[shard].lowerBound)
         }
         stagedForward(&generatorPhase, label: "frozen D", network: discriminator, plan: judging, range: allOfD,
-                      norms: discriminatorRealNorms, work: { computed * judging.forwardMultiplyAdds($0) }, pass: frozenPass)
+                      norms: [discriminatorRealNorms], work: { computed * judging.forwardMultiplyAdds($0) },
+                      pass: frozenPass)
         generatorPhase.shard("G loss") { [self] shard, worker in
             let offset = shardRanges[shard].lowerBound
             clearUnwritten(generatorUnwritten, of: generatorShardPointers, shard: shard)
-            loss(pass: frozenPass(shard, worker), label: realLabelRow, logits: generatorLogits.pointer + offset,
+            let pass = frozenPass(shard, worker)
+            loss(pass: pass, rows: 0..<pass.n, label: realLabelRow, logits: generatorLogits.pointer + offset,
                  losses: generatorLosses.pointer + offset)
         }
-        stagedBackward(&generatorPhase, label: "frozen D", plan: judging, range: allOfD, norms: discriminatorRealNorms,
+        stagedBackward(&generatorPhase, label: "frozen D", plan: judging, range: allOfD, norms: [discriminatorRealNorms],
                        work: { computed * judging.backwardMultiplyAdds($0, weightGradients: false) }, pass: frozenPass)
-        stagedBackward(&generatorPhase, label: "G", plan: generating, range: allOfG, norms: trainingNorms,
+        stagedBackward(&generatorPhase, label: "G", plan: generating, range: allOfG, norms: [trainingNorms],
                        work: { computed * generating.backwardMultiplyAdds($0) }) { [self] shard, worker in
             generatorPass(shard: shard, worker: worker, step: step)
         }
@@ -135,20 +144,24 @@ extension GANStepPlan {
                        n: shardRanges[shard].count)
     }
 
-    /// The mean binary cross-entropy of a pass's logits against `label` (one row of it per sample): per-sample losses
-    /// and logits to `losses` and `logits`, ∂(loss/B)/∂logit to the pass's last gradient.
-    func loss(pass: ActivationPass, label: AlignedBuffer, logits: UnsafeMutablePointer<Float>,
+    /// The mean binary cross-entropy of a pass's logits in `rows` against `label` (one entry of it per sample):
+    /// per-sample losses and logits to `losses` and `logits`, ∂(loss/B)/∂logit to those rows of the pass's last
+    /// gradient.
+    func loss(pass: ActivationPass, rows: Range<Int>, label: AlignedBuffer, logits: UnsafeMutablePointer<Float>,
               losses: UnsafeMutablePointer<Float>) {
         let last = pass.plan.layers.count
-        BinaryCrossEntropy.withLogits(logits: pass.tensor(last), labels: label.pointer, count: pass.n, losses: losses,
-                                      logitGradients: pass.gradient(last)!, gradientScale: 1 / Float(batch))
-        logits.update(from: pass.tensor(last), count: pass.n)
+        BinaryCrossEntropy.withLogits(logits: pass.tensor(last) + rows.lowerBound, labels: label.pointer,
+                                      count: rows.count, losses: losses,
+                                      logitGradients: pass.gradient(last)! + rows.lowerBound,
+                                      gradientScale: 1 / Float(batch))
+        logits.update(from: pass.tensor(last) + rows.lowerBound, count: rows.count)
     }
 
     /// Forward over layers `range` of every owned shard, stopping at each BatchNorm for its minibatch statistics
-    /// (which also move its running statistics). `work(stage)`: a stage's multiply-adds, for `pgan bench --phases`.
+    /// (which also move its running statistics): one set of BatchNorm state per sample group of the pass, finished in
+    /// that order. `work(stage)`: a stage's multiply-adds, for `pgan bench --phases`.
     func stagedForward(_ passes: inout StagedPasses, label: String, network: Network, plan: ActivationPlan,
-                       range: Range<Int>, norms: [BatchNormBatch?], work: @escaping (Range<Int>) -> Int,
+                       range: Range<Int>, norms: [[BatchNormBatch?]], work: @escaping (Range<Int>) -> Int,
                        pass: @escaping (_ shard: Int, _ worker: Int) -> ActivationPass) {
         var start = range.lowerBound
         for normalization in range where plan.layers[normalization].batchNormalization != nil {
@@ -160,9 +173,11 @@ extension GANStepPlan {
             }
             passes.serial("\(label) BatchNorm statistics") { [self] in
                 let shape = plan.shapes[normalization]
-                plan.layers[normalization].batchNormalization!.finishStatistics(
-                    totalRows: batch * shape.height * shape.width, parameters: network.parameters.pointer,
-                    state: network.state.pointer, batch: norms[normalization]!)
+                for set in norms {
+                    plan.layers[normalization].batchNormalization!.finishStatistics(
+                        totalRows: batch * shape.height * shape.width, parameters: network.parameters.pointer,
+                        state: network.state.pointer, batch: set[normalization]!)
+                }
             }
             start = normalization
         }
@@ -173,7 +188,7 @@ extension GANStepPlan {
     /// Backward over layers `range` of every owned shard, last layer first, from the gradient of the range's output,
     /// stopping below each BatchNorm for its minibatch gradient sums.
     func stagedBackward(_ passes: inout StagedPasses, label: String, plan: ActivationPlan, range: Range<Int>,
-                        norms: [BatchNormBatch?], work: @escaping (Range<Int>) -> Int,
+                        norms: [[BatchNormBatch?]], work: @escaping (Range<Int>) -> Int,
                         pass: @escaping (_ shard: Int, _ worker: Int) -> ActivationPass) {
         var end = range.upperBound
         for normalization in range.reversed() where plan.layers[normalization].batchNormalization != nil {
@@ -185,8 +200,10 @@ extension GANStepPlan {
             }
             passes.serial("\(label) BatchNorm gradient sums") { [self] in
                 let shape = plan.shapes[normalization]
-                plan.layers[normalization].batchNormalization!.finishGradientSums(
-                    totalRows: batch * shape.height * shape.width, batch: norms[normalization]!)
+                for set in norms {
+                    plan.layers[normalization].batchNormalization!.finishGradientSums(
+                        totalRows: batch * shape.height * shape.width, batch: set[normalization]!)
+                }
             }
             end = normalization + 1
         }

@@ -87,14 +87,17 @@ final class GANStepPlan: @unchecked Sendable {
     private(set) var firstLayerShards: [ShardTreeGradient.Shard] = []
     /// The Keras step's discriminator has no BatchNorm (`GANModel`): no per-layer state.
     let discriminatorNorms: [BatchNormBatch?]
-    /// The PyTorch step (`GANStepPlan+PyTorch.swift`) only, per owned shard: the discriminator's training activations,
-    /// alive from a pass's forward to its backward (one pass at a time: reals, fakes, then the G phase's fakes).
+    /// The PyTorch step (`GANStepPlan+PyTorch.swift`) only, per owned shard: the discriminator's training activations
+    /// for twice the shard (the D phase judges its reals and fakes in one pass; the G phase its fakes), alive from a
+    /// pass's forward to its backward.
     let discriminatorShardArenas: [ActivationArena]
-    /// The PyTorch step only: the discriminator's BatchNorm state for the reals' pass (reused by the G phase's pass)
-    /// and for the fakes' pass, whose gamma/beta gradients are summed into D's gradient.
+    /// The PyTorch step only: the discriminator's BatchNorm state for the reals (reused by the G phase's pass) and for
+    /// the fakes, whose gamma/beta gradients are summed into D's gradient.
     let discriminatorRealNorms, discriminatorFakeNorms: [BatchNormBatch?]
     /// The PyTorch step only: rows of zeros and of ones, a shard long, as the loss's labels.
     let fakeLabelRow, realLabelRow: AlignedBuffer
+    /// The PyTorch step only, per owned shard: its reals then its fakes, the input of one discriminator pass over both.
+    let discriminatorInputs: [AlignedBuffer]
 
     init(generator: Network, discriminator: Network, generatorOptimizer: Optimizer, discriminatorOptimizer: Optimizer,
          random: CounterRandom, batch: Int, reducer: ShardReducer, threadCount: Int) {
@@ -126,7 +129,10 @@ final class GANStepPlan: @unchecked Sendable {
             ActivationArena(plans: [discriminatorTraining], capacity: Self.discriminatorChunk, minimumScratch0: 0)
         }
         discriminatorShardArenas = !pytorchStep ? [] : owned.map { [discriminatorTraining] _ in
-            ActivationArena(plans: [discriminatorTraining], capacity: capacity, minimumScratch0: 0)
+            ActivationArena(plans: [discriminatorTraining], capacity: 2 * capacity, minimumScratch0: 0)
+        }
+        discriminatorInputs = !pytorchStep ? [] : owned.map { _ in
+            AlignedBuffer(count: 2 * capacity * discriminator.inputElements)
         }
         discriminatorRealNorms = discriminator.makeNorms(reducer: reducer)
         discriminatorFakeNorms = discriminator.makeNorms(reducer: reducer)
@@ -223,7 +229,8 @@ final class GANStepPlan: @unchecked Sendable {
         let judgingPerSample = ActivationArena.elementsPerSample(plans: [judging], minimumScratch0: 0)
         // The Keras step judges two samples at a time in a worker's memory, the PyTorch step whole shards.
         let pytorchStep = generator.model.conventions == .pytorch
-        let perShard = perShardGeneratorFloats + (pytorchStep ? capacity * (judgingPerSample + 2) : 0)
+        let perShard = perShardGeneratorFloats
+            + (pytorchStep ? 2 * capacity * (judgingPerSample + discriminator.inputElements + 1) : 0)
         let perWorker = discriminatorChunk * (ActivationArena.elementsPerSample(plans: inference, minimumScratch0: 0)
                                               + generator.inputElements)
             + (pytorchStep ? 0 : discriminatorChunk * judgingPerSample)
