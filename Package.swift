@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "DCGANParallel",
             dependencies: ["ParallelTensor", "CZlib", "CPNG", "CTurboJPEG"],
-            resources: [.copy("Resources/mnist-train-zeros.idx3-ubyte.gz")],
+            resources: [.copy("Resources/mnist-train-zeros.idx3-ubyte.gz"), .copy("Resources/mnist-classifier.safetensors")],
             swiftSettings: fastSIMD
         ),
         .executableTarget(

@@ -53,7 +53,7 @@ struct Pgan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pgan",
         abstract: "Train the seed DCGAN on MNIST digits, data-parallel over every core, bit-identical for any thread count.",
-        subcommands: [Train.self, Sample.self, Bench.self, TopologyCommand.self]
+        subcommands: [Train.self, Sample.self, Bench.self, TopologyCommand.self, ClassifierCommand.self, Eval.self]
     )
 }
 

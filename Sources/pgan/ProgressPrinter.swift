@@ -41,9 +41,12 @@ final class ProgressPrinter: TrainingObserver {
         guard !quiet else { return }
         if interactive { print("\r\u{1B}[2K", terminator: "") }
         let m = s.metrics
+        let quality = s.quality.map { q in
+            String(format: "  FD %.2f", q.frechetDistance) + (q.classRate.map { String(format: " class %.2f", $0) } ?? "")
+        } ?? ""
         print(String(format: "epoch %3d  step %6d  D loss %.4f  G loss %.4f  D acc real %.3f  D acc fake %.3f  G fooling %.3f  %.0f img/s  %.1fs",
                      s.epoch, s.lastStep, m.discriminatorLoss, m.generatorLoss, m.discriminatorAccuracyReal,
-                     m.discriminatorAccuracyFake, m.generatorFoolingRate, s.imagesPerSecond, s.seconds))
+                     m.discriminatorAccuracyFake, m.generatorFoolingRate, s.imagesPerSecond, s.seconds) + quality)
         fflush(nil)
     }
 

@@ -54,7 +54,9 @@ struct Sample: ParsableCommand {
             throw DataError(path: output, problem: "directory \(directory) does not exist")
         }
         let file = try SafeTensors.read(path: checkpoint)
-        let configuration = try Checkpoint.configuration(of: file, path: checkpoint)
+        // The checkpoint's moving average, if any, is loaded as the generator itself below.
+        var configuration = try Checkpoint.configuration(of: file, path: checkpoint)
+        configuration.averageDecay = nil
         let executor = ShardedExecutor(threadCount: threadCount)
         defer { executor.restoreCallerBinding() }
         let trainer = GANTrainer(configuration: configuration, executor: executor)

@@ -48,6 +48,12 @@ struct Train: ParsableCommand {
     var optimizer: OptimizerKind?
     @Option(parsing: .unconditional, help: "Learning rate (default: the optimizer's).")
     var learningRate: Float?
+    @Option(name: .customLong("ema"), help: "Keep an exponential moving average of the generator with this decay (e.g. 0.999); samples, grids and measurements then use it.")
+    var averageDecay: Float?
+    @Option(help: "Measure the samples (Fréchet distance, class rate; see pgan eval) every N epochs and at the end; 0: never (default 1 when a classifier for the images is available: the built-in one for 28×28 grey images, or --classifier).")
+    var evalEvery: Int?
+    @Option(help: "A classifier from pgan classifier train, for measuring the samples of other images.")
+    var classifier: String?
     @Option(name: .customLong("out"), help: "Output directory (default pgan-run).")
     var outputDirectory: String?
     @Flag(help: "Start a new run in --out even if it holds one (its run files are removed first).")
@@ -87,6 +93,9 @@ struct Train: ParsableCommand {
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
             throw ValidationError("--learning-rate must be a positive number (got \(learningRate))")
         }
+        if let evalEvery, !(0...1_000_000).contains(evalEvery) {
+            throw ValidationError("--eval-every must be 0 (never) or a number of epochs (got \(evalEvery))")
+        }
         if outputDirectory?.isEmpty == true { throw ValidationError("--out must name a directory (got an empty string)") }
         if resume?.isEmpty == true { throw ValidationError("--resume must name a run directory (got an empty string)") }
         if let resume, let outputDirectory, outputDirectory != resume {
@@ -96,7 +105,8 @@ struct Train: ParsableCommand {
         // A resumed run's settings are its own; flags given with --resume are compared with them in run().
         if resume == nil {
             try TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
-                                      optimizer: optimizer ?? modelKind.defaultOptimizer, learningRate: learningRate).validate()
+                                      optimizer: optimizer ?? modelKind.defaultOptimizer, learningRate: learningRate,
+                                      averageDecay: averageDecay).validate()
         }
     }
 
@@ -107,7 +117,8 @@ struct Train: ParsableCommand {
         let writer = group.rank == 0
         let threadCount = threadOptions.count
         var configuration = TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
-                                                  optimizer: optimizer ?? modelKind.defaultOptimizer, learningRate: learningRate)
+                                                  optimizer: optimizer ?? modelKind.defaultOptimizer, learningRate: learningRate,
+                                                  averageDecay: averageDecay)
         // Image folders are resized as they are read: to the model's usual side unless --image-size says otherwise.
         let folderSide = data.map(ImageFolder.isImageFolder) == true ? (modelKind == .dcgan ? 64 : 32) : nil
         var source = DataSource(data: data.map(absolutePath), labels: labels.map(absolutePath),
@@ -205,6 +216,9 @@ struct Train: ParsableCommand {
             try Checkpoint.restore(checkpoint, path: path, into: trainer)
             for warning in try session.restoreLogs() { writeToStandardError("pgan: warning: \(warning)\n") }
         }
+        let probe = try qualityProbe(dataset: dataset, source: source, model: configuration.model, executor: executor)
+        session.qualityProbe = probe
+        session.evaluationInterval = evalEvery ?? 1
         let printer = ProgressPrinter(quiet: quiet || !writer)
         printer.header([
             "pgan train: \(dataset.count) images from \(dataset.source), \(stepsPerEpoch) steps per epoch of \(configuration.batchSize)",
@@ -213,6 +227,8 @@ struct Train: ParsableCommand {
             "memory: about \(formatBytes(bufferBytes)) of model and training buffers, \(formatBytes(dataset.bytes.count)) of images",
             "threads \(threadCount) (\(executor.scheduling.rawValue)), shards \(configuration.shards), pinning (worker → PU): " + executor.pinningMap.enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "),
             group.size > 1 ? "MPI: \(group.size) processes; rank r trains shards " + trainer.reducer.ownedShards.enumerated().map { "\($0.offset): \($0.element.lowerBound)–\($0.element.upperBound - 1)" }.joined(separator: ", ") + " (rank 0 writes the files; `pgan topology` under mpirun shows every rank's cores)" : nil,
+            probe.map { "measuring samples every \(session.evaluationInterval) epoch\(session.evaluationInterval == 1 ? "" : "s"): \($0.count) images against real ones with \($0.classifier.identifier) (real against real: FD \(String(format: "%.3f", $0.realFloor)))" },
+            configuration.averageDecay.map { "moving average of the generator: decay \($0) (samples and measurements use it)" },
             trainer.step > 0 ? "resuming at step \(trainer.step) of \(totalSteps) (epoch \(trainer.step / stepsPerEpoch + 1)) in \(directory.path)" : "writing to \(directory.path)/",
         ])
         if trainer.step >= totalSteps {
@@ -232,6 +248,27 @@ struct Train: ParsableCommand {
             }
             throw ExitCode(128 + signal)
         }
+    }
+
+    /// The measurement of samples at epoch ends: with --classifier, or the built-in one for 28×28 grey images; none
+    /// with --eval-every 0 or for images no classifier reads.
+    func qualityProbe(dataset: ImageDataset, source: DataSource, model: GANModel,
+                      executor: ShardedExecutor) throws -> QualityProbe? {
+        guard evalEvery != 0 else { return nil }
+        let classifier: Classifier
+        if let path = self.classifier {
+            classifier = try Classifier.read(path: path)
+        } else if model.imageShape == TensorShape(batch: 1, height: 28, width: 28, channels: 1) {
+            classifier = try Classifier.builtInMNIST()
+        } else {
+            if evalEvery != nil {
+                throw ConfigurationError("--eval-every: no built-in classifier reads \(model.imageShape.height)×\(model.imageShape.width)×\(model.imageShape.channels) images; give --classifier (pgan classifier train)")
+            }
+            return nil
+        }
+        return try QualityProbe(classifier: classifier, realImages: dataset,
+                                targetClass: source.digit ?? (source.data == nil ? 0 : nil), count: 1000,
+                                executor: executor)
     }
 
     /// `--class` as a label number (a name is looked up: a class folder of an image folder, or a CIFAR-10 class), or
@@ -269,6 +306,9 @@ struct Train: ParsableCommand {
             if let width, !recordedModel.identifier.split(separator: "-").contains(Substring("\(name)\(width)")) {
                 conflicts.append("\(flag) \(width) (the run's model is \(recordedModel.identifier))")
             }
+        }
+        if let averageDecay, averageDecay != recorded.averageDecay {
+            conflicts.append("--ema \(averageDecay) (the run has \(recorded.averageDecay.map { String($0) } ?? "none"))")
         }
         if let learningRate, learningRate != recorded.effectiveLearningRate {
             conflicts.append("--learning-rate \(learningRate) (the run has \(recorded.effectiveLearningRate))")

@@ -99,6 +99,37 @@ final class ActivationTests: XCTestCase {
     }
 }
 
+final class SoftmaxCrossEntropyTests: XCTestCase {
+    /// Losses against −log softmax by its definition, gradients against finite differences of it, on logits that
+    /// include large ones (where a naive softmax overflows).
+    func testLossesAndGradients() {
+        var random = SeededRandom(seed: 31)
+        let classes = 10, count = 7
+        var logits = random.floats(count * classes, in: -4...4)
+        logits[3] = 80; logits[15] = -90; logits[27] = 88
+        let labels: [Int32] = (0..<count).map { Int32($0 * 3 % classes) }
+        var losses = [Float](repeating: 0, count: count), gradients = [Float](repeating: 0, count: count * classes)
+        labels.withUnsafeBufferPointer { labelPointer in
+            SoftmaxCrossEntropy.withLogits(logits: logits, labels: labelPointer.baseAddress!, count: count,
+                                           classes: classes, losses: &losses, logitGradients: &gradients,
+                                           gradientScale: 0.5)
+        }
+        for i in 0..<count {
+            let row = (0..<classes).map { Double(logits[i * classes + $0]) }
+            let expected = Reference.softmaxCrossEntropy(logits: row.map { $0 - row.max()! }, label: Int(labels[i]))
+            XCTAssertTrue(losses[i].isFinite)
+            XCTAssertEqual(Double(losses[i]), expected, accuracy: 1e-5 * max(1, expected), "loss \(i)")
+            for j in 0..<classes {
+                var plus = row, minus = row
+                plus[j] += 1e-4; minus[j] -= 1e-4
+                let numeric = 0.5 * (Reference.softmaxCrossEntropy(logits: plus.map { $0 - row.max()! }, label: Int(labels[i]))
+                    - Reference.softmaxCrossEntropy(logits: minus.map { $0 - row.max()! }, label: Int(labels[i]))) / 2e-4
+                XCTAssertEqual(Double(gradients[i * classes + j]), numeric, accuracy: 1e-4, "∂loss/∂logit[\(i), \(j)]")
+            }
+        }
+    }
+}
+
 extension SeededRandom {
     static func floatsFor(seed: UInt64, count: Int) -> [Float] {
         var random = SeededRandom(seed: seed)

@@ -83,10 +83,15 @@ final class CommandLineTests: XCTestCase {
         let csv = try String(contentsOfFile: "\(run)/metrics.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(csv.first.map(String.init), EpochSummary.csvHeader)
         XCTAssertEqual(csv.count, 2)
-        let row = csv[1].split(separator: ",")
-        XCTAssertEqual(row.count, 10)
+        let row = csv[1].split(separator: ",", omittingEmptySubsequences: false)
+        XCTAssertEqual(row.count, 13)
         XCTAssertEqual(row[0...2].map(String.init), ["1", "3", "3"])
         for value in row[3...7] { XCTAssertTrue(Double(value).map { $0.isFinite && $0 >= 0 } ?? false, String(value)) }
+        // 28×28 grey images: measured by the built-in classifier at the run's end; no class (all of --data's images).
+        XCTAssertTrue(Double(row[10]).map { $0 > 0 } ?? false, "Fréchet distance \(row[10])")
+        XCTAssertEqual(row[11], "", "no class rate for a run on every class")
+        XCTAssertTrue(Double(row[12]).map { $0 > 0 } ?? false, "diversity \(row[12])")
+        XCTAssertTrue(train.output.contains("  FD "), train.output)
         // 8×8 grid of 28×28 images, 2-pixel border, drawn at twice the size.
         let side = (8 * 30 + 2) * 2
         try assertPNG("\(run)/samples/epoch-0001.png", width: side, height: side)
@@ -269,6 +274,45 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["train", "--model", "gan"], status: 2, mentions: ["--model"])
         try assertFails(["bench", "--model", "dcgan", "--image-size", "48"], status: 2,
                         mentions: ["48×48×1", "16×16, 32×32, 64×64, 128×128"])
+    }
+
+    /// `pgan classifier train` on a tiny labelled IDX set, `pgan eval` of a run with it and with the built-in one, a
+    /// run keeping a moving average (`--ema`) that resumes and samples with it, and the flags' errors.
+    func testClassifierEvalAndMovingAverage() throws {
+        let labels = IDXFile(dimensions: [64], bytes: (0..<64).map { UInt8($0 % 2) })
+        try Data(labels.encoded()).write(to: URL(fileURLWithPath: "\(directory!)/tiny-labels.idx"))
+        let trained = try pgan(["classifier", "train", "--data", tinyData, "--labels", "tiny-labels.idx", "--epochs", "1",
+                                "--batch-size", "16", "--shards", "4", "--test-data", tinyData, "--test-labels",
+                                "tiny-labels.idx", "--out", "tiny.safetensors"])
+        XCTAssertEqual(trained.status, 0, trained.error)
+        XCTAssertTrue(trained.output.contains("test accuracy") && trained.output.contains("classifier-28x28x1-2"), trained.output)
+        let run = try pgan(["train", "--steps", "4", "--batch-size", "16", "--shards", "4", "--ema", "0.99",
+                            "--classifier", "tiny.safetensors", "--out", "ema-run"])
+        XCTAssertEqual(run.status, 0, run.error)
+        XCTAssertTrue(run.output.contains("moving average of the generator: decay 0.99") && run.output.contains("  FD "), run.output)
+        let checkpoint = "\(directory!)/ema-run/checkpoint.safetensors"
+        let file = try SafeTensors.read(path: checkpoint)
+        XCTAssertEqual(file.metadataValue("ema_decay"), "0.99")
+        XCTAssertNotNil(file.tensor("ema.generator.dense.kernel"))
+        let resumed = try pgan(["train", "--resume", "ema-run", "--steps", "6"])
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        try assertFails(["train", "--resume", "ema-run", "--ema", "0.5", "--steps", "8"], status: 2, mentions: ["--ema 0.5 (the run has 0.99)"])
+        let eval = try pgan(["eval", "--checkpoint", checkpoint, "--count", "50"])
+        XCTAssertEqual(eval.status, 0, eval.error)
+        for text in ["EMA generator", "Fréchet distance", "real against real", "class rate", "diversity"] {
+            XCTAssertTrue(eval.output.contains(text), "\(text): \(eval.output)")
+        }
+        let withTiny = try pgan(["eval", "--checkpoint", checkpoint, "--count", "20", "--classifier", "tiny.safetensors"])
+        XCTAssertEqual(withTiny.status, 0, withTiny.error)
+        XCTAssertTrue(withTiny.output.contains("classifier-28x28x1-2"), withTiny.output)
+        try assertFails(["train", "--ema", "1.5", "--steps", "1"], status: 2, mentions: ["--ema must be a decay between 0 and 1"])
+        try assertFails(["train", "--eval-every", "-1"], status: 2, mentions: ["--eval-every"])
+        try assertFails(["eval", "--checkpoint", checkpoint, "--count", "1"], status: 2, mentions: ["--count must be 2–100000"])
+        try assertFails(["eval", "--checkpoint", checkpoint, "--classifier", tinyData], status: 1, mentions: [tinyData])
+        try assertFails(["classifier", "train", "--data", tinyData, "--out", "x.safetensors"], status: 1,
+                        mentions: ["--labels"])
+        try assertFails(["classifier", "train", "--data", tinyData, "--labels", "tiny-labels.idx", "--out", "x.bin"],
+                        status: 2, mentions: ["--out x.bin", ".safetensors"])
     }
 
     /// A folder of PNG and JPEG images in class folders trains, by class name, at the side asked for; the run resumes

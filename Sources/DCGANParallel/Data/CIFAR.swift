@@ -52,6 +52,15 @@ public enum CIFAR {
     /// The images at `path` as 32×32×3 (channels interleaved), only those labelled `label` when given; nil when
     /// `path` is not CIFAR.
     public static func load(path: String, label: Int?) throws -> ImageDataset? {
+        try read(path: path, label: label)?.images
+    }
+
+    /// Every image at `path` with its label (CIFAR-100's fine label); nil when `path` is not CIFAR.
+    public static func loadLabelled(path: String) throws -> LabelledImages? {
+        try read(path: path, label: nil).map { LabelledImages(images: $0.images, labels: $0.labels) }
+    }
+
+    static func read(path: String, label: Int?) throws -> (images: ImageDataset, labels: [Int32])? {
         guard let (kind, files) = try files(at: path) else { return nil }
         if let label, !(0..<kind.classCount).contains(label) {
             throw DataError(path: path, problem: "--class \(label) is not a \(kind == .cifar10 ? "CIFAR-10" : "CIFAR-100") class (0–\(kind.classCount - 1))")
@@ -61,7 +70,7 @@ public enum CIFAR {
         guard total <= MemoryBudget.dataBytes else {
             throw DataError(path: path, problem: "holds \(formatBytes(total)) of images, more than the \(formatBytes(MemoryBudget.dataBytes)) pgan will hold (half the machine's memory)")
         }
-        var bytes: [UInt8] = [], count = 0
+        var bytes: [UInt8] = [], count = 0, labels: [Int32] = []
         bytes.reserveCapacity(total / kind.recordBytes * 3072)
         for file in files {
             let data = try readFile(path: file, maximumBytes: MemoryBudget.dataBytes)
@@ -73,6 +82,7 @@ public enum CIFAR {
                 for r in 0..<records {
                     let record = raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + r * kind.recordBytes
                     if let label, Int(record[kind.labelBytes - 1]) != label { continue }
+                    labels.append(Int32(record[kind.labelBytes - 1]))
                     let planes = record + kind.labelBytes
                     for pixel in 0..<1024 {
                         bytes.append(planes[pixel])
@@ -87,6 +97,6 @@ public enum CIFAR {
             throw DataError(path: path, problem: label.map { "holds no image of class \($0)" } ?? "holds no images")
         }
         let name = label.map { kind == .cifar10 ? " (class \(tenClasses[$0]))" : " (class \($0))" } ?? ""
-        return ImageDataset(rawImages: bytes, count: count, height: 32, width: 32, channels: 3, source: path + name)
+        return (ImageDataset(rawImages: bytes, count: count, height: 32, width: 32, channels: 3, source: path + name), labels)
     }
 }

@@ -16,7 +16,7 @@ public enum OptimizerKind: String, Sendable, CaseIterable {
 /// parity contract.
 public final class Optimizer: @unchecked Sendable {
     public let kind: OptimizerKind
-    public let learningRate: Float
+    public var learningRate: Float
     public let rho: Float = 0.9
     public let beta1: Float = 0.5
     public let beta2: Float = 0.999

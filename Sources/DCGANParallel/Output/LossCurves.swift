@@ -13,9 +13,11 @@ public enum LossCurves {
 
     public static func svg(history: [(step: Int, metrics: StepMetrics)], epochs: [EpochSummary],
                            stepsPerEpoch: Int) -> String {
-        let width = 900.0, height = 480.0
+        // With measured epochs, a second panel below plots the Fréchet distance at each measured epoch's end.
+        let measured = epochs.compactMap { summary in summary.quality.map { (summary.lastStep, $0.frechetDistance) } }
+        let width = 900.0, height = measured.isEmpty ? 480.0 : 680.0
         let left = 70.0, right = 70.0, top = 40.0, bottom = 60.0
-        let plotWidth = width - left - right, plotHeight = height - top - bottom
+        let plotWidth = width - left - right, plotHeight = 480.0 - top - bottom
         let steps = history.map { Double($0.step) }
         let window = max(1, stepsPerEpoch / 5)
         func smoothed(_ values: [Double]) -> [Double] {
@@ -74,6 +76,23 @@ public enum LossCurves {
             let lx = left + 12 + Double(i) * 150, ly = top + 14
             svg += "<line x1=\"\(f(lx))\" y1=\"\(f(ly))\" x2=\"\(f(lx + 20))\" y2=\"\(f(ly))\" stroke=\"\(s.color)\" stroke-width=\"3\"/>\n"
             svg += "<text x=\"\(f(lx + 25))\" y=\"\(f(ly + 4))\">\(s.name)\(s.rightAxis ? " (right)" : "")</text>\n"
+        }
+        if !measured.isEmpty {
+            let panelTop = 500.0, panelHeight = 130.0
+            let largest = max(measured.map(\.1).max() ?? 1, 1e-9) * 1.1
+            func py(_ value: Double) -> Double { panelTop + panelHeight * (1 - value / largest) }
+            svg += "<rect x=\"\(f(left))\" y=\"\(f(panelTop))\" width=\"\(f(plotWidth))\" height=\"\(f(panelHeight))\" fill=\"none\" stroke=\"black\"/>\n"
+            for tick in 0...2 {
+                let value = largest * Double(tick) / 2
+                svg += "<text x=\"\(f(left - 8))\" y=\"\(f(py(value) + 4))\" text-anchor=\"end\">\(String(format: "%.2f", value))</text>\n"
+            }
+            let points = measured.map { "\(f(x(Double($0.0)))),\(f(py($0.1)))" }
+            svg += "<polyline fill=\"none\" stroke=\"#8c564b\" stroke-width=\"1.5\" points=\"\(points.joined(separator: " "))\"/>\n"
+            for point in points {
+                let xy = point.split(separator: ",")
+                svg += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3\" fill=\"#8c564b\"/>\n"
+            }
+            svg += "<text x=\"\(f(left + 12))\" y=\"\(f(panelTop + 16))\">Fréchet distance of the samples at epoch ends (lower is better; pgan eval)</text>\n"
         }
         svg += "</svg>\n"
         return svg

@@ -196,6 +196,11 @@ public enum Checkpoint {
                 add(layout, optimizer.stateBuffer(named: name)!, prefix: "optimizer.\(owner).", suffix: ".\(name)")
             }
         }
+        if let average = trainer.average {
+            metadata.append(("ema_decay", String(average.decay)))
+            add(trainer.generator.layout, average.parameters, prefix: "ema.")
+            add(trainer.generator.stateLayout, average.state, prefix: "ema.")
+        }
         metadata += run?.metadata ?? []
         // The CRC-32 of the tensor bytes goes into the metadata, which precedes them: computed over the buffers first.
         var crc: UInt32 = 0
@@ -234,8 +239,11 @@ public enum Checkpoint {
               let rate = file.metadataValue("learning_rate").flatMap(Float.init) else {
             throw DataError(path: path, problem: "corrupt checkpoint metadata")
         }
+        let decay = file.metadataValue("ema_decay")
+        let averageDecay = decay.flatMap(Float.init)
+        guard decay == nil || averageDecay != nil else { throw DataError(path: path, problem: "corrupt checkpoint metadata (ema_decay)") }
         let configuration = TrainingConfiguration(batchSize: batch, shards: shards, seed: seed, optimizer: optimizer,
-                                                  learningRate: rate, model: model)
+                                                  learningRate: rate, model: model, averageDecay: averageDecay)
         do {
             try configuration.validate()
         } catch {
@@ -266,7 +274,7 @@ public enum Checkpoint {
         guard let step = counters[0], let gIterations = counters[1], let dIterations = counters[2] else {
             throw DataError(path: path, problem: "corrupt checkpoint metadata (step and optimizer iterations must be whole numbers 0–\(maximumStep))")
         }
-        try restoreGenerator(file, path: path, into: trainer.generator)
+        try restoreGenerator(file, path: path, into: trainer.generator, preferringAverage: false)
         try load(file, path: path, layout: trainer.discriminator.layout, into: trainer.discriminator.parameters)
         try load(file, path: path, layout: trainer.discriminator.stateLayout, into: trainer.discriminator.state)
         for (optimizer, layout, owner) in [(trainer.generatorOptimizer, trainer.generator.layout, "generator"),
@@ -276,20 +284,29 @@ public enum Checkpoint {
                          prefix: "optimizer.\(owner).", suffix: ".\(name)")
             }
         }
+        if let average = trainer.average {
+            try load(file, path: path, layout: trainer.generator.layout, into: average.parameters, prefix: "ema.")
+            try load(file, path: path, layout: trainer.generator.stateLayout, into: average.state, prefix: "ema.")
+        }
         trainer.discriminator.packWeights()
         trainer.step = step
         trainer.generatorOptimizer.iterations = gIterations
         trainer.discriminatorOptimizer.iterations = dIterations
     }
 
-    /// Loads only the generator (weights and running statistics), for sampling.
-    public static func restoreGenerator(_ file: SafeTensors, path: String, into generator: Network) throws {
+    /// Loads only the generator (weights and running statistics), for sampling: its moving average when the run kept
+    /// one (`--ema`) and `preferringAverage`, which is then what the returned value says.
+    @discardableResult
+    public static func restoreGenerator(_ file: SafeTensors, path: String, into generator: Network,
+                                        preferringAverage: Bool = true) throws -> Bool {
         guard file.metadataValue("format") == format else {
             throw DataError(path: path, problem: "not a pgan checkpoint (no \(format) metadata)")
         }
-        try load(file, path: path, layout: generator.layout, into: generator.parameters)
-        try load(file, path: path, layout: generator.stateLayout, into: generator.state)
+        let averaged = preferringAverage && file.metadataValue("ema_decay") != nil
+        try load(file, path: path, layout: generator.layout, into: generator.parameters, prefix: averaged ? "ema." : "")
+        try load(file, path: path, layout: generator.stateLayout, into: generator.state, prefix: averaged ? "ema." : "")
         generator.packWeights()
+        return averaged
     }
 
     static func load(_ file: SafeTensors, path: String, layout: ParameterLayout, into buffer: AlignedBuffer,

@@ -203,9 +203,16 @@ extension GANStepPlan {
             generator.writeNormalizationGradients(into: generatorShardPointers[0], norms: trainingNorms)
         }
         let generatorCount = generator.parameters.count
-        work.parallel("G optimizer", iterations: Self.sliceCount(of: generatorCount)) { [self] slice, _ in
-            generatorOptimizer.apply(Self.slice(slice, of: generatorCount),
-                                     parameters: generator.parameters.pointer, gradients: generatorShardPointers[0])
+        work.parallel(average == nil ? "G optimizer" : "G optimizer, moving average",
+                      iterations: Self.sliceCount(of: generatorCount)) { [self] slice, _ in
+            let range = Self.slice(slice, of: generatorCount)
+            generatorOptimizer.apply(range, parameters: generator.parameters.pointer, gradients: generatorShardPointers[0])
+            average?.update(range, from: generator.parameters.pointer)
+        }
+        if let average {
+            work.serial("G moving average of the BatchNorm statistics") { [self] in
+                average.updateState(from: generator.state.pointer)
+            }
         }
         work.parallel("G weight packing",
                       iterations: generatorPacking.panelCount) { [self] panel, _ in generatorPacking.packPanel(panel) }

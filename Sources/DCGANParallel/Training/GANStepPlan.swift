@@ -99,8 +99,12 @@ final class GANStepPlan: @unchecked Sendable {
     /// The PyTorch step only, per owned shard: its reals then its fakes, the input of one discriminator pass over both.
     let discriminatorInputs: [AlignedBuffer]
 
+    /// The generator's moving average, moved after each of its updates; nil without `--ema`.
+    let average: AverageGenerator?
+
     init(generator: Network, discriminator: Network, generatorOptimizer: Optimizer, discriminatorOptimizer: Optimizer,
-         random: CounterRandom, batch: Int, reducer: ShardReducer, threadCount: Int) {
+         average: AverageGenerator? = nil, random: CounterRandom, batch: Int, reducer: ShardReducer, threadCount: Int) {
+        self.average = average
         self.generator = generator
         self.discriminator = discriminator
         self.generatorOptimizer = generatorOptimizer

@@ -11,10 +11,13 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var learningRate: Float?
     /// The two networks; the seed DCGAN unless a caller builds another.
     public var model: GANModel = .seed
+    /// The decay of an exponential moving average of the generator (`AverageGenerator`); nil: none.
+    public var averageDecay: Float?
 
     public init(batchSize: Int = 32, shards: Int = 16, seed: UInt64 = 42, optimizer: OptimizerKind = .rmsprop,
-                learningRate: Float? = nil, model: GANModel = .seed) {
+                learningRate: Float? = nil, model: GANModel = .seed, averageDecay: Float? = nil) {
         self.model = model
+        self.averageDecay = averageDecay
         self.batchSize = batchSize
         self.shards = shards
         self.seed = seed
@@ -42,6 +45,9 @@ public struct TrainingConfiguration: Sendable, Equatable {
         }
         guard effectiveLearningRate > 0, effectiveLearningRate.isFinite else {
             throw ConfigurationError("--learning-rate must be a positive number (got \(effectiveLearningRate))")
+        }
+        if let averageDecay, !(averageDecay > 0 && averageDecay < 1) {
+            throw ConfigurationError("--ema must be a decay between 0 and 1, such as 0.999 (got \(averageDecay))")
         }
     }
 }
@@ -96,6 +102,8 @@ public final class GANTrainer: @unchecked Sendable {
     public let discriminatorOptimizer: Optimizer
     public let random: CounterRandom
     public let executor: ShardedExecutor
+    /// The generator's moving average, with `configuration.averageDecay`.
+    public let average: AverageGenerator?
     /// Steps completed so far; the counter of every random draw of the next step.
     public var step: Int = 0
     let plan: GANStepPlan
@@ -123,8 +131,13 @@ public final class GANTrainer: @unchecked Sendable {
                                        parameterCount: generator.parameters.count, conventions: conventions)
         discriminatorOptimizer = Optimizer(kind: configuration.optimizer, learningRate: rate,
                                            parameterCount: discriminator.parameters.count, conventions: conventions)
+        if let decay = configuration.averageDecay {
+            average = AverageGenerator(decay: decay, copying: generator)
+        } else {
+            average = nil
+        }
         plan = GANStepPlan(generator: generator, discriminator: discriminator, generatorOptimizer: generatorOptimizer,
-                           discriminatorOptimizer: discriminatorOptimizer, random: random,
+                           discriminatorOptimizer: discriminatorOptimizer, average: average, random: random,
                            batch: configuration.batchSize, reducer: reducer, threadCount: executor.threadCount)
         shardMetricSums = reducer.owned.map { _ in DoubleBuffer(count: 5) }
         shardMetricPointers = shardMetricSums.map(\.pointer)
@@ -185,6 +198,7 @@ public final class GANTrainer: @unchecked Sendable {
     public func stateChecksum() -> UInt32 {
         var crc: UInt32 = 0
         var buffers = [generator.parameters, generator.state, discriminator.parameters, discriminator.state]
+        if let average { buffers += [average.parameters, average.state] }
         for optimizer in [generatorOptimizer, discriminatorOptimizer] {
             buffers += optimizer.slotNames.compactMap { optimizer.stateBuffer(named: $0) }
         }
@@ -311,6 +325,22 @@ public final class GANTrainer: @unchecked Sendable {
     /// Generates images in inference mode from the noise of (sampleNoise stream, `seed`, index i) for i in
     /// firstIndex..<firstIndex + count, so a long series can be made in pieces with the same images.
     /// Returns count × image elements in [−1, 1]. Uses the workers' buffers, so not during a step.
+    /// Runs `body` with the generator holding its moving average's weights and statistics (when there is one), then
+    /// puts the trained ones back: what samples and measurements are drawn with.
+    public func withAverageGenerator<R>(_ body: () throws -> R) rethrows -> R {
+        guard let average else { return try body() }
+        let parameters = generator.parameters.array, state = generator.state.array
+        generator.parameters.pointer.update(from: average.parameters.pointer, count: parameters.count)
+        generator.state.pointer.update(from: average.state.pointer, count: state.count)
+        generator.packWeights()
+        defer {
+            parameters.withUnsafeBufferPointer { generator.parameters.pointer.update(from: $0.baseAddress!, count: $0.count) }
+            state.withUnsafeBufferPointer { generator.state.pointer.update(from: $0.baseAddress!, count: $0.count) }
+            generator.packWeights()
+        }
+        return try body()
+    }
+
     public func generate(count: Int, noiseSeed: UInt64, firstIndex: Int = 0) -> [Float] {
         generator.prepareInference(norms: plan.inferenceNorms)
         let imageSize = generator.outputElements, codings = generator.inputElements

@@ -42,11 +42,13 @@ public enum RunLogs {
         return rows
     }
 
-    /// Rows of `metrics.csv`: epochs 1, 2, … in order.
+    /// Rows of `metrics.csv`: epochs 1, 2, … in order (with or without the sample-quality columns).
     public static func parseMetrics(_ text: String, path: String) throws -> [EpochSummary] {
         var rows: [EpochSummary] = []
-        for (number, line) in try lines(text, header: EpochSummary.csvHeader, path: path) {
-            guard let row = EpochSummary(csvRow: line), row.epoch == rows.count + 1 else {
+        let measured = !text.hasPrefix(EpochSummary.unmeasuredCSVHeader + "\n")
+        let header = measured ? EpochSummary.csvHeader : EpochSummary.unmeasuredCSVHeader
+        for (number, line) in try lines(text, header: header, path: path) {
+            guard let row = EpochSummary(csvRow: line, measured: measured), row.epoch == rows.count + 1 else {
                 throw DataError(path: path, problem: "line \(number): expected the row of epoch \(rows.count + 1), found '\(line.prefix(80))'")
             }
             rows.append(row)

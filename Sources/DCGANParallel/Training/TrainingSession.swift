@@ -9,17 +9,25 @@ public struct EpochSummary: Sendable, Equatable {
     public var metrics: StepMetrics
     public var seconds: Double
     public var imagesPerSecond: Double
+    /// The samples' quality at the epoch's end (`--eval-every`), when measured.
+    public var quality: SampleQuality?
 
-    public static let csvHeader = "epoch,step,steps,d_loss,g_loss,d_acc_real,d_acc_fake,g_fooling_rate,images_per_second,seconds"
+    public static let csvHeader = "epoch,step,steps,d_loss,g_loss,d_acc_real,d_acc_fake,g_fooling_rate,images_per_second,seconds,frechet_distance,class_rate,diversity"
+    /// The header before samples were measured, still read on --resume.
+    static let unmeasuredCSVHeader = "epoch,step,steps,d_loss,g_loss,d_acc_real,d_acc_fake,g_fooling_rate,images_per_second,seconds"
 
     public var csvRow: String {
         func f(_ v: Double) -> String { String(format: "%.6f", v) }
+        let measured = quality.map { "\(f($0.frechetDistance)),\($0.classRate.map(f) ?? ""),\(f($0.diversity))" } ?? ",,"
         return "\(epoch),\(lastStep),\(steps),\(f(metrics.discriminatorLoss)),\(f(metrics.generatorLoss)),"
             + "\(f(metrics.discriminatorAccuracyReal)),\(f(metrics.discriminatorAccuracyFake)),"
-            + "\(f(metrics.generatorFoolingRate)),\(String(format: "%.1f", imagesPerSecond)),\(String(format: "%.3f", seconds))"
+            + "\(f(metrics.generatorFoolingRate)),\(String(format: "%.1f", imagesPerSecond)),\(String(format: "%.3f", seconds)),"
+            + measured
     }
 
-    public init(epoch: Int, lastStep: Int, steps: Int, metrics: StepMetrics, seconds: Double, imagesPerSecond: Double) {
+    public init(epoch: Int, lastStep: Int, steps: Int, metrics: StepMetrics, seconds: Double, imagesPerSecond: Double,
+                quality: SampleQuality? = nil) {
+        self.quality = quality
         self.epoch = epoch
         self.lastStep = lastStep
         self.steps = steps
@@ -28,19 +36,26 @@ public struct EpochSummary: Sendable, Equatable {
         self.imagesPerSecond = imagesPerSecond
     }
 
-    /// Parses a row written by `csvRow`; nil unless every field is there and in range.
-    public init?<Row: StringProtocol>(csvRow: Row) {
+    /// Parses a row written by `csvRow` (or, `measured` false, by a pgan that did not measure samples); nil unless
+    /// every field is there and in range.
+    public init?<Row: StringProtocol>(csvRow: Row, measured: Bool = true) {
         let f = csvRow.split(separator: ",", omittingEmptySubsequences: false)
-        guard f.count == 10, let epoch = Int(f[0]), let lastStep = Int(f[1]), let steps = Int(f[2]),
+        guard f.count == (measured ? 13 : 10), let epoch = Int(f[0]), let lastStep = Int(f[1]), let steps = Int(f[2]),
               (1...Checkpoint.maximumStep).contains(epoch), (1...Checkpoint.maximumStep).contains(lastStep),
               (1...lastStep).contains(steps) else { return nil }
         let values = f[3...9].compactMap { Double($0) }
         guard values.count == 7, values.allSatisfy(\.isFinite) else { return nil }
+        var quality: SampleQuality?
+        if measured && !(f[10].isEmpty && f[11].isEmpty && f[12].isEmpty) {
+            guard let distance = Double(f[10]), let diversity = Double(f[12]), distance.isFinite, diversity.isFinite,
+                  f[11].isEmpty || Double(f[11])?.isFinite == true else { return nil }
+            quality = SampleQuality(frechetDistance: distance, classRate: Double(f[11]), diversity: diversity)
+        }
         self.init(epoch: epoch, lastStep: lastStep, steps: steps,
                   metrics: StepMetrics(discriminatorLoss: values[0], generatorLoss: values[1],
                                        discriminatorAccuracyReal: values[2], discriminatorAccuracyFake: values[3],
                                        generatorFoolingRate: values[4]),
-                  seconds: values[6], imagesPerSecond: values[5])
+                  seconds: values[6], imagesPerSecond: values[5], quality: quality)
     }
 }
 
@@ -108,6 +123,10 @@ public final class TrainingSession {
     public let run: RunRecord?
     public let stepsPerEpoch: Int
     public private(set) var epochs: [EpochSummary] = []
+    /// Measures the samples at epoch ends (`--eval-every`): every `evaluationInterval` epochs and at the run's last
+    /// step; nil or 0: never.
+    public var qualityProbe: QualityProbe?
+    public var evaluationInterval = 1
     public private(set) var history: [(step: Int, metrics: StepMetrics)] = []
     /// The step of the checkpoint on disk (nil until one is written or restored).
     public private(set) var checkpointStep: Int?
@@ -240,9 +259,12 @@ public final class TrainingSession {
                                        secondsLeft: Double(totalSteps - step - k - 1) / max(overallRate, 1e-9))
             }
             if trainer.step % stepsPerEpoch == 0 || trainer.step == totalSteps {
-                let summary = EpochSummary(epoch: epoch + 1, lastStep: trainer.step, steps: accumulator.count,
+                var summary = EpochSummary(epoch: epoch + 1, lastStep: trainer.step, steps: accumulator.count,
                                            metrics: accumulator.mean, seconds: elapsed,
                                            imagesPerSecond: Double(timedSteps * batch) / elapsed)
+                if let qualityProbe, evaluationInterval > 0, (epoch + 1) % evaluationInterval == 0 || trainer.step == totalSteps {
+                    summary.quality = trainer.withAverageGenerator { qualityProbe.measure(trainer) }
+                }
                 epochs.removeAll { $0.epoch >= summary.epoch }
                 epochs.append(summary)
                 try trainer.checkRanksAgree()
@@ -284,7 +306,7 @@ public final class TrainingSession {
     /// At an epoch's end: the sample grid, the logs and pictures, then the checkpoint (the commit point).
     func writeEpochFiles(_ summary: EpochSummary) throws {
         let count = Self.gridColumns * Self.gridColumns
-        let images = trainer.generate(count: count, noiseSeed: trainer.configuration.seed)
+        let images = trainer.withAverageGenerator { trainer.generate(count: count, noiseSeed: trainer.configuration.seed) }
         let grid = imageGrid(images, count: count, height: dataset.height, width: dataset.width,
                              channels: dataset.channels, columns: Self.gridColumns)
         try writeAtomically(grid.pngData(), to: directory.samplePath(epoch: summary.epoch))

@@ -219,3 +219,28 @@ public enum BinaryCrossEntropy {
         }
     }
 }
+
+/// Softmax cross-entropy on logits over `classes` classes with integer labels, the stable form
+/// loss = log Σ e^(l_j − m) − (l_y − m) with m = max l, and ∂loss/∂l_j = softmax_j − [j = y]. Exponentials in Double:
+/// ten classes per sample cost nothing next to the network.
+public enum SoftmaxCrossEntropy {
+    /// Per-sample losses and the logits' gradients (each scaled by `gradientScale`: 1/B for a mean over the batch).
+    /// `logits` and `logitGradients` are count × classes, row-major; `labels` count class indices in 0..<classes.
+    public static func withLogits(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, count: Int, classes: Int,
+                                  losses: UnsafeMutablePointer<Float>, logitGradients: UnsafeMutablePointer<Float>,
+                                  gradientScale: Float) {
+        for i in 0..<count {
+            let row = logits + i * classes, gradient = logitGradients + i * classes
+            var largest = row[0]
+            for j in 1..<classes { largest = max(largest, row[j]) }
+            var total = 0.0
+            for j in 0..<classes { total += exp(Double(row[j] - largest)) }
+            let label = Int(labels[i])
+            losses[i] = Float(log(total) - Double(row[label] - largest))
+            for j in 0..<classes {
+                let probability = exp(Double(row[j] - largest)) / total
+                gradient[j] = Float(probability - (j == label ? 1 : 0)) * gradientScale
+            }
+        }
+    }
+}

@@ -72,4 +72,21 @@ public enum OptimizerUpdates {
             for (copy, buffer) in zip(copies, buffers) { buffer.update(from: copy, count: count) }
         }
     }
+
+    /// average = decay·average + (1 − decay)·current, element by element (an exponential moving average of weights).
+    public static func movingAverage(count: Int, average: UnsafeMutablePointer<Float>, current: UnsafePointer<Float>,
+                                     decay: Float) {
+        let keep = SIMD8<Float>(repeating: decay), take = SIMD8<Float>(repeating: 1 - decay)
+        var i = 0
+        while i + 8 <= count {
+            let a = UnsafeRawPointer(average + i).loadUnaligned(as: SIMD8<Float>.self)
+            let c = UnsafeRawPointer(current + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(average + i).storeBytes(of: keep * a + take * c, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count {
+            average[i] = decay * average[i] + (1 - decay) * current[i]
+            i += 1
+        }
+    }
 }

@@ -152,6 +152,11 @@ extension Reference {
     public static func sigmoid(_ x: Float) -> Float { Float(1 / (1 + Glibc.exp(-Double(x)))) }
 
     /// −[y·log σ(l) + (1 − y)·log(1 − σ(l))] in Double.
+    /// −log softmax(l)_y by its definition.
+    public static func softmaxCrossEntropy(logits: [Double], label: Int) -> Double {
+        -Glibc.log(Glibc.exp(logits[label]) / logits.reduce(0) { $0 + Glibc.exp($1) })
+    }
+
     public static func binaryCrossEntropy(logit l: Double, label y: Double) -> Double {
         let logSigmoid = -Glibc.log1p(Glibc.exp(-abs(l))) + min(l, 0)
         let logOneMinusSigmoid = -Glibc.log1p(Glibc.exp(-abs(l))) - max(l, 0)
@@ -184,6 +189,10 @@ extension Reference {
 
 /// The optimizer rules for one float at a time, as written in `OptimizerUpdates`.
 extension Reference {
+    public static func movingAverage(_ average: Float, _ current: Float, decay: Float) -> Float {
+        decay * average + (1 - decay) * current
+    }
+
     public static func rmsprop(parameter: inout Float, gradient g: Float, velocity: inout Float, learningRate: Float,
                                rho: Float, epsilon: Float) {
         velocity = rho * velocity + (1 - rho) * g * g

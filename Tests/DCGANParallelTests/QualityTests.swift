@@ -1,0 +1,164 @@
+@testable import DCGANParallel
+import Foundation
+import ParallelTensor
+import TestSupport
+import XCTest
+
+/// The measurement of samples (FrechetDistance, Classifier, QualityProbe) and the generator's moving average.
+final class QualityTests: XCTestCase {
+    /// Four points whose centred columns are orthogonal (a Hadamard matrix's last three columns): the sample
+    /// covariance is exactly diag(4/3·scale²), so the distance has a closed form.
+    func hadamardSet(scales: [Double], means: [Double]) -> [Float] {
+        let rows: [[Double]] = [[1, 1, 1], [-1, 1, -1], [1, -1, -1], [-1, -1, 1]]
+        return rows.flatMap { row in (0..<3).map { Float(means[$0] + scales[$0] * row[$0]) } }
+    }
+
+    func testFrechetDistanceMatchesTheClosedFormAndIgnoresRotations() {
+        let (s, m, t, n) = ([0.5, 1.0, 2.0], [0.0, 1.0, -1.0], [1.0, 1.0, 0.25], [0.5, 0.0, -1.0])
+        let a = hadamardSet(scales: s, means: m), b = hadamardSet(scales: t, means: n)
+        // Σ(m − n)² + Tr Σa + Tr Σb − 2 Tr(Σa Σb)^½ = Σ(m − n)² + 4/3·Σ(s − t)² for diagonal covariances.
+        var expected = 0.0
+        for j in 0..<3 {
+            let meanGap: Double = m[j] - n[j], scaleGap: Double = s[j] - t[j]
+            expected += meanGap * meanGap + 4.0 / 3.0 * scaleGap * scaleGap
+        }
+        let distance = FrechetDistance.distance(.init(features: a, count: 4, dimension: 3), .init(features: b, count: 4, dimension: 3))
+        XCTAssertEqual(distance, expected, accuracy: 1e-9)
+        // The same sets turned by one rotation: full covariances now, the same distance.
+        let c = cos(0.7), d = sin(0.7), e = cos(1.9), f = sin(1.9)
+        let rotation: [Double] = [c, -d, 0, d * e, c * e, -f, d * f, c * f, e]
+        func rotated(_ points: [Float]) -> [Float] {
+            var out = [Float]()
+            for p in 0..<4 {
+                for i in 0..<3 {
+                    var sum = 0.0
+                    for k in 0..<3 { sum += rotation[i * 3 + k] * Double(points[p * 3 + k]) }
+                    out.append(Float(sum))
+                }
+            }
+            return out
+        }
+        let turned = FrechetDistance.distance(.init(features: rotated(a), count: 4, dimension: 3),
+                                              .init(features: rotated(b), count: 4, dimension: 3))
+        XCTAssertEqual(turned, expected, accuracy: 1e-5, "rotation (float32 points)")
+        let same = FrechetDistance.Statistics(features: rotated(a), count: 4, dimension: 3)
+        XCTAssertEqual(FrechetDistance.distance(same, same), 0, accuracy: 1e-9)
+    }
+
+    func testJacobiEigendecompositionReconstructsTheMatrix() {
+        var random = SeededRandom(seed: 5)
+        let n = 12
+        let raw = random.floats(n * n).map(Double.init)
+        var matrix = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { matrix[i * n + j] = raw[i * n + j] + raw[j * n + i] } }
+        let (values, vectors) = FrechetDistance.symmetricEigen(matrix, n: n)
+        for i in 0..<n {
+            for j in 0..<n {
+                let rebuilt = (0..<n).reduce(0.0) { $0 + vectors[i * n + $1] * values[$1] * vectors[j * n + $1] }
+                XCTAssertEqual(rebuilt, matrix[i * n + j], accuracy: 1e-10, "A[\(i), \(j)]")
+                let dot = (0..<n).reduce(0.0) { $0 + vectors[$1 * n + i] * vectors[$1 * n + j] }
+                XCTAssertEqual(dot, i == j ? 1 : 0, accuracy: 1e-10, "VᵀV[\(i), \(j)]")
+            }
+        }
+    }
+
+    /// 16×16 grey images of four classes (a bright square in one quadrant, on noise): the classifier learns them,
+    /// and 1 and 3 threads give the same file.
+    func testClassifierLearnsAndIsThreadIndependent() throws {
+        var random = SeededRandom(seed: 8)
+        let count = 192
+        var bytes = [UInt8](), labels = [Int32]()
+        for i in 0..<count {
+            let label = i % 4
+            for y in 0..<16 {
+                for x in 0..<16 {
+                    let inside = (y / 8) == label / 2 && (x / 8) == label % 2 && (2..<6).contains(y % 8) && (2..<6).contains(x % 8)
+                    bytes.append(inside ? 230 : UInt8(random.int(in: 0...90)))
+                }
+            }
+            labels.append(Int32(label))
+        }
+        let data = LabelledImages(images: ImageDataset(rawImages: bytes, count: count, height: 16, width: 16, source: "squares"),
+                                  labels: labels)
+        func train(threads: Int) throws -> (Data, Double) {
+            let classifier = try Classifier(image: data.images.imageShape, classes: 4)
+            let trainer = try ClassifierTrainer(classifier: classifier, batchSize: 16, shards: 5, seed: 3,
+                                                executor: ShardedExecutor(threadCount: threads, pinsThreads: false))
+            for epoch in 0..<3 {
+                trainer.startEpoch(epoch)
+                for batch in trainer.batches(of: data, epoch: epoch) { _ = trainer.trainStep(on: data, indices: batch) }
+            }
+            return (classifier.encoded(), trainer.accuracy(on: data))
+        }
+        let (one, accuracy) = try train(threads: 1), (three, _) = try train(threads: 3)
+        XCTAssertEqual(one, three, "classifier bytes, 1 vs 3 threads")
+        XCTAssertGreaterThan(accuracy, 0.95)
+        let path = try makeTemporaryDirectory("classifier") + "/c.safetensors"
+        try one.write(to: URL(fileURLWithPath: path))
+        let read = try Classifier.read(path: path)
+        XCTAssertEqual(read.encoded(), one, "read back")
+        try Data("not a classifier".utf8).write(to: URL(fileURLWithPath: path))
+        assertDataError(try Classifier.read(path: path), contains: "not a valid safetensors", path: path)
+    }
+
+    /// The built-in MNIST classifier tells real zeros apart, and the real-against-real floor is far below the
+    /// distance of noise images.
+    func testBuiltInClassifierAndProbe() throws {
+        let classifier = try Classifier.builtInMNIST()
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(classifier.testAccuracy), 0.99)
+        let zeros = try ImageDataset.defaultZeros().prefix(600)
+        let executor = ShardedExecutor(threadCount: 2, pinsThreads: false)
+        let probe = try QualityProbe(classifier: classifier, realImages: zeros, targetClass: 0, count: 200, executor: executor)
+        var random = SeededRandom(seed: 2)
+        let noise = random.floats(200 * 784)
+        let quality = probe.measure(images: noise, executor: executor)
+        XCTAssertLessThan(probe.realFloor * 5, quality.frechetDistance, "noise is far from zeros")
+        let real = zeros.prefix(200).pixels
+        let realQuality = probe.measure(images: real, executor: executor)
+        XCTAssertGreaterThan(try XCTUnwrap(realQuality.classRate), 0.97)
+        XCTAssertEqual(realQuality.diversity, 1, accuracy: 0.2)
+    }
+
+    /// The moving average is decay·average + (1 − decay)·weights after each G update, element by element, the same at
+    /// any thread count, and a run resumed from a checkpoint keeps it bit for bit.
+    func testMovingAverageOfTheGenerator() throws {
+        let images = try ImageDataset.defaultZeros().prefix(48).pixels
+        func trainer(threads: Int) -> GANTrainer {
+            GANTrainer(configuration: TrainingConfiguration(batchSize: 16, shards: 4, seed: 3, averageDecay: 0.9),
+                       executor: ShardedExecutor(threadCount: threads, pinsThreads: false))
+        }
+        let one = trainer(threads: 1), two = trainer(threads: 2)
+        var expected = one.generator.parameters.array, expectedState = one.generator.state.array
+        for step in 0..<3 {
+            images.withUnsafeBufferPointer { pointer in
+                one.trainStep(realImages: pointer.baseAddress! + step * 16 * 784)
+                two.trainStep(realImages: pointer.baseAddress! + step * 16 * 784)
+            }
+            let weights = one.generator.parameters.array, state = one.generator.state.array
+            expected = zip(expected, weights).map { Reference.movingAverage($0, $1, decay: 0.9) }
+            expectedState = zip(expectedState, state).map { Reference.movingAverage($0, $1, decay: 0.9) }
+        }
+        let average = try XCTUnwrap(one.average)
+        assertBitIdentical(average.parameters.array, expected, "average weights")
+        assertBitIdentical(average.state.array, expectedState, "average running statistics")
+        assertBitIdentical(try XCTUnwrap(two.average).parameters.array, expected, "2 threads")
+        XCTAssertNotEqual(average.parameters.array, one.generator.parameters.array)
+        // Sampling swaps the average in and the trained weights back.
+        let before = one.generator.parameters.array
+        let averaged = one.withAverageGenerator { one.generate(count: 4, noiseSeed: 1) }
+        XCTAssertEqual(one.generator.parameters.array, before)
+        XCTAssertNotEqual(averaged, one.generate(count: 4, noiseSeed: 1))
+        // A checkpoint holds it; restored, the next step gives the uninterrupted run's bytes.
+        let fingerprint = DatasetFingerprint(count: 48, checksum: 1)
+        let file = try SafeTensors.decode(Checkpoint.encoded(trainer: one, dataset: fingerprint), path: "checkpoint")
+        XCTAssertEqual(file.metadataValue("ema_decay"), "0.9")
+        let resumed = trainer(threads: 2)
+        try Checkpoint.restore(file, path: "checkpoint", into: resumed)
+        images.withUnsafeBufferPointer { pointer in
+            one.trainStep(realImages: pointer.baseAddress!)
+            resumed.trainStep(realImages: pointer.baseAddress!)
+        }
+        XCTAssertEqual(Checkpoint.encoded(trainer: resumed, dataset: fingerprint),
+                       Checkpoint.encoded(trainer: one, dataset: fingerprint))
+    }
+}
