@@ -45,6 +45,30 @@ final class GoldenTests: XCTestCase {
         }
     }
 
+    /// The step's losses, logits, both phases' fakes and every gradient against a reference's.
+    func assertStepMatches(_ trainer: GANTrainer, _ metrics: StepMetrics, dLoss: Double, gLoss: Double, dLogits: [Double],
+                           gLogits: [Double], fakes: (discriminatorPhase: Sampled, generatorPhase: Sampled),
+                           gradients: [String: Sampled], _ label: String) throws {
+        XCTAssertEqual(metrics.discriminatorLoss, dLoss, accuracy: 1e-4 * dLoss, label)
+        XCTAssertEqual(metrics.generatorLoss, gLoss, accuracy: 1e-4 * gLoss, label)
+        let step = trainer.lastStep
+        for (i, logit) in dLogits.enumerated() {
+            XCTAssertEqual(Double(step.discriminatorLogits[i]), logit, accuracy: 1e-4 * max(abs(logit), 0.1), "D logit \(i) \(label)")
+        }
+        for (i, logit) in gLogits.enumerated() {
+            XCTAssertEqual(Double(step.generatorLogits[i]), logit, accuracy: 1e-4 * max(abs(logit), 0.1), "G logit \(i) \(label)")
+        }
+        assertMatches({ step.discriminatorPhaseFakes[$0] }, fakes.discriminatorPhase, "D-phase fakes \(label)")
+        assertMatches({ step.generatorPhaseFakes[$0] }, fakes.generatorPhase, "G-phase fakes \(label)")
+        XCTAssertEqual(gradients.count, trainer.generator.layout.slots.count + trainer.discriminator.layout.slots.count)
+        for (name, expected) in gradients {
+            let gradient = try XCTUnwrap(
+                slotValue(trainer.generator.layout, step.generatorGradients, name)
+                    ?? slotValue(trainer.discriminator.layout, step.discriminatorGradients, name), name)
+            assertMatches(gradient, expected, "∂loss/∂\(name) \(label)")
+        }
+    }
+
     func slotValue(_ layout: ParameterLayout, _ buffer: UnsafePointer<Float>, _ name: String) -> ((Int) -> Float)? {
         guard let slot = layout.slot(named: name) else { return nil }
         return { buffer[slot.offset + $0] }
@@ -58,24 +82,10 @@ final class GoldenTests: XCTestCase {
             let trainer = GANTrainer(configuration: configuration, executor: ShardedExecutor(threadCount: 2, pinsThreads: false))
             let metrics = zeros.pixels.withUnsafeBufferPointer { trainer.trainStep(realImages: $0.baseAddress!) }
             let label = "shards \(shards)"
-            XCTAssertEqual(metrics.discriminatorLoss, fixture.d_loss, accuracy: 1e-4 * fixture.d_loss, label)
-            XCTAssertEqual(metrics.generatorLoss, fixture.g_loss, accuracy: 1e-4 * fixture.g_loss, label)
+            try assertStepMatches(trainer, metrics, dLoss: fixture.d_loss, gLoss: fixture.g_loss, dLogits: fixture.d_logits,
+                                  gLogits: fixture.g_logits, fakes: (fixture.fakes_d_phase, fixture.fakes_g_phase),
+                                  gradients: fixture.gradients, label)
             let step = trainer.lastStep
-            for (i, logit) in fixture.d_logits.enumerated() {
-                XCTAssertEqual(Double(step.discriminatorLogits[i]), logit, accuracy: 1e-4 * max(abs(logit), 0.1), "D logit \(i) \(label)")
-            }
-            for (i, logit) in fixture.g_logits.enumerated() {
-                XCTAssertEqual(Double(step.generatorLogits[i]), logit, accuracy: 1e-4 * max(abs(logit), 0.1), "G logit \(i) \(label)")
-            }
-            assertMatches({ step.discriminatorPhaseFakes[$0] }, fixture.fakes_d_phase, "D-phase fakes \(label)")
-            assertMatches({ step.generatorPhaseFakes[$0] }, fixture.fakes_g_phase, "G-phase fakes \(label)")
-            XCTAssertEqual(fixture.gradients.count, trainer.generator.layout.slots.count + trainer.discriminator.layout.slots.count)
-            for (name, expected) in fixture.gradients {
-                let gradient = try XCTUnwrap(
-                    slotValue(trainer.generator.layout, step.generatorGradients, name)
-                        ?? slotValue(trainer.discriminator.layout, step.discriminatorGradients, name), name)
-                assertMatches(gradient, expected, "∂loss/∂\(name) \(label)")
-            }
             for (name, expected) in fixture.moving {
                 assertMatches(try XCTUnwrap(slotValue(trainer.generator.stateLayout, trainer.generator.state.pointer, name)),
                               expected, "\(name) \(label)")
@@ -124,24 +134,10 @@ final class GoldenTests: XCTestCase {
                                      executor: ShardedExecutor(threadCount: 2, pinsThreads: false))
             let metrics = reals.withUnsafeBufferPointer { trainer.trainStep(realImages: $0.baseAddress!) }
             let label = "shards \(shards)"
-            XCTAssertEqual(metrics.discriminatorLoss, fixture.d_loss, accuracy: 1e-4 * fixture.d_loss, label)
-            XCTAssertEqual(metrics.generatorLoss, fixture.g_loss, accuracy: 1e-4 * fixture.g_loss, label)
-            let step = trainer.lastStep
-            for (i, logit) in fixture.d_logits.enumerated() {
-                XCTAssertEqual(Double(step.discriminatorLogits[i]), logit, accuracy: 1e-4 * max(abs(logit), 0.1), "D logit \(i) \(label)")
-            }
-            for (i, logit) in fixture.g_logits.enumerated() {
-                XCTAssertEqual(Double(step.generatorLogits[i]), logit, accuracy: 1e-4 * max(abs(logit), 0.1), "G logit \(i) \(label)")
-            }
-            assertMatches({ step.discriminatorPhaseFakes[$0] }, fixture.fakes, "fakes \(label)")
-            assertMatches({ step.generatorPhaseFakes[$0] }, fixture.fakes, "G-phase fakes \(label)")
-            XCTAssertEqual(fixture.gradients.count, trainer.generator.layout.slots.count + trainer.discriminator.layout.slots.count)
-            for (name, expected) in fixture.gradients {
-                let gradient = try XCTUnwrap(
-                    slotValue(trainer.generator.layout, step.generatorGradients, name)
-                        ?? slotValue(trainer.discriminator.layout, step.discriminatorGradients, name), name)
-                assertMatches(gradient, expected, "∂loss/∂\(name) \(label)")
-            }
+            // One G forward serves both phases in PyTorch's step: the same fakes twice.
+            try assertStepMatches(trainer, metrics, dLoss: fixture.d_loss, gLoss: fixture.g_loss, dLogits: fixture.d_logits,
+                                  gLogits: fixture.g_logits, fakes: (fixture.fakes, fixture.fakes),
+                                  gradients: fixture.gradients, label)
             XCTAssertEqual(fixture.running.count, trainer.generator.stateLayout.slots.count + trainer.discriminator.stateLayout.slots.count)
             // The fixture holds each running variance less 0.9^updates (what is left of its initial 1 after G's one
             // update and D's three), so the batch variances' share is compared, not the momentum's: rtol 1e-4 of it,

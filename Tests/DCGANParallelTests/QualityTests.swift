@@ -101,6 +101,22 @@ final class QualityTests: XCTestCase {
         assertDataError(try Classifier.read(path: path), contains: "not a valid safetensors", path: path)
     }
 
+    /// CIFAR files give their labels (CIFAR-100's fine one); IDX needs a label file of the same count.
+    func testLabelledImagesFromCIFARAndIDX() throws {
+        let directory = try makeTemporaryDirectory("labelled")
+        try Data(cifarRecords(count: 12, hundred: true)).write(to: URL(fileURLWithPath: "\(directory)/train.bin"))
+        let cifar = try LabelledImages.load(imagesPath: "\(directory)/train.bin", labelsPath: nil)
+        XCTAssertEqual(cifar.labels, (0..<12).map { Int32($0 % 10) })
+        XCTAssertEqual(cifar.images.imageShape, TensorShape(batch: 1, height: 32, width: 32, channels: 3))
+        try Data(IDXFile(dimensions: [3, 2, 2], bytes: Array(repeating: 7, count: 12)).encoded())
+            .write(to: URL(fileURLWithPath: "\(directory)/images.idx"))
+        try Data(IDXFile(dimensions: [2], bytes: [1, 0]).encoded()).write(to: URL(fileURLWithPath: "\(directory)/labels.idx"))
+        assertDataError(try LabelledImages.load(imagesPath: "\(directory)/images.idx", labelsPath: "\(directory)/labels.idx"),
+                        contains: "expected 3 labels", path: "\(directory)/labels.idx")
+        assertDataError(try LabelledImages.load(imagesPath: "\(directory)/images.idx", labelsPath: nil),
+                        contains: "give --labels", path: "\(directory)/images.idx")
+    }
+
     /// The built-in MNIST classifier tells real zeros apart, and the real-against-real floor is far below the
     /// distance of noise images.
     func testBuiltInClassifierAndProbe() throws {
