@@ -10,7 +10,7 @@ public struct SampleQuality: Sendable, Equatable {
     /// Fraction of generated images classified as the run's class; nil for a run on every class.
     public let classRate: Double?
     /// Mean pairwise feature distance of the generated images over that of the reference real images (1: as varied as
-    /// real images; near 0: one image again and again).
+    /// real images; near 0: one image again and again), over the first `QualityProbe.diversityImages` of each.
     public let diversity: Double
 }
 
@@ -80,7 +80,12 @@ public final class QualityProbe: @unchecked Sendable {
         measure(images: trainer.generate(count: count, noiseSeed: Self.noiseSeed), executor: trainer.executor)
     }
 
+    /// Images the diversity looks at, at most: its pairs grow with the square of the count.
+    public static let diversityImages = 2000
+
+    /// The mean distance between the feature vectors of the first `diversityImages` images, over all their pairs.
     static func meanPairwiseDistance(_ features: [Float], count: Int, dimension: Int) -> Double {
+        let count = min(count, diversityImages)
         var total = 0.0
         for i in 0..<count {
             for j in (i + 1)..<max(count, i + 1) {
