@@ -13,8 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def run(pgan, seed, ema, threads, epochs):
     out = tempfile.mkdtemp(prefix="pgan-ema-")
     command = [pgan, "train", "--seed", str(seed), "--threads", str(threads), "--epochs", str(epochs), "--out", out]
-    if ema:
-        command += ["--ema", str(ema)]
+    command += ["--ema", str(ema or 0)]  # 0: none (the default keeps one)
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed: {result.stderr.strip()}")

@@ -10,8 +10,8 @@ kinds=("$@")
 status=0
 for kind in "${kinds[@]}"; do
     case "$kind" in
-        thread) filter='ParityTests|ModelDescriptionTests|TopologyTests|ExecutorLifetimeTests|PhaseTraceTests|ShardReductionTests|SessionTests|ShardReducerTests|DistributedTrainingTests|ImageFolderTests' ;;
-        address) filter='ParallelTensorTests|HostileInputTests|FuzzRegressionTests|CheckpointTests|DataTests|GoldenTests|ModelDescriptionTests|ActivationPlanTests|DistributedTrainingTests|ImageFolderTests' ;;
+        thread) filter='ParityTests|ModelDescriptionTests|TopologyTests|ExecutorLifetimeTests|PhaseTraceTests|ShardReductionTests|SessionTests|ShardReducerTests|DistributedTrainingTests|ImageFolderTests|QualityTests|GoldenTests' ;;
+        address) filter='ParallelTensorTests|HostileInputTests|FuzzRegressionTests|CheckpointTests|DataTests|GoldenTests|ModelDescriptionTests|ActivationPlanTests|DistributedTrainingTests|ImageFolderTests|QualityTests|ParityTests' ;;
         *) echo "unknown sanitizer $kind (thread, address)" >&2; exit 2 ;;
     esac
     log=$(mktemp)

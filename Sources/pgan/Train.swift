@@ -48,7 +48,7 @@ struct Train: ParsableCommand {
     var optimizer: OptimizerKind?
     @Option(parsing: .unconditional, help: "Learning rate (default: the optimizer's).")
     var learningRate: Float?
-    @Option(name: .customLong("ema"), help: "Keep an exponential moving average of the generator with this decay (e.g. 0.999); samples, grids and measurements then use it.")
+    @Option(name: .customLong("ema"), help: "The decay of the exponential moving average of the generator that samples, grids and measurements use (default 0.99; 0: none).")
     var averageDecay: Float?
     @Option(help: "Measure the samples (Fréchet distance, class rate; see pgan eval) every N epochs and at the end; 0: never (default 1 when a classifier for the images is available: the built-in one for 28×28 grey images, or --classifier).")
     var evalEvery: Int?
@@ -67,6 +67,14 @@ struct Train: ParsableCommand {
 
     /// The model a new run trains: --model, or the seed.
     var modelKind: GANModelKind { model ?? .seed }
+
+    /// The moving average's decay a new run keeps: --ema, 0.99 by default (it lowered the default run's Fréchet
+    /// distance from 15.1 to about 11.7 over three seeds; README "Measuring samples"), nil for --ema 0.
+    static let defaultAverageDecay: Float = 0.99
+    var newRunAverageDecay: Float? {
+        let decay = averageDecay ?? Self.defaultAverageDecay
+        return decay == 0 ? nil : decay
+    }
 
     func validate() throws {
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
@@ -106,7 +114,7 @@ struct Train: ParsableCommand {
         if resume == nil {
             try TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
                                       optimizer: optimizer ?? modelKind.defaultOptimizer, learningRate: learningRate,
-                                      averageDecay: averageDecay).validate()
+                                      averageDecay: newRunAverageDecay).validate()
         }
     }
 
@@ -118,7 +126,7 @@ struct Train: ParsableCommand {
         let threadCount = threadOptions.count
         var configuration = TrainingConfiguration(batchSize: batchSize ?? 32, shards: shards ?? 16, seed: seed ?? 42,
                                                   optimizer: optimizer ?? modelKind.defaultOptimizer, learningRate: learningRate,
-                                                  averageDecay: averageDecay)
+                                                  averageDecay: newRunAverageDecay)
         // Image folders are resized as they are read: to the model's usual side unless --image-size says otherwise.
         let folderSide = data.map(ImageFolder.isImageFolder) == true ? (modelKind == .dcgan ? 64 : 32) : nil
         var source = DataSource(data: data.map(absolutePath), labels: labels.map(absolutePath),
@@ -307,7 +315,7 @@ struct Train: ParsableCommand {
                 conflicts.append("\(flag) \(width) (the run's model is \(recordedModel.identifier))")
             }
         }
-        if let averageDecay, averageDecay != recorded.averageDecay {
+        if let averageDecay, (averageDecay == 0 ? nil : averageDecay) != recorded.averageDecay {
             conflicts.append("--ema \(averageDecay) (the run has \(recorded.averageDecay.map { String($0) } ?? "none"))")
         }
         if let learningRate, learningRate != recorded.effectiveLearningRate {

@@ -47,7 +47,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
             throw ConfigurationError("--learning-rate must be a positive number (got \(effectiveLearningRate))")
         }
         if let averageDecay, !(averageDecay > 0 && averageDecay < 1) {
-            throw ConfigurationError("--ema must be a decay between 0 and 1, such as 0.999 (got \(averageDecay))")
+            throw ConfigurationError("--ema must be a decay between 0 and 1, such as 0.99, or 0 for none (got \(averageDecay))")
         }
     }
 }
