@@ -10,10 +10,11 @@ import XCTest
 /// pganTests runs the same contract through `mpirun` when pgan is built with the MPI trait.
 final class DistributedTrainingTests: XCTestCase {
     func assertRanks(_ ranks: Int, threads: Int, shards: Int, batchSize: Int = 16, optimizer: OptimizerKind = .rmsprop,
+                     model: GANModel = .seed, images: [Float]? = nil,
                      reference: ParityTests.RunResult, file: StaticString = #filePath, line: UInt = #line) {
         let results = ThreadRanks.run(ranks: ranks) { group in
             ParityTests.train(threads: threads, shards: shards, batchSize: batchSize, optimizer: optimizer,
-                              grouped: true, group: group)
+                              grouped: true, group: group, model: model, images: images)
         }
         for (rank, result) in results.enumerated() {
             let label = "rank \(rank) of \(ranks), \(threads) thread(s), \(shards) shards, \(optimizer)"
@@ -56,6 +57,19 @@ final class DistributedTrainingTests: XCTestCase {
         let reference = ParityTests.train(threads: 1, shards: 5, batchSize: 12, optimizer: .adam)
         for ranks in [2, 3] {
             assertRanks(ranks, threads: 1, shards: 5, batchSize: 12, optimizer: .adam, reference: reference)
+        }
+    }
+
+    /// PyTorch's step (BatchNorm in the discriminator, reals and fakes as two groups of one pass) across ranks: its
+    /// D sum goes through the exchange between ranks too, and every BatchNorm's group statistics through the tree.
+    func testTheDCGANModelAcrossRanks() throws {
+        let model = try XCTUnwrap(GANModel.dcgan(imageSide: 16, channels: 3, generatorWidth: 4, discriminatorWidth: 4))
+        var random = SeededRandom(seed: 16)
+        let images = random.floats(3 * 12 * model.imageShape.elementsPerImage)
+        let reference = ParityTests.train(threads: 1, shards: 5, batchSize: 12, optimizer: .adam, model: model, images: images)
+        for ranks in [2, 3] {
+            assertRanks(ranks, threads: 1, shards: 5, batchSize: 12, optimizer: .adam, model: model, images: images,
+                        reference: reference)
         }
     }
 }
