@@ -35,8 +35,9 @@ final class ActivationPlanTests: XCTestCase {
         // Layers: 0 conv, 1 LeakyReLU, 2 dropout, 3 conv, 4 LeakyReLU, 5 dropout, 6 flatten, 7 dense.
         let plan = ActivationPlan(network: discriminator, mode: .training, firstLayer: 0, inputNeedsGradient: true)
         XCTAssertEqual(plan.homes[0], .external)
-        XCTAssertEqual(plan.storedSizes, [12544, 12544, 6272, 6272, 1], "both convolutions' outputs (LeakyReLU reads them), both LeakyReLU outputs, the logit")
-        XCTAssertEqual(plan.homes[3], plan.homes[2], "dropout works in place")
+        XCTAssertEqual(plan.storedSizes, [12544, 12544, 6272, 6272, 1], "both LeakyReLU outputs (which their backward reads), both dropout outputs, the logit")
+        XCTAssertEqual(plan.homes[2], plan.homes[1], "LeakyReLU (slope 0.2) works in place: its backward reads its output's sign")
+        XCTAssertNotEqual(plan.homes[3], plan.homes[2], "dropout may not overwrite what LeakyReLU's backward reads")
         XCTAssertEqual(plan.homes[7], plan.homes[6], "flatten is a view")
         XCTAssertEqual(plan.maskSizes, [12544, 6272])
         XCTAssertEqual(plan.gradientHomes[0], -1, "∂image goes to the caller")

@@ -10,6 +10,7 @@ public struct LeakyReLULayer: Sendable {
         Elementwise.leakyReLU(input, output, count: count, slope: slope)
     }
 
+    /// `input` may be the forward output instead when the slope is positive: the sign test is all backward reads.
     public func backward(count: Int, input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                          inputGradient: UnsafeMutablePointer<Float>) {
         Elementwise.leakyReLUBackward(input: input, outputGradient: outputGradient, inputGradient: inputGradient,

@@ -21,7 +21,9 @@ enum NetworkLayer: Sendable {
 
     var backwardRead: BackwardRead {
         switch self {
-        case .dense, .convolution, .transposedConvolution, .batchNormalization, .leakyReLU: .input
+        case .dense, .convolution, .transposedConvolution, .batchNormalization: .input
+        // With a positive slope y < 0 exactly where x < 0, so the output serves (and the layer may work in place).
+        case .leakyReLU(let layer): layer.slope > 0 ? .output : .input
         case .selu, .tanh, .relu: .output
         case .dropout, .view: .nothing
         }
@@ -139,8 +141,8 @@ extension NetworkLayer {
         case .batchNormalization:
             preconditionFailure("BatchNorm's backward pass needs the minibatch's gradient sums")
         case .leakyReLU(let layer):
-            layer.backward(count: n * inputShape.elementsPerImage, input: input, outputGradient: outputGradient,
-                           inputGradient: inputGradient!)
+            layer.backward(count: n * inputShape.elementsPerImage, input: layer.slope > 0 ? output : input,
+                           outputGradient: outputGradient, inputGradient: inputGradient!)
         case .relu(let layer):
             layer.backward(count: n * inputShape.elementsPerImage, output: output, outputGradient: outputGradient,
                            inputGradient: inputGradient!)
