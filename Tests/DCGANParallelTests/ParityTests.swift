@@ -111,6 +111,28 @@ final class ParityTests: XCTestCase {
         }
     }
 
+    /// Every side and channel count `--model dcgan` offers builds, makes images of its size and trains a step to finite
+    /// losses (narrow widths: the layers' count and shapes are what differ); other sizes are refused.
+    func testTheDCGANModelAtEverySize() throws {
+        for side in GANModel.dcganImageSides {
+            for channels in GANModel.dcganChannels {
+                let model = try XCTUnwrap(GANModel.dcgan(imageSide: side, channels: channels, generatorWidth: 2,
+                                                         discriminatorWidth: 2))
+                XCTAssertEqual(model.imageShape, TensorShape(batch: 1, height: side, width: side, channels: channels))
+                XCTAssertEqual(model.generator.layers.count, 3 * (side.trailingZeroBitCount - 2) + 1, "\(side)")
+                XCTAssertEqual(GANModel.named(model.identifier), model)
+                var random = SeededRandom(seed: UInt64(side))
+                let result = Self.train(threads: 2, shards: 2, batchSize: 2, optimizer: .adam, steps: 1, model: model,
+                                        images: random.floats(2 * model.imageShape.elementsPerImage))
+                XCTAssertTrue(result.metrics.allSatisfy { $0.discriminatorLoss.isFinite && $0.generatorLoss.isFinite }, "\(side)×\(channels)")
+            }
+        }
+        XCTAssertNil(GANModel.dcgan(imageSide: 48, channels: 3))
+        XCTAssertNil(GANModel.dcgan(imageSide: 64, channels: 2))
+        XCTAssertNil(GANModel.dcgan(imageSide: 64, channels: 3, generatorWidth: 0))
+        XCTAssertNil(GANModel.named("dcgan-64x64x3-g64"))
+    }
+
     /// The bits of a short run of the seed model, pinned: a refactoring (of the layers, the planner, the reducer)
     /// must not move them. The digest is the checkpoint's CRC-32 of all its tensors (weights, BatchNorm statistics,
     /// optimizer state). A change that moves them on purpose says so in its commit message and updates the values.
