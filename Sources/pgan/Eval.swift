@@ -29,18 +29,14 @@ struct Eval: ParsableCommand {
     mutating func run() throws {
         let start = monotonicSeconds()
         let file = try SafeTensors.read(path: checkpoint)
-        // The checkpoint's moving average, if any, is loaded as the generator itself below.
-        var configuration = try Checkpoint.configuration(of: file, path: checkpoint)
-        configuration.averageDecay = nil
         let record = try Checkpoint.runRecord(of: file, path: checkpoint)
         let executor = ShardedExecutor(threadCount: threadOptions.count)
         defer { executor.restoreCallerBinding() }
-        let trainer = GANTrainer(configuration: configuration, executor: executor)
-        let averaged = try Checkpoint.restoreGenerator(file, path: checkpoint, into: trainer.generator)
-        let image = configuration.model.imageShape
+        let (trainer, averaged) = try Checkpoint.sampler(file, path: checkpoint, executor: executor)
+        let image = trainer.configuration.model.imageShape
         let source = DataSource(data: record?.data, labels: record?.labels, digit: record?.digit, imageSide: image.height)
         let probe = try QualityProbe(classifier: try loadClassifier(image: image), realImages: try source.load(),
-                                     targetClass: source.digit ?? (source.data == nil ? 0 : nil), count: count,
+                                     targetClass: source.measuredClass, count: count,
                                      executor: executor)
         let quality = probe.measure(trainer)
         print("pgan eval: \(checkpoint) (step \(file.metadataValue("step") ?? "?")\(averaged ? ", EMA generator" : "")), \(count) generated images against \(probe.floorImages < count ? "\(probe.floorImages)" : "\(count)") real ones from \(source), classifier \(probe.classifier.identifier)")

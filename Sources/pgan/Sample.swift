@@ -54,13 +54,9 @@ struct Sample: ParsableCommand {
             throw DataError(path: output, problem: "directory \(directory) does not exist")
         }
         let file = try SafeTensors.read(path: checkpoint)
-        // The checkpoint's moving average, if any, is loaded as the generator itself below.
-        var configuration = try Checkpoint.configuration(of: file, path: checkpoint)
-        configuration.averageDecay = nil
         let executor = ShardedExecutor(threadCount: threadCount)
         defer { executor.restoreCallerBinding() }
-        let trainer = GANTrainer(configuration: configuration, executor: executor)
-        try Checkpoint.restoreGenerator(file, path: checkpoint, into: trainer.generator)
+        let trainer = try Checkpoint.sampler(file, path: checkpoint, executor: executor).trainer
         let image = trainer.generator.outputShape
         switch format! {
         case .png:

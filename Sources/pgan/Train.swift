@@ -275,7 +275,7 @@ struct Train: ParsableCommand {
             return nil
         }
         return try QualityProbe(classifier: classifier, realImages: dataset,
-                                targetClass: source.digit ?? (source.data == nil ? 0 : nil), count: 1000,
+                                targetClass: source.measuredClass, count: 1000,
                                 executor: executor)
     }
 
@@ -367,6 +367,10 @@ struct DataSource: Equatable, CustomStringConvertible {
         return try ImageDataset.load(imagesPath: data, labelsPath: labels, label: digit, imageSide: imageSide,
                                      strict: strict) { writeToStandardError("pgan: warning: \($0)\n") }
     }
+
+    /// The class a run on these images draws, for the class rate: --class, or 0 for the built-in zeros; nil for a
+    /// run on every class of --data.
+    var measuredClass: Int? { digit ?? (data == nil ? 0 : nil) }
 
     var description: String {
         guard let data else { return "the built-in zeros" }

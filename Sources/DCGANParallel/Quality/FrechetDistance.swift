@@ -85,10 +85,10 @@ public enum FrechetDistance {
         let norm = a.reduce(0) { $0 + $1 * $1 }.squareRoot()
         for _ in 0..<100 {
             var off = 0.0
-            for p in 0..<n { for q in (p + 1)..<max(n, p + 1) { off += a[p * n + q] * a[p * n + q] } }
+            for p in 0..<n { for q in (p + 1)..<n { off += a[p * n + q] * a[p * n + q] } }
             if off.squareRoot() <= 1e-14 * max(norm, .leastNormalMagnitude) { break }
             for p in 0..<n {
-                for q in (p + 1)..<max(n, p + 1) where a[p * n + q] != 0 {
+                for q in (p + 1)..<n where a[p * n + q] != 0 {
                     let apq = a[p * n + q]
                     let theta = (a[q * n + q] - a[p * n + p]) / (2 * apq)
                     let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())

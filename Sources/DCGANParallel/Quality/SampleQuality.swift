@@ -88,7 +88,7 @@ public final class QualityProbe: @unchecked Sendable {
         let count = min(count, diversityImages)
         var total = 0.0
         for i in 0..<count {
-            for j in (i + 1)..<max(count, i + 1) {
+            for j in (i + 1)..<count {
                 var squared = 0.0
                 for k in 0..<dimension {
                     let d = Double(features[i * dimension + k]) - Double(features[j * dimension + k])

@@ -294,6 +294,17 @@ public enum Checkpoint {
         trainer.discriminatorOptimizer.iterations = dIterations
     }
 
+    /// A trainer of the checkpoint's model holding only its generator, for drawing samples: the moving average's
+    /// weights when the run kept one (then `averaged`), its trained weights otherwise.
+    public static func sampler(_ file: SafeTensors, path: String, executor: ShardedExecutor) throws
+        -> (trainer: GANTrainer, averaged: Bool) {
+        var configuration = try configuration(of: file, path: path)
+        // The average is loaded as the generator itself: the trainer keeps none of its own.
+        configuration.averageDecay = nil
+        let trainer = GANTrainer(configuration: configuration, executor: executor)
+        return (trainer, try restoreGenerator(file, path: path, into: trainer.generator))
+    }
+
     /// Loads only the generator (weights and running statistics), for sampling: its moving average when the run kept
     /// one (`--ema`) and `preferringAverage`, which is then what the returned value says.
     @discardableResult

@@ -55,13 +55,11 @@ extension GANStepPlan {
         let both = [discriminatorRealNorms, discriminatorFakeNorms]
         let judge = { [self] (shard: Int, worker: Int) -> ActivationPass in
             let range = shardRanges[shard], index = shard - owned.lowerBound
-            return ActivationPass(
-                plan: discriminatorTraining, arena: discriminatorShardArenas[index],
-                input: discriminatorInputs[index].pointer, inputGradient: nil,
+            return discriminatorShardPass(
+                shard: shard, worker: worker, step: step, input: discriminatorInputs[index].pointer, inputGradient: nil,
                 groups: [.init(count: range.count, norms: discriminatorRealNorms, firstSample: batch + range.lowerBound),
                          .init(count: range.count, norms: discriminatorFakeNorms, firstSample: range.lowerBound)],
-                context: context(discriminator, gradients: discriminatorShardPointers[index], step: step,
-                                 phase: .discriminatorStep, firstSample: range.lowerBound, worker: worker))
+                gradients: discriminatorShardPointers[index], phase: .discriminatorStep)
         }
         stagedForward(&passes, label: "D on reals and fakes", network: discriminator, plan: judging, range: allOfD,
                       norms: both, work: { 2 * computed * judging.forwardMultiplyAdds($0) }, pass: judge)
@@ -106,11 +104,12 @@ extension GANStepPlan {
         var generatorPhase = StagedPasses(owned: owned)
         let frozenPass = { [self] (shard: Int, worker: Int) -> ActivationPass in
             let generating = generatorPass(shard: shard, worker: worker, step: step)
-            return discriminatorShardPass(shard: shard, worker: worker, step: step,
-                                          input: generating.tensor(generatorLayers),
-                                          inputGradient: generating.gradient(generatorLayers),
-                                          norms: discriminatorRealNorms, gradients: nil, accumulate: false,
-                                          phase: .generatorStep, firstSample: shardRanges[shard].lowerBound)
+            return discriminatorShardPass(
+                shard: shard, worker: worker, step: step, input: generating.tensor(generatorLayers),
+                inputGradient: generating.gradient(generatorLayers),
+                groups: [.init(count: shardRanges[shard].count, norms: discriminatorRealNorms,
+                               firstSample: shardRanges[shard].lowerBound)],
+                gradients: nil, phase: .generatorStep)
         }
         stagedForward(&generatorPhase, label: "frozen D", network: discriminator, plan: judging, range: allOfD,
                       norms: [discriminatorRealNorms], work: { computed * judging.forwardMultiplyAdds($0) },
@@ -132,16 +131,15 @@ extension GANStepPlan {
         appendGeneratorUpdate(to: &work, firstLayerMultiplyAdds: 0)
     }
 
-    /// A shard's discriminator pass in training mode, in its shard arena, on the shard's rows at `input`.
+    /// A shard's discriminator pass in training mode, in its shard arena, on the rows of `groups` at `input`; weight
+    /// gradients into `gradients` (nil: frozen).
     func discriminatorShardPass(shard: Int, worker: Int, step: UInt64, input: UnsafeMutablePointer<Float>,
-                                inputGradient: UnsafeMutablePointer<Float>?, norms: [BatchNormBatch?],
-                                gradients: UnsafeMutablePointer<Float>?, accumulate: Bool, phase: GANPhase,
-                                firstSample: Int) -> ActivationPass {
+                                inputGradient: UnsafeMutablePointer<Float>?, groups: [ActivationPass.SampleGroup],
+                                gradients: UnsafeMutablePointer<Float>?, phase: GANPhase) -> ActivationPass {
         ActivationPass(plan: discriminatorTraining, arena: discriminatorShardArenas[shard - owned.lowerBound],
-                       input: input, inputGradient: inputGradient, norms: norms,
-                       context: context(discriminator, gradients: gradients, accumulate: accumulate, step: step,
-                                        phase: phase, firstSample: firstSample, worker: worker),
-                       n: shardRanges[shard].count)
+                       input: input, inputGradient: inputGradient, groups: groups,
+                       context: context(discriminator, gradients: gradients, step: step, phase: phase,
+                                        firstSample: groups[0].firstSample, worker: worker))
     }
 
     /// The mean binary cross-entropy of a pass's logits in `rows` against `label` (one entry of it per sample):
