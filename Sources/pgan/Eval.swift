@@ -49,10 +49,9 @@ struct Eval: ParsableCommand {
     }
 
     func loadClassifier(image: TensorShape) throws -> Classifier {
-        if let classifier { return try Classifier.read(path: classifier) }
-        guard image == TensorShape(batch: 1, height: 28, width: 28, channels: 1) else {
+        guard let loaded = try Classifier.forImages(image, path: classifier) else {
             throw ConfigurationError("the built-in classifier reads 28×28 grey images; this model makes \(image.height)×\(image.width)×\(image.channels): give --classifier (pgan classifier train)")
         }
-        return try Classifier.builtInMNIST()
+        return loaded
     }
 }

@@ -263,12 +263,7 @@ struct Train: ParsableCommand {
     func qualityProbe(dataset: ImageDataset, source: DataSource, model: GANModel,
                       executor: ShardedExecutor) throws -> QualityProbe? {
         guard evalEvery != 0 else { return nil }
-        let classifier: Classifier
-        if let path = self.classifier {
-            classifier = try Classifier.read(path: path)
-        } else if model.imageShape == TensorShape(batch: 1, height: 28, width: 28, channels: 1) {
-            classifier = try Classifier.builtInMNIST()
-        } else {
+        guard let classifier = try Classifier.forImages(model.imageShape, path: self.classifier) else {
             if evalEvery != nil {
                 throw ConfigurationError("--eval-every: no built-in classifier reads \(model.imageShape.height)×\(model.imageShape.width)×\(model.imageShape.channels) images; give --classifier (pgan classifier train)")
             }

@@ -110,6 +110,12 @@ public final class Classifier: @unchecked Sendable {
         return classifier
     }
 
+    /// The classifier at `path` when given, else the built-in one for images of this shape; nil when there is none.
+    public static func forImages(_ image: TensorShape, path: String?) throws -> Classifier? {
+        if let path { return try read(path: path) }
+        return image == TensorShape(batch: 1, height: 28, width: 28, channels: 1) ? try builtInMNIST() : nil
+    }
+
     /// The MNIST classifier pgan ships (scripts/make-mnist-classifier.sh), for 28×28 grey images.
     public static func builtInMNIST() throws -> Classifier {
         guard let url = Bundle.module.url(forResource: "mnist-classifier", withExtension: "safetensors") else {
