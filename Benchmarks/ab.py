@@ -3,6 +3,7 @@
 
     python3 Benchmarks/ab.py --pairs 6 main=/tmp/pgan-main new=.build/release/pgan
     python3 Benchmarks/ab.py --threads 1,2 --batch-size 32,256 --rss main=/tmp/pgan-main new=.build/release/pgan
+    python3 Benchmarks/ab.py --threads 1 --batch-size 64 --steps 5 --model-flags="--model dcgan --channels 3" a=... b=...
 
 Each round runs every build once, in a rotated order (so no build always runs first or last), as
 `pgan bench --format csv` over the given thread counts and batch sizes; images/s per (threads, batch) is the median
@@ -19,7 +20,7 @@ from compare_peers import cpu_model  # Benchmarks/compare_peers.py, beside this 
 
 def bench(binary, args):
     command = [binary, "bench", "--threads", args.threads, "--batch-size", args.batch_size, "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--format", "csv"]
+               "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--format", "csv", *args.model_flags.split()]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"{binary} bench failed: {result.stderr.strip()}")
@@ -48,6 +49,7 @@ def main():
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model-flags", default="", help="more bench flags, e.g. \"--model dcgan --channels 3\"")
     parser.add_argument("--rss", action="store_true", help="also measure peak RSS of a short training run")
     parser.add_argument("--rss-steps", type=int, default=100)
     args = parser.parse_args()
