@@ -83,4 +83,40 @@ final class BatchNormalizationTests: XCTestCase {
         assertGradientMatches(result.dGamma, numericalGradient(of: { loss(x, $0, beta) }, at: gamma), "dGamma")
         assertGradientMatches(result.dBeta, numericalGradient(of: { loss(x, gamma, $0) }, at: beta), "dBeta")
     }
+
+    /// Every kernel's result for one channel, as a flat list of bit patterns: sums, squares, the affine output, the
+    /// two backward sums and dx.
+    func channelResults(_ x: [Float], _ dy: [Float], rows: Int, channels: Int, perChannel p: [[Float]]) -> [[UInt64]] {
+        var sums = [Double](repeating: 0, count: channels), squares = sums, gradientSums = sums, products = sums
+        var affine = [Float](repeating: 0, count: x.count), dx = affine
+        BatchNormalization.channelSums(x, rows: rows, channels: channels, sums: &sums, squares: &squares)
+        BatchNormalization.applyAffine(x, &affine, rows: rows, channels: channels, scale: p[0], shift: p[1])
+        BatchNormalization.backwardSums(input: x, outputGradient: dy, rows: rows, channels: channels, mean: p[2],
+                                        inverseStandardDeviation: p[3], sumGradient: &gradientSums,
+                                        sumGradientTimesNormalized: &products)
+        BatchNormalization.backwardInput(input: x, outputGradient: dy, inputGradient: &dx, rows: rows,
+                                         channels: channels, mean: p[2], inverseStandardDeviation: p[3], gamma: p[4],
+                                         meanGradient: p[5], meanGradientTimesNormalized: p[6])
+        return (0..<channels).map { c in
+            let column = (0..<rows).map { $0 * channels + c }
+            return [sums[c].bitPattern, squares[c].bitPattern, gradientSums[c].bitPattern, products[c].bitPattern]
+                + column.map { UInt64(affine[$0].bitPattern) } + column.map { UInt64(dx[$0].bitPattern) }
+        }
+    }
+
+    /// Channels in blocks of eight take SIMD lanes, the rest a scalar loop: a channel computed inside a 19-channel
+    /// block (two vector blocks and three scalar channels) has the same bits as the same channel computed alone.
+    func testEachChannelHasTheSameBitsInAVectorBlockAsAlone() {
+        var random = SeededRandom(seed: 23)
+        let rows = 29, channels = 19
+        let x = random.floats(rows * channels, in: -2...3), dy = random.floats(rows * channels)
+        let perChannel = (0..<7).map { _ in random.floats(channels, in: 0.25...1.5) }
+        let whole = channelResults(x, dy, rows: rows, channels: channels, perChannel: perChannel)
+        for c in 0..<channels {
+            let column = { (values: [Float]) in (0..<rows).map { values[$0 * channels + c] } }
+            let alone = channelResults(column(x), column(dy), rows: rows, channels: 1,
+                                       perChannel: perChannel.map { [$0[c]] })
+            XCTAssertEqual(whole[c], alone[0], "channel \(c)")
+        }
+    }
 }
