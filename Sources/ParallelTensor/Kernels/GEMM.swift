@@ -41,11 +41,11 @@ public struct MatrixOperand {
 public final class KernelWorkspace: @unchecked Sendable {
     private var packedABuffer = AlignedBuffer(count: 0)
     private var packedBBuffer = AlignedBuffer(count: 0)
-    public private(set) var scratch: AlignedBuffer
+    /// Empty until a kernel asks: a worker that never runs a convolution (16 threads on fewer cores, say) costs no
+    /// scratch memory. 256 KiB up front per worker was 4 MiB of the 16-thread peak RSS (README "Memory").
+    public private(set) var scratch = AlignedBuffer(count: 0)
 
-    public init(scratchCount: Int = 1 << 16) {
-        scratch = AlignedBuffer(count: scratchCount)
-    }
+    public init() {}
 
     /// Returns a scratch area of at least `count` floats (its contents are undefined).
     public func scratch(atLeast count: Int) -> UnsafeMutablePointer<Float> {
