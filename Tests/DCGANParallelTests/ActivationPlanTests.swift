@@ -35,9 +35,10 @@ final class ActivationPlanTests: XCTestCase {
         // Layers: 0 conv, 1 LeakyReLU, 2 dropout, 3 conv, 4 LeakyReLU, 5 dropout, 6 flatten, 7 dense.
         let plan = ActivationPlan(network: discriminator, mode: .training, firstLayer: 0, inputNeedsGradient: true)
         XCTAssertEqual(plan.homes[0], .external)
-        XCTAssertEqual(plan.storedSizes, [12544, 12544, 6272, 6272, 1], "both LeakyReLU outputs (which their backward reads), both dropout outputs, the logit")
+        XCTAssertEqual(plan.storedSizes, [12544, 6272, 1], "each conv output, which LeakyReLU and dropout then overwrite; the logit")
         XCTAssertEqual(plan.homes[2], plan.homes[1], "LeakyReLU (slope 0.2) works in place: its backward reads its output's sign")
-        XCTAssertNotEqual(plan.homes[3], plan.homes[2], "dropout may not overwrite what LeakyReLU's backward reads")
+        XCTAssertEqual(plan.homes[3], plan.homes[2], "dropout keeps that sign wherever a gradient flows back, so it works in place too")
+        XCTAssertEqual(plan.homes[6], plan.homes[4])
         XCTAssertEqual(plan.homes[7], plan.homes[6], "flatten is a view")
         XCTAssertEqual(plan.maskSizes, [12544, 6272])
         XCTAssertEqual(plan.gradientHomes[0], -1, "∂image goes to the caller")
@@ -49,5 +50,29 @@ final class ActivationPlanTests: XCTestCase {
         XCTAssertEqual(plan.storedSizes, [])
         XCTAssertEqual(plan.scratchSizes, [6272, 12544])
         XCTAssertEqual(plan.homes[8], .scratch(0))
+    }
+
+    /// Dropout may write over a LeakyReLU's output (whose backward reads only the sign) but not over a SELU's (whose
+    /// backward reads the value), nor over a LeakyReLU with slope 0 (which reads its input).
+    func testDropoutWorksInPlaceOnlyWhereTheProducerReadsNoMoreThanTheSign() throws {
+        func dropoutHomes(after activation: Activation) throws -> (input: TensorHome, output: TensorHome) {
+            let description = ModelDescription(name: "discriminator",
+                                               input: TensorShape(batch: 1, height: 8, width: 8, channels: 1), layers: [
+                .conv2D(filters: 8, kernelSize: 3, stride: 2, activation: activation),
+                .dropout(rate: 0.3),
+                .flatten,
+                .dense(units: 1, activation: .sigmoid),
+            ])
+            let network = try Network(description, inputNeedsGradient: true, kernelSubstream: 10, dropoutSubstream: 0)
+            let plan = ActivationPlan(network: network, mode: .training, firstLayer: 0, inputNeedsGradient: true)
+            // Layers: 0 conv, 1 activation, 2 dropout.
+            return (plan.homes[2], plan.homes[3])
+        }
+        let leaky = try dropoutHomes(after: .leakyReLU(slope: 0.2))
+        XCTAssertEqual(leaky.output, leaky.input)
+        let selu = try dropoutHomes(after: .selu)
+        XCTAssertNotEqual(selu.output, selu.input)
+        let flat = try dropoutHomes(after: .leakyReLU(slope: 0))
+        XCTAssertEqual(flat.output, flat.input, "slope 0 reads its input, so its output is free to overwrite")
     }
 }

@@ -85,7 +85,6 @@ final class GoldenTests: XCTestCase {
             try assertStepMatches(trainer, metrics, dLoss: fixture.d_loss, gLoss: fixture.g_loss, dLogits: fixture.d_logits,
                                   gLogits: fixture.g_logits, fakes: (fixture.fakes_d_phase, fixture.fakes_g_phase),
                                   gradients: fixture.gradients, label)
-            let step = trainer.lastStep
             for (name, expected) in fixture.moving {
                 assertMatches(try XCTUnwrap(slotValue(trainer.generator.stateLayout, trainer.generator.state.pointer, name)),
                               expected, "\(name) \(label)")

@@ -13,7 +13,8 @@ enum TensorHome: Equatable {
 /// The memory plan of one network for one kind of pass, derived from its layers by four rules:
 /// 1. Reshape and Flatten are views: their output is their input.
 /// 2. An element-wise layer (activation, dropout) writes its output over its input unless a backward pass still
-///    needs that input: the layer's own (LeakyReLU, BatchNorm) or its producer's (SELU and tanh read their output).
+///    needs that input: the layer's own (LeakyReLU, BatchNorm) or its producer's (SELU and tanh read their output;
+///    a LeakyReLU reads only its output's sign, which a dropout after it keeps where any gradient flows).
 /// 3. A training BatchNorm's output that feeds a weighted layer is not stored: it is one multiply-add per element
 ///    away from its input, so it is computed into a scratch buffer, and again when the weighted layer's backward
 ///    needs it. That weighted layer writes its input gradient over it (weights' gradient first, input's second).
@@ -177,8 +178,12 @@ struct ActivationPlan {
     /// Rule 2, for element-wise layer i.
     private func canOverwriteInput(of i: Int) -> Bool {
         guard layers[i].backwardRead != .input, case .stored = homes[i] else { return false }
-        if let producer = producer(of: i), layers[producer].backwardRead == .output { return false }
-        return true
+        guard let producer = producer(of: i) else { return true }
+        switch layers[producer].backwardRead {
+        case .output: return false
+        case .outputSign: return layers[i].keepsProducersSignWhereGradientFlows
+        case .nothing, .input: return true
+        }
     }
 }
 

@@ -17,16 +17,31 @@ enum NetworkLayer: Sendable {
     case view
 
     /// What the backward pass reads besides ∂loss/∂output (the mask of a dropout layer is its own).
-    enum BackwardRead { case nothing, input, output }
+    enum BackwardRead {
+        case nothing, input, output
+        /// Only whether each output element is negative.
+        case outputSign
+    }
 
     var backwardRead: BackwardRead {
         switch self {
         case .dense, .convolution, .transposedConvolution, .batchNormalization: .input
-        // With a positive slope y < 0 exactly where x < 0, so the output serves (and the layer may work in place).
-        case .leakyReLU(let layer): layer.slope > 0 ? .output : .input
+        // With a positive slope y < 0 exactly where x < 0, so the output's sign serves (and the layer may work in
+        // place).
+        case .leakyReLU(let layer): layer.slope > 0 ? .outputSign : .input
         case .selu, .tanh, .relu: .output
         case .dropout, .view: .nothing
         }
+    }
+
+    /// Whether writing this layer's output over its input keeps what a producer that reads its output's sign
+    /// (`.outputSign`) needs. Dropout multiplies by 0 or 1/(1 − rate) > 1: a kept element keeps its sign (and cannot
+    /// underflow to zero), and a dropped one passes back a gradient of ±0, which the producer's backward turns into
+    /// ±0 whichever sign it reads. So the discriminator's LeakyReLU → Dropout pairs share one buffer, with the bits
+    /// of two (ActivationPlanTests, the pinned digests).
+    var keepsProducersSignWhereGradientFlows: Bool {
+        if case .dropout = self { return true }
+        return false
     }
 
     /// Dense and convolutions: they own weights, change the tensor's size, and write their input gradient to a new
