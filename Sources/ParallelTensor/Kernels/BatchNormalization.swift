@@ -12,29 +12,44 @@ public enum BatchNormalization {
     /// sums[c] = Σ x, squares[c] = Σ x², rows in ascending order.
     public static func channelSums(_ x: UnsafePointer<Float>, rows: Int, channels: Int,
                                    sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>) {
+        pairedSums(rows: rows, channels: channels, into: sums, and: squares, lanes: { offset, _ in
+            let v = SIMD8<Double>(Elementwise.load(x + offset))
+            return (v, v * v)
+        }, scalar: { offset, _ in
+            let v = Double(x[offset])
+            return (v, v * v)
+        })
+    }
+
+    /// Two per-channel sums over the rows, in ascending row order: terms(offset of (row, c), c) gives each row's two
+    /// terms, for eight channels at once (`lanes`) or one (`scalar`). The sums stay in registers across the rows.
+    @inline(__always)
+    static func pairedSums(rows: Int, channels: Int, into first: UnsafeMutablePointer<Double>,
+                           and second: UnsafeMutablePointer<Double>,
+                           lanes vectorTerms: (_ offset: Int, _ channel: Int) -> (SIMD8<Double>, SIMD8<Double>),
+                           scalar scalarTerms: (_ offset: Int, _ channel: Int) -> (Double, Double)) {
         let vectorChannels = channels / lanes * lanes
         var c = 0
         while c < vectorChannels {
-            // Per-channel sums stay in registers across the rows.
-            var sum = SIMD8<Double>(), square = SIMD8<Double>()
+            var sum = SIMD8<Double>(), otherSum = SIMD8<Double>()
             for row in 0..<rows {
-                let v = SIMD8<Double>(Elementwise.load(x + (row &* channels &+ c)))
-                sum += v
-                square += v * v
+                let terms = vectorTerms(row &* channels &+ c, c)
+                sum += terms.0
+                otherSum += terms.1
             }
-            storeDoubles(sum, sums + c)
-            storeDoubles(square, squares + c)
+            UnsafeMutableRawPointer(first + c).storeBytes(of: sum, as: SIMD8<Double>.self)
+            UnsafeMutableRawPointer(second + c).storeBytes(of: otherSum, as: SIMD8<Double>.self)
             c += lanes
         }
         for c in vectorChannels..<channels {
-            var sum = 0.0, square = 0.0
+            var sum = 0.0, otherSum = 0.0
             for row in 0..<rows {
-                let v = Double(x[row &* channels &+ c])
-                sum += v
-                square += v * v
+                let terms = scalarTerms(row &* channels &+ c, c)
+                sum += terms.0
+                otherSum += terms.1
             }
-            sums[c] = sum
-            squares[c] = square
+            first[c] = sum
+            second[c] = otherSum
         }
     }
 
@@ -64,31 +79,15 @@ public enum BatchNormalization {
                                     inverseStandardDeviation: UnsafePointer<Float>,
                                     sumGradient: UnsafeMutablePointer<Double>,
                                     sumGradientTimesNormalized: UnsafeMutablePointer<Double>) {
-        let vectorChannels = channels / lanes * lanes
-        var c = 0
-        while c < vectorChannels {
-            let m = Elementwise.load(mean + c), inverse = Elementwise.load(inverseStandardDeviation + c)
-            var sum = SIMD8<Double>(), product = SIMD8<Double>()
-            for row in 0..<rows {
-                let offset = row &* channels &+ c
-                let g = SIMD8<Double>(Elementwise.load(dy + offset))
-                sum += g
-                product += g * SIMD8<Double>((Elementwise.load(x + offset) - m) * inverse)
-            }
-            storeDoubles(sum, sumGradient + c)
-            storeDoubles(product, sumGradientTimesNormalized + c)
-            c += lanes
-        }
-        for c in vectorChannels..<channels {
-            var sum = 0.0, product = 0.0
-            for row in 0..<rows {
-                let g = Double(dy[row &* channels &+ c])
-                sum += g
-                product += g * Double((x[row &* channels &+ c] - mean[c]) * inverseStandardDeviation[c])
-            }
-            sumGradient[c] = sum
-            sumGradientTimesNormalized[c] = product
-        }
+        pairedSums(rows: rows, channels: channels, into: sumGradient, and: sumGradientTimesNormalized, lanes: { offset, c in
+            let g = SIMD8<Double>(Elementwise.load(dy + offset))
+            let normalized = (Elementwise.load(x + offset) - Elementwise.load(mean + c))
+                * Elementwise.load(inverseStandardDeviation + c)
+            return (g, g * SIMD8<Double>(normalized))
+        }, scalar: { offset, c in
+            let g = Double(dy[offset])
+            return (g, g * Double((x[offset] - mean[c]) * inverseStandardDeviation[c]))
+        })
     }
 
     /// dx = gamma·inverseStd · (dy − (meanGradient[c] + x̂·meanGradientTimesNormalized[c])), where the two means are
@@ -116,10 +115,5 @@ public enum BatchNormalization {
                     * (dy[offset + c] - (meanGradient[c] + normalized * meanGradientTimesNormalized[c]))
             }
         }
-    }
-
-    @inline(__always)
-    static func storeDoubles(_ value: SIMD8<Double>, _ pointer: UnsafeMutablePointer<Double>) {
-        UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: SIMD8<Double>.self)
     }
 }
