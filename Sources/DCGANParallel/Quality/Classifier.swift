@@ -129,7 +129,7 @@ public final class Classifier: @unchecked Sendable {
     public func evaluate(images: UnsafePointer<Float>, count: Int, executor: ShardedExecutor)
         -> (features: [Float], predictions: [Int]) {
         let plan = ActivationPlan(network: network, mode: .inference, firstLayer: 0, inputNeedsGradient: false)
-        let chunk = 8, chunks = (count + chunk - 1) / chunk
+        let chunk = 2, chunks = (count + chunk - 1) / chunk
         let arenas = (0..<executor.threadCount).map { _ in
             ActivationArena(plans: [plan], capacity: chunk, minimumScratch0: 0)
         }
