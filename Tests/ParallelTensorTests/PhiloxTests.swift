@@ -1,4 +1,5 @@
 import ParallelTensor
+import ParallelTensorAVX512
 import TestSupport
 import XCTest
 
@@ -37,6 +38,26 @@ final class PhiloxTests: XCTestCase {
             let word = [w.0, w.1, w.2, w.3][element % 4]
             XCTAssertEqual(values[element], CounterRandom.unitFloat(word), "element \(element)")
         }
+    }
+
+    /// Both builds of the lane code — ParallelTensor's (AVX2) and the AVX-512 module's, which computes the low
+    /// halves and the floats differently — give the block function's words, whichever `uniform` uses here.
+    func testBothLaneBuildsMatchTheBlockFunction() throws {
+        let random = CounterRandom(seed: 0x0F0F_1234_5678)
+        let (step, index, substream): (UInt32, UInt32, UInt32) = (0xFFFF_FFF0, 0x8000_0001, 7)
+        let c3 = RandomStream.dropout.rawValue | (substream << 8)
+        var expected = [Float](repeating: 0, count: 3 * 64)
+        for element in expected.indices {
+            let w = random.generator.block((UInt32(element / 4), index, step, c3))
+            expected[element] = CounterRandom.unitFloat([w.0, w.1, w.2, w.3][element % 4])
+        }
+        var lanes = [Float](repeating: -1, count: expected.count)
+        PhiloxLanes.uniforms(key: random.generator.key, c1: index, c2: step, c3: c3, groups: 3, into: &lanes)
+        XCTAssertEqual(lanes.map(\.bitPattern), expected.map(\.bitPattern))
+        try XCTSkipUnless(GEMM.Kernel.avx512.isSupported, "no AVX-512 on this CPU")
+        var wide = [Float](repeating: -1, count: expected.count)
+        PhiloxLanes.uniformsAVX512(key: random.generator.key, c1: index, c2: step, c3: c3, groups: 3, into: &wide)
+        XCTAssertEqual(wide.map(\.bitPattern), expected.map(\.bitPattern))
     }
 
     func testDistributions() {
