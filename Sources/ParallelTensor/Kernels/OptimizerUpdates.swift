@@ -76,17 +76,16 @@ public enum OptimizerUpdates {
     /// average = decay·average + (1 − decay)·current, element by element (an exponential moving average of weights).
     public static func movingAverage(count: Int, average: UnsafeMutablePointer<Float>, current: UnsafePointer<Float>,
                                      decay: Float) {
-        let keep = SIMD8<Float>(repeating: decay), take = SIMD8<Float>(repeating: 1 - decay)
+        @inline(__always) func group(_ a: UnsafeMutablePointer<Float>, _ c: UnsafePointer<Float>) {
+            Elementwise.store(decay * Elementwise.load(a) + (1 - decay) * Elementwise.load(c), a)
+        }
         var i = 0
         while i + 8 <= count {
-            let a = UnsafeRawPointer(average + i).loadUnaligned(as: SIMD8<Float>.self)
-            let c = UnsafeRawPointer(current + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(average + i).storeBytes(of: keep * a + take * c, as: SIMD8<Float>.self)
+            group(average + i, current + i)
             i += 8
         }
-        while i < count {
-            average[i] = decay * average[i] + (1 - decay) * current[i]
-            i += 1
+        if i < count {
+            withPaddedTail(count - i, [average + i, UnsafeMutablePointer(mutating: current + i)]) { group($0[0], $0[1]) }
         }
     }
 }
