@@ -124,6 +124,13 @@ public final class Classifier: @unchecked Sendable {
         return try read(path: url.path)
     }
 
+    /// The class with the largest of `classes` logits (the first of equal ones).
+    static func predictedClass(_ logits: UnsafePointer<Float>, classes: Int) -> Int {
+        var best = 0
+        for j in 1..<classes where logits[j] > logits[best] { best = j }
+        return best
+    }
+
     /// Per image of `images` (count × the classifier's image elements, in [−1, 1]): its `featureCount` penultimate
     /// features and its predicted class, in parallel over chunks of images on `executor`.
     public func evaluate(images: UnsafePointer<Float>, count: Int, executor: ShardedExecutor)
@@ -151,11 +158,7 @@ public final class Classifier: @unchecked Sendable {
             pass.forward(0..<last)
             (features.pointer + first * featureSize).update(from: pass.tensor(last - 1), count: n * featureSize)
             let logits = pass.tensor(last)
-            for i in 0..<n {
-                var best = 0
-                for j in 1..<classes where logits[i * classes + j] > logits[i * classes + best] { best = j }
-                predicted[first + i] = best
-            }
+            for i in 0..<n { predicted[first + i] = Self.predictedClass(logits + i * classes, classes: classes) }
         })
         return (features.array, Array(predictions))
     }

@@ -95,9 +95,8 @@ public final class ClassifierTrainer: @unchecked Sendable {
                                                logitGradients: pass.gradient(last)!,
                                                gradientScale: 1 / Float(batchSize))
                 for i in 0..<n {
-                    var best = 0
-                    for j in 1..<classes where logits[i * classes + j] > logits[i * classes + best] { best = j }
-                    correct[first + i] = best == Int(labels[first + i]) ? 1 : 0
+                    let predicted = Classifier.predictedClass(logits + i * classes, classes: classes)
+                    correct[first + i] = predicted == Int(labels[first + i]) ? 1 : 0
                 }
                 pass.backward(0..<last)
                 first += n
