@@ -39,7 +39,7 @@ struct Eval: ParsableCommand {
                                      targetClass: source.measuredClass, count: count,
                                      executor: executor)
         let quality = probe.measure(trainer)
-        print("pgan eval: \(checkpoint) (step \(file.metadataValue("step") ?? "?")\(averaged ? ", EMA generator" : "")), \(count) generated images against \(probe.floorImages < count ? "\(probe.floorImages)" : "\(count)") real ones from \(source), classifier \(probe.classifier.identifier)")
+        print("pgan eval: \(checkpoint) (step \(file.metadataValue("step") ?? "?")\(averaged ? ", EMA generator" : "")), \(count) generated images against \(probe.floorImages) real ones from \(source), classifier \(probe.classifier.identifier)")
         print(String(format: "Fréchet distance   %.3f   (real against real: %.3f)", quality.frechetDistance, probe.realFloor))
         if let rate = quality.classRate {
             print(String(format: "class rate         %.3f   (classified as class %d)", rate, probe.targetClass!))
