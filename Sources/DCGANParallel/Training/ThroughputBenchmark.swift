@@ -12,8 +12,12 @@ public struct BenchmarkPoint: Sendable {
     public let speedup: Double?
     public let efficiency: Double?
     public let gflops: Double
-    /// The FMA peak of `threads` threads running the peak loop at once, measured just before the point.
+    /// The FMA peak of `threads` threads running the peak loop at once: the median of the peaks measured just before
+    /// each timed repetition.
     public let peakGflops: Double
+    /// The median over the repetitions of each one's GFLOP/s over the peak measured just before it: on a machine whose
+    /// speed drifts (a shared VM: ±10–25% within minutes) a peak measured once, apart from the steps, moves this ratio
+    /// by as much as the drift.
     public let peakFraction: Double
     public let oversubscribed: Bool
     /// With `--phases`: the step split by phase, from a separate traced run after the timed ones.
@@ -121,9 +125,12 @@ public struct ThroughputBenchmark: Sendable {
         let executor = ShardedExecutor(threadCount: threads, topology: topology, scheduling: scheduling)
         defer { executor.restoreCallerBinding() }
         // The peak these threads can reach together: on machines whose "cores" share FMA units (SMT presented as
-        // cores by a hypervisor) it grows less than the thread count, and that bounds any speedup.
-        let ownPeak = FMAPeak.measure(executor: executor, seconds: 0.2)
-        let peak = group.allGather(ownPeak.bitPattern).reduce(0) { $0 + Double(bitPattern: $1) }
+        // cores by a hypervisor) it grows less than the thread count, and that bounds any speedup. Measured again
+        // before every timed repetition, so each repetition's fraction of the peak compares figures taken together.
+        func measurePeak() -> (own: Double, job: Double) {
+            let own = FMAPeak.measure(executor: executor, seconds: 0.2)
+            return (own, group.allGather(own.bitPattern).reduce(0) { $0 + Double(bitPattern: $1) })
+        }
         let trainer = GANTrainer(configuration: configuration(batchSize: batchSize), executor: executor, group: group)
         let images = AlignedBuffer(count: batchSize * trainer.discriminator.inputElements)
         CounterRandom(seed: 7).uniform(step: 0, stream: .sampleNoise, index: 0, count: images.count, into: images.pointer)
@@ -140,21 +147,26 @@ public struct ThroughputBenchmark: Sendable {
             }
         }
         train(warmup)
-        var rates: [Double] = []
-        let trafficBefore = group.traffic, timedStart = monotonicSeconds()
+        var rates: [Double] = [], ownPeaks: [Double] = [], jobPeaks: [Double] = []
+        var elapsed = 0.0, traffic = ProcessTraffic()  // of the timed steps only, not of the peaks' gathering
         for _ in 0..<repeats {
-            let start = monotonicSeconds()
+            let peak = measurePeak()
+            ownPeaks.append(peak.own)
+            jobPeaks.append(peak.job)
+            let trafficBefore = group.traffic, start = monotonicSeconds()
             train(steps)
-            rates.append(Double(steps * batchSize) / (monotonicSeconds() - start))
+            let seconds = monotonicSeconds() - start
+            elapsed += seconds
+            traffic = traffic + (group.traffic - trafficBefore)
+            rates.append(Double(steps * batchSize) / seconds)
         }
         let timedSteps = Double(repeats * steps)
-        let traffic = group.traffic - trafficBefore
-        let elapsed = monotonicSeconds() - timedStart
         let bytesByRank = group.allGather(UInt64(traffic.bytesSent)).map { Double($0) / timedSteps }
         let cluster = group.size == 1 ? nil : BenchmarkPoint.ClusterFigures(
             ranks: group.size, secondsPerStep: elapsed / timedSteps, mpiSecondsPerStep: traffic.seconds / timedSteps,
             bytesSentPerStepByRank: bytesByRank)
-        let median = rates.sorted()[rates.count / 2]
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        let imagesPerSecond = median(rates)
         var profile: PhaseProfile?
         if tracesPhases {
             let trace = PhaseTrace(workers: threads)
@@ -162,14 +174,16 @@ public struct ThroughputBenchmark: Sendable {
             train(steps)
             executor.trace = nil
             // The trace is rank 0's alone: its phases against its own peak.
-            profile = PhaseProfile(trace: trace, steps: steps, threads: threads, peakGflops: ownPeak)
+            profile = PhaseProfile(trace: trace, steps: steps, threads: threads, peakGflops: median(ownPeaks))
         }
-        let flopsPerImage = 2 * Double(trainer.multiplyAddsPerStep) / Double(batchSize)
-        let gflops = median * flopsPerImage / 1e9
-        let speedup = baseline.map { median / $0 } ?? (threads == 1 ? 1 : nil)
-        return BenchmarkPoint(scheduler: scheduling.rawValue, threads: threads, batchSize: batchSize, shards: shards, imagesPerSecond: median,
-                              repetitions: rates, speedup: speedup, efficiency: speedup.map { $0 / Double(threads) },
-                              gflops: gflops, peakGflops: peak, peakFraction: gflops / peak,
+        let gigaflopsPerImage = 2 * Double(trainer.multiplyAddsPerStep) / Double(batchSize) / 1e9
+        let speedup = baseline.map { imagesPerSecond / $0 } ?? (threads == 1 ? 1 : nil)
+        let fractions = zip(rates, jobPeaks).map { rate, peak in rate * gigaflopsPerImage / peak }
+        return BenchmarkPoint(scheduler: scheduling.rawValue, threads: threads, batchSize: batchSize, shards: shards,
+                              imagesPerSecond: imagesPerSecond, repetitions: rates, speedup: speedup,
+                              efficiency: speedup.map { $0 / Double(threads) },
+                              gflops: imagesPerSecond * gigaflopsPerImage, peakGflops: median(jobPeaks),
+                              peakFraction: median(fractions),
                               oversubscribed: threads > topology.processingUnitCount, phaseProfile: profile,
                               cluster: cluster)
     }

@@ -46,6 +46,10 @@ public struct ProcessTraffic: Sendable, Equatable {
     public static func - (a: ProcessTraffic, b: ProcessTraffic) -> ProcessTraffic {
         ProcessTraffic(bytesSent: a.bytesSent - b.bytesSent, seconds: a.seconds - b.seconds, calls: a.calls - b.calls)
     }
+
+    public static func + (a: ProcessTraffic, b: ProcessTraffic) -> ProcessTraffic {
+        ProcessTraffic(bytesSent: a.bytesSent + b.bytesSent, seconds: a.seconds + b.seconds, calls: a.calls + b.calls)
+    }
 }
 
 /// A run in one process: rank 0 of 1, nothing to move.
