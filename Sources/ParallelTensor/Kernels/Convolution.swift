@@ -72,6 +72,14 @@ public struct ConvolutionGeometry: Hashable, Sendable {
 
     /// Depth of one im2col row: kernelHeight · kernelWidth · inputChannels.
     public var patchSize: Int { kernelHeight * kernelWidth * inputChannels }
+    /// Floats from one im2col row to the next: the patch, or for the short kernel rows of few-channel images (at most
+    /// `Convolution.shortRun` floats) the patch with room for its last kernel row to be copied and added in whole
+    /// eight-float vectors (the seed's 5-float rows: 28 floats instead of 25). The GEMMs read only the patch.
+    public var columnsRowStride: Int {
+        let rowLength = kernelWidth * inputChannels
+        guard rowLength <= Convolution.shortRun else { return patchSize }
+        return (kernelHeight - 1) * rowLength + (rowLength + 7) / 8 * 8
+    }
     public var inputElementsPerImage: Int { inputHeight * inputWidth * inputChannels }
     public var outputPixelsPerImage: Int { outputHeight * outputWidth }
     public var outputElementsPerImage: Int { outputHeight * outputWidth * outputChannels }
@@ -83,15 +91,17 @@ public struct ConvolutionGeometry: Hashable, Sendable {
 /// Conv2D on NHWC batches by im2col + GEMM. Images are processed in chunks whose im2col matrix fits the workspace
 /// scratch area, so memory stays bounded for any batch.
 public enum Convolution {
-    /// How many images' im2col rows fit into `budget` floats (at least one).
+    /// How many images' im2col rows fit into `budget` floats (at least one), counted in patches and not in the
+    /// (possibly longer) `columnsRowStride`: the weight gradient adds its chunks in turn, so the chunks fix its bits.
     static func imagesPerChunk(_ geometry: ConvolutionGeometry, budget: Int) -> Int {
         max(1, budget / (geometry.outputPixelsPerImage * geometry.patchSize))
     }
 
     static let scratchBudget = 1 << 18
 
-    /// Writes the im2col matrix of `images` images: one row per output pixel (n, oy, ox), row-major, each row the
-    /// patch (ky, kx, c) with zeros where it reaches into the padding.
+    /// Writes the im2col matrix of `images` images: one row per output pixel (n, oy, ox), `columnsRowStride` floats
+    /// apart, each row the patch (ky, kx, c) with zeros where it reaches into the padding (what follows the patch
+    /// in a row is left undefined).
     public static func im2col(_ geometry: ConvolutionGeometry, images: Int, input: UnsafePointer<Float>,
                               columns: UnsafeMutablePointer<Float>) {
         if geometry.kernelWidth * geometry.inputChannels <= shortRun {
@@ -122,7 +132,7 @@ public enum Convolution {
                         (destination + runStart).update(from: source + runStart, count: runEnd - runStart)
                         (destination + runEnd).update(repeating: 0, count: rowLength - runEnd)
                     }
-                    row += g.patchSize
+                    row += g.columnsRowStride
                 }
             }
         }
@@ -133,35 +143,42 @@ public enum Convolution {
     static let shortRun = 32
 
     /// Few input channels (the images): each input row is copied once into a zero-padded row, and every patch row is
-    /// then a plain kernelWidth·channels-float read of it.
+    /// then a kernelWidth·channels-float read of it, copied in whole eight-float vectors: what a vector writes past a
+    /// kernel row lands on the next kernel row's place, which a later call (ky + 1) overwrites, or past the patch,
+    /// inside `columnsRowStride`.
     static func im2colShortRuns(_ g: ConvolutionGeometry, images: Int, input: UnsafePointer<Float>,
                                 columns: UnsafeMutablePointer<Float>) {
-        let channels = g.inputChannels, rowLength = g.kernelWidth * channels
+        let channels = g.inputChannels, rowLength = g.kernelWidth * channels, stride = g.columnsRowStride
         forEachKernelRow(g, images: images, image: UnsafeMutablePointer(mutating: input)) { imageRow, padded, ky, first in
-            let patchRows = columns + first * g.patchSize + ky * rowLength
+            let patchRows = columns + first * stride + ky * rowLength
             guard let imageRow else {
-                for ox in 0..<g.outputWidth { (patchRows + ox * g.patchSize).update(repeating: 0, count: rowLength) }
+                for ox in 0..<g.outputWidth { (patchRows + ox * stride).update(repeating: 0, count: rowLength) }
                 return
             }
             (padded + g.padLeft * channels).update(from: imageRow, count: g.inputWidth * channels)
             for ox in 0..<g.outputWidth {
-                let source = padded + ox * g.strideX * channels, destination = patchRows + ox * g.patchSize
-                for i in 0..<rowLength { destination[i] = source[i] }
+                let source = padded + ox * g.strideX * channels, destination = patchRows + ox * stride
+                var i = 0
+                while i < rowLength {
+                    Elementwise.store(Elementwise.load(source + i), destination + i)
+                    i += 8
+                }
             }
         }
     }
 
     /// Calls `body(imageRow, padded, ky, firstPatchRow)` for every output row (n, oy) and kernel row ky, in that
     /// order: `imageRow` is the input row the kernel row reads (nil in the padding), `padded` a scratch row of
-    /// `paddedRowWidth` pixels (× channels floats) whose padding stays as the body leaves it (zero unless written),
-    /// and `firstPatchRow` the im2col row of (n, oy, ox = 0).
+    /// `paddedRowWidth` pixels (× channels floats, and 8 more floats for the vectors of `im2colShortRuns` to run
+    /// past its end) whose padding stays as the body leaves it (zero unless written), and `firstPatchRow` the im2col
+    /// row of (n, oy, ox = 0).
     @inline(__always)
     static func forEachKernelRow(
         _ g: ConvolutionGeometry, images: Int, image input: UnsafeMutablePointer<Float>,
         _ body: (_ imageRow: UnsafeMutablePointer<Float>?, _ padded: UnsafeMutablePointer<Float>, _ ky: Int,
                  _ firstPatchRow: Int) -> Void
     ) {
-        let paddedWidth = paddedRowWidth(g) * g.inputChannels
+        let paddedWidth = paddedRowWidth(g) * g.inputChannels + 8
         withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedWidth) { buffer in
             let padded = buffer.baseAddress!
             padded.initialize(repeating: 0, count: paddedWidth)
@@ -218,7 +235,7 @@ public enum Convolution {
                         Elementwise.add(row + ky * rowLength + runStart, into: destination + runStart,
                                         count: runEnd - runStart)
                     }
-                    row += g.patchSize
+                    row += g.columnsRowStride
                 }
             }
         }
@@ -226,16 +243,18 @@ public enum Convolution {
 
     /// Few channels: for each (oy, ky) the image row is copied into a padded row, every patch row of that output row
     /// is added to it in ox order, and the interior is copied back. Each pixel gets its additions in the same order
-    /// as the general path (oy, then ox), onto its running value, so the bits are the same.
+    /// as the general path (oy, then ox), onto its running value, so the bits are the same. (Eight-float vector
+    /// additions were measured 4× slower here: with stride 2 each one reads what the one before has just stored, and
+    /// the overlapping store cannot be forwarded.)
     static func col2imAddShortRuns(_ g: ConvolutionGeometry, images: Int, columns: UnsafePointer<Float>,
                                    input: UnsafeMutablePointer<Float>) {
-        let channels = g.inputChannels, rowLength = g.kernelWidth * channels
+        let channels = g.inputChannels, rowLength = g.kernelWidth * channels, stride = g.columnsRowStride
         forEachKernelRow(g, images: images, image: input) { imageRow, padded, ky, first in
             guard let imageRow else { return }
-            let patchRows = columns + first * g.patchSize + ky * rowLength
+            let patchRows = columns + first * stride + ky * rowLength
             (padded + g.padLeft * channels).update(from: imageRow, count: g.inputWidth * channels)
             for ox in 0..<g.outputWidth {
-                let destination = padded + ox * g.strideX * channels, source = patchRows + ox * g.patchSize
+                let destination = padded + ox * g.strideX * channels, source = patchRows + ox * stride
                 for i in 0..<rowLength { destination[i] += source[i] }
             }
             imageRow.update(from: padded + g.padLeft * channels, count: g.inputWidth * channels)
@@ -249,18 +268,19 @@ public enum Convolution {
                                workspace: KernelWorkspace, packedWeights: PackedMatrix? = nil) {
         let g = geometry
         let chunk = imagesPerChunk(g, budget: scratchBudget)
-        let columns = workspace.scratch(atLeast: min(chunk, batch) * g.outputPixelsPerImage * g.patchSize)
+        let columns = workspace.scratch(atLeast: min(chunk, batch) * g.outputPixelsPerImage * g.columnsRowStride)
+        let patches = MatrixOperand(base: columns, rowStride: g.columnsRowStride, columnStride: 1)
         var first = 0
         while first < batch {
             let images = min(chunk, batch - first)
             im2col(g, images: images, input: input + first * g.inputElementsPerImage, columns: columns)
             let rows = images * g.outputPixelsPerImage, destination = output + first * g.outputElementsPerImage
             if let packedWeights {
-                GEMM.multiply(rows: rows, a: .rowMajor(columns, columns: g.patchSize), packedB: packedWeights,
+                GEMM.multiply(rows: rows, a: patches, packedB: packedWeights,
                               c: destination, ldc: g.outputChannels, accumulate: false, workspace: workspace)
             } else {
                 GEMM.multiply(rows: rows, columns: g.outputChannels, depth: g.patchSize,
-                              a: .rowMajor(columns, columns: g.patchSize), b: .rowMajor(weights, columns: g.outputChannels),
+                              a: patches, b: .rowMajor(weights, columns: g.outputChannels),
                               c: destination, ldc: g.outputChannels, accumulate: false, workspace: workspace)
             }
             first += images
@@ -275,19 +295,19 @@ public enum Convolution {
         let g = geometry
         inputGradient.update(repeating: 0, count: batch * g.inputElementsPerImage)
         let chunk = imagesPerChunk(g, budget: scratchBudget)
-        let columns = workspace.scratch(atLeast: min(chunk, batch) * g.outputPixelsPerImage * g.patchSize)
+        let columns = workspace.scratch(atLeast: min(chunk, batch) * g.outputPixelsPerImage * g.columnsRowStride)
         var first = 0
         while first < batch {
             let images = min(chunk, batch - first)
             let rows = images * g.outputPixelsPerImage
             let gradient = MatrixOperand.rowMajor(outputGradient + first * g.outputElementsPerImage, columns: g.outputChannels)
             if let packedWeights {
-                GEMM.multiply(rows: rows, a: gradient, packedB: packedWeights, c: columns, ldc: g.patchSize,
+                GEMM.multiply(rows: rows, a: gradient, packedB: packedWeights, c: columns, ldc: g.columnsRowStride,
                               accumulate: false, workspace: workspace)
             } else {
                 GEMM.multiply(rows: rows, columns: g.patchSize, depth: g.outputChannels, a: gradient,
                               b: .transposed(weights, columns: g.outputChannels),
-                              c: columns, ldc: g.patchSize, accumulate: false, workspace: workspace)
+                              c: columns, ldc: g.columnsRowStride, accumulate: false, workspace: workspace)
             }
             col2imAdd(g, images: images, columns: columns, input: inputGradient + first * g.inputElementsPerImage)
             first += images
@@ -305,13 +325,13 @@ public enum Convolution {
             return
         }
         let chunk = imagesPerChunk(g, budget: scratchBudget)
-        let columns = workspace.scratch(atLeast: min(chunk, batch) * g.outputPixelsPerImage * g.patchSize)
+        let columns = workspace.scratch(atLeast: min(chunk, batch) * g.outputPixelsPerImage * g.columnsRowStride)
         var first = 0
         while first < batch {
             let images = min(chunk, batch - first)
             im2col(g, images: images, input: input + first * g.inputElementsPerImage, columns: columns)
             GEMM.multiply(rows: g.patchSize, columns: g.outputChannels, depth: images * g.outputPixelsPerImage,
-                          a: .transposed(columns, columns: g.patchSize),
+                          a: .transposed(columns, columns: g.columnsRowStride),
                           b: .rowMajor(outputGradient + first * g.outputElementsPerImage, columns: g.outputChannels),
                           c: weightGradient, ldc: g.outputChannels, accumulate: accumulate || first > 0,
                           workspace: workspace)
