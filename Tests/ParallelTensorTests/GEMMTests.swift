@@ -72,8 +72,13 @@ final class GEMMTests: XCTestCase {
         try XCTSkipUnless(GEMM.Kernel.avx512.isSupported, "this CPU has no AVX-512")
         var random = SeededRandom(seed: 9)
         let workspace = KernelWorkspace()
-        for trial in 0..<30 {
-            let m = random.int(in: 1...40), n = random.int(in: 1...90), k = trial % 5 == 0 ? 300 : random.int(in: 1...60)
+        // Random shapes, then panels whose valid columns all lie in their first 16 (the AVX-512 kernel's half-width
+        // path), whole 16 and fewer, with full and partial row panels.
+        var shapes = (0..<30).map { trial in
+            (random.int(in: 1...40), random.int(in: 1...90), trial % 5 == 0 ? 300 : random.int(in: 1...60))
+        }
+        shapes += [(12, 48, 64), (13, 48, 7), (6, 16, 300), (18, 80, 33), (5, 100, 20), (12, 1, 40)]
+        for (trial, (m, n, k)) in shapes.enumerated() {
             let accumulate = trial % 2 == 0
             let a = random.floats(m * k), b = random.floats(k * n), c = random.floats(m * n)
             Run.withBuffers([a, b, c, c]) { p in
