@@ -29,13 +29,24 @@ public enum MicroKernel512 {
         if validColumns <= 16 {
             multiplyLeftHalf(depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride, b: b, c: c,
                              ldc: ldc, rows: validRows, columns: validColumns, accumulate: accumulate)
-            return
+        } else if validRows <= 4 {
+            // A last row panel of at most 4 rows (a shard's power-of-two pixel counts leave 2 or 4: 64 = 10·6 + 4):
+            // eight accumulators still cover the FMA latency on two pipes, so it takes 2/3 of a whole tile's time.
+            multiplyTile(sixRows: false, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
+                         b: b, c: c, ldc: ldc, rows: validRows, columns: validColumns, accumulate: accumulate)
+        } else {
+            multiplyTile(sixRows: true, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
+                         b: b, c: c, ldc: ldc, rows: validRows, columns: validColumns, accumulate: accumulate)
         }
-        if validRows <= 4 {
-            multiplyTopFourRows(depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride, b: b, c: c,
-                                ldc: ldc, rows: validRows, columns: validColumns, accumulate: accumulate)
-            return
-        }
+    }
+
+    /// The 6×32 tile, or with `sixRows` false its top 4×32 (rows 4 and 5 neither computed nor read; the two call
+    /// sites pass constants, so each compiles to its own loop). One FMA per k on each C element, in k order,
+    /// whichever: the same bits.
+    @inline(__always)
+    static func multiplyTile(sixRows: Bool, depth: Int, a: UnsafePointer<Float>, aRowStride: Int, aDepthStride: Int,
+                             b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
+                             rows validRows: Int, columns validColumns: Int, accumulate: Bool) {
         var c00 = SIMD16<Float>(), c01 = SIMD16<Float>()
         var c10 = SIMD16<Float>(), c11 = SIMD16<Float>()
         var c20 = SIMD16<Float>(), c21 = SIMD16<Float>()
@@ -56,14 +67,16 @@ public enum MicroKernel512 {
             c20 = c20.addingProduct(broadcast, b0); c21 = c21.addingProduct(broadcast, b1)
             broadcast = SIMD16<Float>(repeating: ap[r3])
             c30 = c30.addingProduct(broadcast, b0); c31 = c31.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[r4])
-            c40 = c40.addingProduct(broadcast, b0); c41 = c41.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[r5])
-            c50 = c50.addingProduct(broadcast, b0); c51 = c51.addingProduct(broadcast, b1)
+            if sixRows {
+                broadcast = SIMD16<Float>(repeating: ap[r4])
+                c40 = c40.addingProduct(broadcast, b0); c41 = c41.addingProduct(broadcast, b1)
+                broadcast = SIMD16<Float>(repeating: ap[r5])
+                c50 = c50.addingProduct(broadcast, b0); c51 = c51.addingProduct(broadcast, b1)
+            }
             ap += aDepthStride
             bp += columns * 4
         }
-        if validRows == rows && validColumns == columns {
+        if sixRows && validRows == rows && validColumns == columns {
             store(c00, c01, to: c, accumulate: accumulate)
             store(c10, c11, to: c + ldc, accumulate: accumulate)
             store(c20, c21, to: c + 2 * ldc, accumulate: accumulate)
@@ -75,11 +88,14 @@ public enum MicroKernel512 {
         withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 2 * rows) { tile in
             tile[0] = c00; tile[1] = c01; tile[2] = c10; tile[3] = c11; tile[4] = c20; tile[5] = c21
             tile[6] = c30; tile[7] = c31; tile[8] = c40; tile[9] = c41; tile[10] = c50; tile[11] = c51
-            let values = UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self)
             for r in 0..<validRows {
                 let row = c + r * ldc
-                let source = values + r * columns
-                for j in 0..<validColumns { row[j] = accumulate ? row[j] + source[j] : source[j] }
+                if validColumns == columns {
+                    store(tile[2 * r], tile[2 * r + 1], to: row, accumulate: accumulate)
+                } else {
+                    let source = UnsafeRawPointer(tile.baseAddress! + 2 * r).assumingMemoryBound(to: Float.self)
+                    for j in 0..<validColumns { row[j] = accumulate ? row[j] + source[j] : source[j] }
+                }
             }
         }
     }
@@ -122,50 +138,6 @@ public enum MicroKernel512 {
                 let row = c + r * ldc
                 let source = values + r * 16
                 for j in 0..<validColumns { row[j] = accumulate ? row[j] + source[j] : source[j] }
-            }
-        }
-    }
-
-    /// `multiply` for a last row panel of at most 4 valid rows (a power-of-two M such as the 64 or 1 024 pixels of
-    /// a shard ends in one of 4 or 2 rows): eight accumulators, which still cover the FMA latency on two pipes, so
-    /// the panel takes 2/3 of a whole tile's time. Rows past the valid ones read zero padding of the packed panel.
-    /// One FMA per k on each C element in the same order: the same bits.
-    static func multiplyTopFourRows(depth: Int, a: UnsafePointer<Float>, aRowStride: Int, aDepthStride: Int,
-                                    b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
-                                    rows validRows: Int, columns validColumns: Int, accumulate: Bool) {
-        var c00 = SIMD16<Float>(), c01 = SIMD16<Float>(), c10 = SIMD16<Float>(), c11 = SIMD16<Float>()
-        var c20 = SIMD16<Float>(), c21 = SIMD16<Float>(), c30 = SIMD16<Float>(), c31 = SIMD16<Float>()
-        let r1 = aRowStride, r2 = 2 * aRowStride, r3 = 3 * aRowStride
-        var ap = a
-        var bp = UnsafeRawPointer(b)
-        for _ in 0..<depth {
-            let b0 = bp.loadUnaligned(as: SIMD16<Float>.self)
-            let b1 = bp.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
-            var broadcast = SIMD16<Float>(repeating: ap[0])
-            c00 = c00.addingProduct(broadcast, b0); c01 = c01.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[r1])
-            c10 = c10.addingProduct(broadcast, b0); c11 = c11.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[r2])
-            c20 = c20.addingProduct(broadcast, b0); c21 = c21.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[r3])
-            c30 = c30.addingProduct(broadcast, b0); c31 = c31.addingProduct(broadcast, b1)
-            ap += aDepthStride
-            bp += columns * 4
-        }
-        withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: 8) { tile in
-            tile[0] = c00; tile[1] = c01; tile[2] = c10; tile[3] = c11
-            tile[4] = c20; tile[5] = c21; tile[6] = c30; tile[7] = c31
-            let values = UnsafeRawPointer(tile.baseAddress!).assumingMemoryBound(to: Float.self)
-            for r in 0..<validRows {
-                let row = c + r * ldc
-                let source = values + r * columns
-                if validColumns == columns {
-                    let low = UnsafeRawPointer(source).loadUnaligned(as: SIMD16<Float>.self)
-                    let high = UnsafeRawPointer(source).loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
-                    store(low, high, to: row, accumulate: accumulate)
-                } else {
-                    for j in 0..<validColumns { row[j] = accumulate ? row[j] + source[j] : source[j] }
-                }
             }
         }
     }
