@@ -73,8 +73,8 @@ public struct ConvolutionGeometry: Hashable, Sendable {
     /// Depth of one im2col row: kernelHeight · kernelWidth · inputChannels.
     public var patchSize: Int { kernelHeight * kernelWidth * inputChannels }
     /// Floats from one im2col row to the next: the patch, or for the short kernel rows of few-channel images (at most
-    /// `Convolution.shortRun` floats) the patch with room for its last kernel row to be copied and added in whole
-    /// eight-float vectors (the seed's 5-float rows: 28 floats instead of 25). The GEMMs read only the patch.
+    /// `Convolution.shortRun` floats) the patch with room for its last kernel row to be copied in whole eight-float
+    /// vectors (the seed's 5-float rows: 28 floats instead of 25). The GEMMs read only the patch.
     public var columnsRowStride: Int {
         let rowLength = kernelWidth * inputChannels
         guard rowLength <= Convolution.shortRun else { return patchSize }
