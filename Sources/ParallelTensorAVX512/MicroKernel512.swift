@@ -53,22 +53,29 @@ public enum MicroKernel512 {
         if validColumns <= 16 {
             multiplyLeftHalf(depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride, b: b, c: c,
                              ldc: ldc, rows: validRows, columns: validColumns, accumulate: accumulate)
+        } else if validRows <= 2 {
+            // A last row panel of 1 or 2 rows (the seed's shards of 2 images: 7·7·2 = 98 = 16·6 + 2): four
+            // accumulators. Where one zmm FMA issues per cycle (Zen 4's two 256-bit pipes) they keep it busy, so the
+            // panel takes 1/3 of a whole tile's time instead of the 4-row tail's 2/3; where two issue (Zen 5), four
+            // chains are latency-bound at the 4-row tail's time, no slower.
+            multiplyTile(panelRows: 2, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
+                         b: b, c: c, ldc: ldc, rows: validRows, columns: validColumns, accumulate: accumulate)
         } else if validRows <= 4 {
-            // A last row panel of at most 4 rows (a shard's power-of-two pixel counts leave 2 or 4: 64 = 10·6 + 4):
+            // A last row panel of 3 or 4 rows (a shard's power-of-two pixel counts leave 2 or 4: 64 = 10·6 + 4):
             // eight accumulators still cover the FMA latency on two pipes, so it takes 2/3 of a whole tile's time.
-            multiplyTile(sixRows: false, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
+            multiplyTile(panelRows: 4, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
                          b: b, c: c, ldc: ldc, rows: validRows, columns: validColumns, accumulate: accumulate)
         } else {
-            multiplyTile(sixRows: true, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
+            multiplyTile(panelRows: 6, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
                          b: b, c: c, ldc: ldc, rows: validRows, columns: validColumns, accumulate: accumulate)
         }
     }
 
-    /// The 6×32 tile, or with `sixRows` false its top 4×32 (rows 4 and 5 neither computed nor read; the two call
-    /// sites pass constants, so each compiles to its own loop). One FMA per k on each C element, in k order,
-    /// whichever: the same bits.
+    /// The top `panelRows`×32 of the 6×32 tile (6, 4 or 2; the rows below neither computed nor read; the call sites
+    /// pass constants, so each compiles to its own loop). One FMA per k on each C element, in k order, whichever:
+    /// the same bits.
     @inline(__always)
-    static func multiplyTile(sixRows: Bool, depth: Int, a: UnsafePointer<Float>, aRowStride: Int, aDepthStride: Int,
+    static func multiplyTile(panelRows: Int, depth: Int, a: UnsafePointer<Float>, aRowStride: Int, aDepthStride: Int,
                              b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
                              rows validRows: Int, columns validColumns: Int, accumulate: Bool) {
         var c00 = SIMD16<Float>(), c01 = SIMD16<Float>()
@@ -87,11 +94,13 @@ public enum MicroKernel512 {
             c00 = c00.addingProduct(broadcast, b0); c01 = c01.addingProduct(broadcast, b1)
             broadcast = SIMD16<Float>(repeating: ap[r1])
             c10 = c10.addingProduct(broadcast, b0); c11 = c11.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[r2])
-            c20 = c20.addingProduct(broadcast, b0); c21 = c21.addingProduct(broadcast, b1)
-            broadcast = SIMD16<Float>(repeating: ap[r3])
-            c30 = c30.addingProduct(broadcast, b0); c31 = c31.addingProduct(broadcast, b1)
-            if sixRows {
+            if panelRows >= 4 {
+                broadcast = SIMD16<Float>(repeating: ap[r2])
+                c20 = c20.addingProduct(broadcast, b0); c21 = c21.addingProduct(broadcast, b1)
+                broadcast = SIMD16<Float>(repeating: ap[r3])
+                c30 = c30.addingProduct(broadcast, b0); c31 = c31.addingProduct(broadcast, b1)
+            }
+            if panelRows == 6 {
                 broadcast = SIMD16<Float>(repeating: ap[r4])
                 c40 = c40.addingProduct(broadcast, b0); c41 = c41.addingProduct(broadcast, b1)
                 broadcast = SIMD16<Float>(repeating: ap[r5])
@@ -100,7 +109,7 @@ public enum MicroKernel512 {
             ap += aDepthStride
             bp += columns * 4
         }
-        if sixRows && validRows == rows && validColumns == columns {
+        if panelRows == 6 && validRows == rows && validColumns == columns {
             store(c00, c01, to: c, accumulate: accumulate)
             store(c10, c11, to: c + ldc, accumulate: accumulate)
             store(c20, c21, to: c + 2 * ldc, accumulate: accumulate)

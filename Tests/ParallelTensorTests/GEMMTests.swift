@@ -74,12 +74,14 @@ final class GEMMTests: XCTestCase {
         let workspace = KernelWorkspace()
         // Random shapes, then panels whose valid columns all lie in their first 16 (the AVX-512 kernel's half-width
         // path), whole 16 and fewer, with full and partial row panels, and last row panels of 1 to 4 rows (its
-        // four-row path) over whole and partial column panels.
+        // two- and four-row paths) over whole and partial column panels, one of them the seed's 98-row shard GEMMs
+        // over two depth blocks.
         var shapes = (0..<30).map { trial in
             (random.int(in: 1...40), random.int(in: 1...90), trial % 5 == 0 ? 300 : random.int(in: 1...60))
         }
         shapes += [(12, 48, 64), (13, 48, 7), (6, 16, 300), (18, 80, 33), (5, 100, 20), (12, 1, 40),
-                   (10, 64, 300), (8, 96, 7), (4, 40, 9), (1, 33, 12), (63, 70, 21)]
+                   (10, 64, 300), (8, 96, 7), (4, 40, 9), (1, 33, 12), (63, 70, 21),
+                   (98, 64, 300), (20, 70, 9), (3, 32, 5)]
         for (trial, (m, n, k)) in shapes.enumerated() {
             let accumulate = trial % 2 == 0
             let a = random.floats(m * k), b = random.floats(k * n), c = random.floats(m * n)
