@@ -337,6 +337,24 @@ public enum GEMM {
     static func microKernel(depth: Int, a: UnsafePointer<Float>, aRowStride: Int, aDepthStride: Int,
                             b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int,
                             accumulate: Bool) {
+        // A last row panel of at most 4 rows (the seed's shards leave 2: 98 = 16·6 + 2; powers of two leave 4) runs
+        // 4×16: eight chains still cover the FMA latency on two 256-bit pipes, so it takes 2/3 of a whole tile's
+        // time instead of all of it. Same FMA per k per element, so the same bits.
+        if rows <= 4 {
+            microTile(sixRows: false, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride, b: b,
+                      c: c, ldc: ldc, rows: rows, columns: columns, accumulate: accumulate)
+        } else {
+            microTile(sixRows: true, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride, b: b,
+                      c: c, ldc: ldc, rows: rows, columns: columns, accumulate: accumulate)
+        }
+    }
+
+    /// The 6×16 tile, or with `sixRows` false its top 4×16 (rows 4 and 5 neither computed nor read; both call sites
+    /// pass constants).
+    @inline(__always)
+    static func microTile(sixRows: Bool, depth: Int, a: UnsafePointer<Float>, aRowStride: Int, aDepthStride: Int,
+                          b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int,
+                          accumulate: Bool) {
         var c00 = SIMD8<Float>(), c01 = SIMD8<Float>()
         var c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
         var c20 = SIMD8<Float>(), c21 = SIMD8<Float>()
@@ -357,14 +375,16 @@ public enum GEMM {
             c20 = c20.addingProduct(broadcast, b0); c21 = c21.addingProduct(broadcast, b1)
             broadcast = SIMD8<Float>(repeating: ap[r3])
             c30 = c30.addingProduct(broadcast, b0); c31 = c31.addingProduct(broadcast, b1)
-            broadcast = SIMD8<Float>(repeating: ap[r4])
-            c40 = c40.addingProduct(broadcast, b0); c41 = c41.addingProduct(broadcast, b1)
-            broadcast = SIMD8<Float>(repeating: ap[r5])
-            c50 = c50.addingProduct(broadcast, b0); c51 = c51.addingProduct(broadcast, b1)
+            if sixRows {
+                broadcast = SIMD8<Float>(repeating: ap[r4])
+                c40 = c40.addingProduct(broadcast, b0); c41 = c41.addingProduct(broadcast, b1)
+                broadcast = SIMD8<Float>(repeating: ap[r5])
+                c50 = c50.addingProduct(broadcast, b0); c51 = c51.addingProduct(broadcast, b1)
+            }
             ap += aDepthStride
             bp += avx2TileColumns * 4
         }
-        if rows == microRows && columns == avx2TileColumns {
+        if sixRows && rows == microRows && columns == avx2TileColumns {
             store(c00, c01, to: c, accumulate: accumulate)
             store(c10, c11, to: c + ldc, accumulate: accumulate)
             store(c20, c21, to: c + 2 * ldc, accumulate: accumulate)
