@@ -57,7 +57,7 @@ public enum MicroKernel512 {
             // A last row panel of 1 or 2 rows (the seed's shards of 2 images: 7·7·2 = 98 = 16·6 + 2): four
             // accumulators. Where one zmm FMA issues per cycle (Zen 4's two 256-bit pipes) they keep it busy, so the
             // panel takes 1/3 of a whole tile's time instead of the 4-row tail's 2/3; where two issue (Zen 5), four
-            // chains are latency-bound at the 4-row tail's time, no slower.
+            // chains are latency-bound at the 4-row tail's time (not measured there).
             multiplyTile(panelRows: 2, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
                          b: b, c: c, ldc: ldc, rows: validRows, columns: validColumns, accumulate: accumulate)
         } else if validRows <= 4 {
