@@ -61,7 +61,7 @@ public enum MicroKernel512 {
             multiplyTile(panelRows: 2, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
                          b: b, c: c, ldc: ldc, rows: validRows, columns: validColumns, accumulate: accumulate)
         } else if validRows <= 4 {
-            // A last row panel of 3 or 4 rows (a shard's power-of-two pixel counts leave 2 or 4: 64 = 10·6 + 4):
+            // A last row panel of 3 or 4 rows (every other power-of-two pixel count leaves 4: 64 = 10·6 + 4):
             // eight accumulators still cover the FMA latency on two pipes, so it takes 2/3 of a whole tile's time.
             multiplyTile(panelRows: 4, depth: depth, a: a, aRowStride: aRowStride, aDepthStride: aDepthStride,
                          b: b, c: c, ldc: ldc, rows: validRows, columns: validColumns, accumulate: accumulate)
