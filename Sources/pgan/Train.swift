@@ -152,7 +152,7 @@ struct Train: ParsableCommand {
                 bytes = [UInt8](try readFile(path: directory.checkpointPath, maximumBytes: MemoryBudget.dataBytes))
             }
             if group.size > 1 { bytes = group.allGatherBytes(bytes)[0] }
-            let file = try SafeTensors.decode(Data(bytes), path: directory.checkpointPath)
+            let file = try bytes.withUnsafeBytes { try SafeTensors.decode(bytes: $0, path: directory.checkpointPath) }
             let recorded = try Checkpoint.configuration(of: file, path: directory.checkpointPath)
             try refuseContradictions(with: recorded, in: resume)
             configuration = recorded
@@ -224,6 +224,9 @@ struct Train: ParsableCommand {
             try Checkpoint.restore(checkpoint, path: path, into: trainer)
             for warning in try session.restoreLogs() { writeToStandardError("pgan: warning: \(warning)\n") }
         }
+        // The file's tensors are in the trainer now; kept, they would hold a second copy of every weight and
+        // optimizer slot for the whole run.
+        checkpoint = nil
         let probe = try qualityProbe(dataset: dataset, source: source, model: configuration.model, executor: executor)
         session.qualityProbe = probe
         session.evaluationInterval = evalEvery ?? 1

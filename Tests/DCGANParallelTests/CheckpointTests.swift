@@ -57,6 +57,27 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(Checkpoint.encoded(trainer: target, dataset: DatasetFingerprint(count: 8, checksum: 1)), encoded)
     }
 
+    /// `Checkpoint.write` streams the tensors from the trainer's buffers instead of building the file in memory; the
+    /// file must still be exactly `encoded`'s bytes, moving average and both optimizers included.
+    func testWrittenFileHasTheEncodedBytes() throws {
+        let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: 8, shards: 4, seed: 5, averageDecay: 0.9),
+                                 executor: ShardedExecutor(threadCount: 2, pinsThreads: false))
+        let images = [Float](repeating: -0.25, count: 8 * 784)
+        images.withUnsafeBufferPointer { _ = trainer.trainStep(realImages: $0.baseAddress!) }
+        let directory = try makeTemporaryDirectory("checkpoint-write")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/checkpoint.safetensors", fingerprint = DatasetFingerprint(count: 8, checksum: 7)
+        let run = RunRecord(data: nil, labels: nil, digit: 0, targetSteps: 3)
+        try Checkpoint.write(trainer: trainer, dataset: fingerprint, run: run, to: path)
+        let written = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertEqual(written, Checkpoint.encoded(trainer: trainer, dataset: fingerprint, run: run))
+        let file = try SafeTensors.decode(written, path: path)
+        XCTAssertNotNil(file.tensor("ema.generator.dense.kernel"))
+        XCTAssertEqual(file.metadataValue("run_target_steps"), "3")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), ["checkpoint.safetensors"],
+                       "no temporary file is left behind")
+    }
+
     func testCorruptAndForeignFilesAreRejected() throws {
         let good = Checkpoint.encoded(trainer: makeTrainer(), dataset: DatasetFingerprint(count: 8, checksum: 1))
         XCTAssertThrowsError(try SafeTensors.decode(good.prefix(good.count - 100), path: "cut.safetensors")) { error in
