@@ -160,9 +160,16 @@ final class QualityTests: XCTestCase {
         assertBitIdentical(try XCTUnwrap(two.average).parameters.array, expected, "2 threads")
         XCTAssertNotEqual(average.parameters.array, one.generator.parameters.array)
         // Sampling swaps the average in and the trained weights back.
-        let before = one.generator.parameters.array
-        let averaged = one.withAverageGenerator { one.generate(count: 4, noiseSeed: 1) }
-        XCTAssertEqual(one.generator.parameters.array, before)
+        let before = one.generator.parameters.array, stateBefore = one.generator.state.array
+        let averaged = one.withAverageGenerator { () -> [Float] in
+            assertBitIdentical(one.generator.parameters.array, expected, "the average swapped in")
+            assertBitIdentical(one.generator.state.array, expectedState, "its running statistics swapped in")
+            return one.generate(count: 4, noiseSeed: 1)
+        }
+        assertBitIdentical(one.generator.parameters.array, before, "trained weights back")
+        assertBitIdentical(one.generator.state.array, stateBefore, "trained running statistics back")
+        assertBitIdentical(average.parameters.array, expected, "the average left as it was")
+        assertBitIdentical(average.state.array, expectedState, "the average's statistics left as they were")
         XCTAssertNotEqual(averaged, one.generate(count: 4, noiseSeed: 1))
         // A checkpoint holds it; restored, the next step gives the uninterrupted run's bytes.
         let fingerprint = DatasetFingerprint(count: 48, checksum: 1)

@@ -329,15 +329,16 @@ public final class GANTrainer: @unchecked Sendable {
     /// puts the trained ones back: what samples and measurements are drawn with.
     public func withAverageGenerator<R>(_ body: () throws -> R) rethrows -> R {
         guard let average else { return try body() }
-        let parameters = generator.parameters.array, state = generator.state.array
-        generator.parameters.pointer.update(from: average.parameters.pointer, count: parameters.count)
-        generator.state.pointer.update(from: average.state.pointer, count: state.count)
-        generator.packWeights()
-        defer {
-            parameters.withUnsafeBufferPointer { generator.parameters.pointer.update(from: $0.baseAddress!, count: $0.count) }
-            state.withUnsafeBufferPointer { generator.state.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        // The two sets are exchanged in place and back, not copied aside: a copy would add a whole generator to the
+        // run's peak memory at every epoch's end.
+        func exchange() {
+            for (trained, averaged) in [(generator.parameters, average.parameters), (generator.state, average.state)] {
+                for i in 0..<trained.count { swap(&trained.pointer[i], &averaged.pointer[i]) }
+            }
             generator.packWeights()
         }
+        exchange()
+        defer { exchange() }
         return try body()
     }
 
