@@ -135,6 +135,25 @@ final class QualityTests: XCTestCase {
         XCTAssertEqual(realQuality.diversity, 1, accuracy: 0.2)
     }
 
+    /// The probe holds and classifies `imagesPerPass` images at a time, real or generated, to bound its memory; the
+    /// figures are those of all images at once, bit for bit, for any pass size (7: odd passes, a last pass of 4).
+    func testProbeFiguresDoNotDependOnImagesPerPass() throws {
+        let classifier = try Classifier.builtInMNIST()
+        let zeros = try ImageDataset.defaultZeros().prefix(300)
+        let executor = ShardedExecutor(threadCount: 2, pinsThreads: false)
+        let trainer = GANTrainer(configuration: TrainingConfiguration(batchSize: 8, shards: 4, seed: 4), executor: executor)
+        let whole = try QualityProbe(classifier: classifier, realImages: zeros, targetClass: 0, count: 130,
+                                     executor: executor, imagesPerPass: 1000)
+        let passes = try QualityProbe(classifier: classifier, realImages: zeros, targetClass: 0, count: 130,
+                                      executor: executor, imagesPerPass: 7)
+        XCTAssertEqual(whole.realFloor.bitPattern, passes.realFloor.bitPattern)
+        let allAtOnce = whole.measure(images: trainer.generate(count: 130, noiseSeed: QualityProbe.noiseSeed),
+                                      executor: executor)
+        XCTAssertEqual(whole.measure(trainer), allAtOnce)
+        XCTAssertEqual(passes.measure(trainer), allAtOnce)
+        XCTAssertGreaterThan(allAtOnce.frechetDistance, whole.realFloor)
+    }
+
     /// The moving average is decay·average + (1 − decay)·weights after each G update, element by element, the same at
     /// any thread count, and a run resumed from a checkpoint keeps it bit for bit.
     func testMovingAverageOfTheGenerator() throws {

@@ -21,6 +21,7 @@ public final class QualityProbe: @unchecked Sendable {
     public let classifier: Classifier
     public let count: Int
     public let targetClass: Int?
+    public let imagesPerPass: Int
     let reference: FrechetDistance.Statistics
     let referenceSpread: Double
     /// The distance between two disjoint draws of real images: what a perfect generator would score.
@@ -32,25 +33,32 @@ public final class QualityProbe: @unchecked Sendable {
 
     /// `realImages`: the images the run trained on (already of its class); `targetClass`: that class, when the run
     /// trained on one class of a data set the classifier knows.
+    ///
+    /// `imagesPerPass`: images held and classified at a time, real or generated; the figures do not depend on it (each
+    /// image's features are its own, bit for bit), the memory does: 1 000 images of 64×64 RGB at once are 49 MB.
     public init(classifier: Classifier, realImages: ImageDataset, targetClass: Int?, count: Int,
-                executor: ShardedExecutor) throws {
+                executor: ShardedExecutor, imagesPerPass: Int = 100) throws {
         guard realImages.imageShape == classifier.imageShape else {
             throw DataError(path: realImages.source, problem: "holds \(realImages.height)×\(realImages.width)×\(realImages.channels) images; the classifier (\(classifier.identifier)) reads \(classifier.imageShape.height)×\(classifier.imageShape.width)×\(classifier.imageShape.channels): give --classifier trained on such images")
         }
         guard count >= 2, realImages.count >= 4 else {
             throw DataError(path: realImages.source, problem: "measuring needs at least 2 generated and 4 real images (have \(realImages.count) real, asked for \(count))")
         }
+        precondition(imagesPerPass > 0, "imagesPerPass must be positive")
         self.classifier = classifier
         self.count = count
         self.targetClass = targetClass
+        self.imagesPerPass = imagesPerPass
         let order = CounterRandom(seed: 0).permutation(count: realImages.count, epoch: 0)
         let referenceCount = min(count, realImages.count / 2)
         floorImages = min(referenceCount, realImages.count - referenceCount)
         func features(_ indices: ArraySlice<Int>) -> [Float] {
-            let size = realImages.elementsPerImage
-            let pixels = AlignedBuffer(count: indices.count * size)
-            for (row, index) in indices.enumerated() { realImages.copyImage(index, to: pixels.pointer + row * size) }
-            return classifier.evaluate(images: pixels.pointer, count: indices.count, executor: executor).features
+            Self.classify(classifier, count: indices.count, imagesPerPass: imagesPerPass, executor: executor) { range, pixels in
+                let size = realImages.elementsPerImage
+                for (row, index) in indices.dropFirst(range.lowerBound).prefix(range.count).enumerated() {
+                    realImages.copyImage(index, to: pixels + row * size)
+                }
+            }.features
         }
         let referenceFeatures = features(order[0..<referenceCount])
         let dimension = ClassifierModel.featureCount
@@ -67,17 +75,48 @@ public final class QualityProbe: @unchecked Sendable {
         let (features, predictions) = images.withUnsafeBufferPointer {
             classifier.evaluate(images: $0.baseAddress!, count: generated, executor: executor)
         }
+        return quality(features: features, predictions: predictions)
+    }
+
+    /// Measures a trainer's generator on `count` images from the fixed noise, made and classified `imagesPerPass` at
+    /// a time.
+    public func measure(_ trainer: GANTrainer) -> SampleQuality {
+        let (features, predictions) = Self.classify(classifier, count: count, imagesPerPass: imagesPerPass,
+                                                    executor: trainer.executor) { range, pixels in
+            let images = trainer.generate(count: range.count, noiseSeed: Self.noiseSeed, firstIndex: range.lowerBound)
+            images.withUnsafeBufferPointer { pixels.update(from: $0.baseAddress!, count: $0.count) }
+        }
+        return quality(features: features, predictions: predictions)
+    }
+
+    /// The classifier's features and classes of `count` images, `imagesPerPass` at a time: `fill(range, pixels)`
+    /// writes images `range` (of 0..<count) to `pixels`.
+    static func classify(_ classifier: Classifier, count: Int, imagesPerPass: Int, executor: ShardedExecutor,
+                         fill: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) -> (features: [Float], predictions: [Int]) {
+        let pixels = AlignedBuffer(count: min(count, imagesPerPass) * classifier.network.inputElements)
+        var features: [Float] = [], predictions: [Int] = []
+        features.reserveCapacity(count * ClassifierModel.featureCount)
+        predictions.reserveCapacity(count)
+        var start = 0
+        while start < count {
+            let range = start..<min(start + imagesPerPass, count)
+            fill(range, pixels.pointer)
+            let part = classifier.evaluate(images: pixels.pointer, count: range.count, executor: executor)
+            features += part.features
+            predictions += part.predictions
+            start = range.upperBound
+        }
+        return (features, predictions)
+    }
+
+    func quality(features: [Float], predictions: [Int]) -> SampleQuality {
+        let generated = predictions.count
         let dimension = ClassifierModel.featureCount
         let statistics = FrechetDistance.Statistics(features: features, count: generated, dimension: dimension)
         let rate = targetClass.map { target in Double(predictions.filter { $0 == target }.count) / Double(generated) }
         let spread = Self.meanPairwiseDistance(features, count: generated, dimension: dimension)
         return SampleQuality(frechetDistance: FrechetDistance.distance(statistics, reference), classRate: rate,
                              diversity: referenceSpread > 0 ? spread / referenceSpread : 0)
-    }
-
-    /// Measures a trainer's generator on `count` images from the fixed noise.
-    public func measure(_ trainer: GANTrainer) -> SampleQuality {
-        measure(images: trainer.generate(count: count, noiseSeed: Self.noiseSeed), executor: trainer.executor)
     }
 
     /// Images the diversity looks at, at most: its pairs grow with the square of the count.
