@@ -133,7 +133,7 @@ struct Train: ParsableCommand {
                                 digit: try selectedLabel(data: data), imageSide: imageSize ?? folderSide, strict: strict)
         var recordedTarget: Int?
         let directory: RunDirectory
-        var checkpoint: SafeTensors?
+        var checkpoint: CheckpointReader?
         if let resume {
             // A mistyped --resume must not leave an empty run directory behind: it has to hold a run already.
             var isDirectory: ObjCBool = false
@@ -142,17 +142,20 @@ struct Train: ParsableCommand {
                 throw DataError(path: resume, problem: "no run directory to resume (\(exists ? "not a directory" : "no such directory"))")
             }
             directory = writer ? try RunDirectory(path: resume) : RunDirectory(readingFrom: resume)
-            // Rank 0 reads the checkpoint and hands its bytes to the other ranks, so only rank 0's node needs the
-            // run directory.
-            var bytes: [UInt8] = []
-            if writer {
-                guard FileManager.default.fileExists(atPath: directory.checkpointPath) else {
-                    throw DataError(path: directory.checkpointPath, problem: "no checkpoint to resume from (no such file)")
-                }
-                bytes = [UInt8](try readFile(path: directory.checkpointPath, maximumBytes: MemoryBudget.dataBytes))
+            if writer && !FileManager.default.fileExists(atPath: directory.checkpointPath) {
+                throw DataError(path: directory.checkpointPath, problem: "no checkpoint to resume from (no such file)")
             }
-            if group.size > 1 { bytes = group.allGatherBytes(bytes)[0] }
-            let file = try bytes.withUnsafeBytes { try SafeTensors.decode(bytes: $0, path: directory.checkpointPath) }
+            // Alone, the run reads the checkpoint's header now and its tensors straight into the trainer once it is
+            // built. Under MPI rank 0 reads the file and hands its bytes to the other ranks, so only rank 0's node
+            // needs the run directory.
+            let reader: CheckpointReader
+            if group.size > 1 {
+                let bytes = writer ? [UInt8](try readFile(path: directory.checkpointPath, maximumBytes: MemoryBudget.dataBytes)) : []
+                reader = try CheckpointReader(bytes: group.allGatherBytes(bytes)[0], path: directory.checkpointPath)
+            } else {
+                reader = try CheckpointReader(path: directory.checkpointPath)
+            }
+            let file = reader.metadata
             let recorded = try Checkpoint.configuration(of: file, path: directory.checkpointPath)
             try refuseContradictions(with: recorded, in: resume)
             configuration = recorded
@@ -169,7 +172,7 @@ struct Train: ParsableCommand {
                 source = recordedSource
                 recordedTarget = record.targetSteps
             }
-            checkpoint = file
+            checkpoint = reader
         } else {
             let path = outputDirectory ?? "pgan-run"
             directory = writer ? try RunDirectory(path: path) : RunDirectory(readingFrom: path)
@@ -216,16 +219,15 @@ struct Train: ParsableCommand {
         let run = RunRecord(data: source.data, labels: source.labels, digit: source.digit, targetSteps: totalSteps)
         let session = try TrainingSession(trainer: trainer, dataset: dataset, directory: directory, run: run)
         if let checkpoint {
-            let path = directory.checkpointPath
-            guard checkpoint.metadataValue("data_crc32") == String(dataset.checksum),
-                  checkpoint.metadataValue("data_images") == String(dataset.count) else {
-                throw DataError(path: dataset.source, problem: "is not the data the run in \(directory.path) was trained on (its checkpoint records \(checkpoint.metadataValue("data_images") ?? "?") images with CRC-32 \(checkpoint.metadataValue("data_crc32") ?? "?"); these are \(dataset.count) with \(dataset.checksum)): was the file replaced?")
+            let recorded = checkpoint.metadata
+            guard recorded.metadataValue("data_crc32") == String(dataset.checksum),
+                  recorded.metadataValue("data_images") == String(dataset.count) else {
+                throw DataError(path: dataset.source, problem: "is not the data the run in \(directory.path) was trained on (its checkpoint records \(recorded.metadataValue("data_images") ?? "?") images with CRC-32 \(recorded.metadataValue("data_crc32") ?? "?"); these are \(dataset.count) with \(dataset.checksum)): was the file replaced?")
             }
-            try Checkpoint.restore(checkpoint, path: path, into: trainer)
+            try Checkpoint.restore(from: checkpoint, into: trainer)
             for warning in try session.restoreLogs() { writeToStandardError("pgan: warning: \(warning)\n") }
         }
-        // The file's tensors are in the trainer now; kept, they would hold a second copy of every weight and
-        // optimizer slot for the whole run.
+        // An MPI rank's copy of the file would otherwise stay in memory for the whole run.
         checkpoint = nil
         let probe = try qualityProbe(dataset: dataset, source: source, model: configuration.model, executor: executor)
         session.qualityProbe = probe

@@ -44,11 +44,11 @@ final class CheckpointTests: XCTestCase {
         let images = [Float](repeating: 0.5, count: 8 * 784)
         images.withUnsafeBufferPointer { _ = source.trainStep(realImages: $0.baseAddress!) }
         let encoded = Checkpoint.encoded(trainer: source, dataset: DatasetFingerprint(count: 8, checksum: 1))
-        let file = try SafeTensors.decode(encoded, path: "memory")
-        let configuration = try Checkpoint.configuration(of: file, path: "memory")
+        let reader = try CheckpointReader(bytes: [UInt8](encoded), path: "memory")
+        let configuration = try Checkpoint.configuration(of: reader.metadata, path: "memory")
         XCTAssertEqual(configuration, source.configuration.withLearningRate(source.configuration.effectiveLearningRate))
         let target = GANTrainer(configuration: configuration, executor: ShardedExecutor(threadCount: 1, pinsThreads: false))
-        try Checkpoint.restore(file, path: "memory", into: target)
+        try Checkpoint.restore(from: reader, into: target)
         XCTAssertEqual(target.step, 1)
         assertBitIdentical(target.generator.parameters.array, source.generator.parameters.array)
         assertBitIdentical(target.generator.state.array, source.generator.state.array)
@@ -78,6 +78,47 @@ final class CheckpointTests: XCTestCase {
                        "no temporary file is left behind")
     }
 
+    /// Resuming streams the file's tensor data once, in 1 MiB pieces (so tensors straddle pieces), straight into the
+    /// trainer: the restored trainer writes the same bytes. A file damaged on disk, or cut while it is being read,
+    /// fails with one line naming it.
+    func testRestoreStreamsFromTheFile() throws {
+        let source = GANTrainer(configuration: TrainingConfiguration(batchSize: 8, shards: 4, seed: 6, averageDecay: 0.9),
+                                executor: ShardedExecutor(threadCount: 2, pinsThreads: false))
+        let images = [Float](repeating: 0.25, count: 8 * 784)
+        images.withUnsafeBufferPointer { _ = source.trainStep(realImages: $0.baseAddress!) }
+        let directory = try makeTemporaryDirectory("checkpoint-stream")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/checkpoint.safetensors", fingerprint = DatasetFingerprint(count: 8, checksum: 2)
+        try Checkpoint.write(trainer: source, dataset: fingerprint, run: nil, to: path)
+        let written = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertGreaterThan(written.count, 4 * CheckpointReader.chunkBytes)
+        let reader = try CheckpointReader(path: path)
+        let target = GANTrainer(configuration: try Checkpoint.configuration(of: reader.metadata, path: path),
+                                executor: ShardedExecutor(threadCount: 1, pinsThreads: false))
+        try Checkpoint.restore(from: reader, into: target)
+        XCTAssertEqual(target.step, 1)
+        XCTAssertEqual(Checkpoint.encoded(trainer: target, dataset: fingerprint), written)
+
+        var damaged = written
+        damaged[damaged.count / 2] ^= 0x10
+        try damaged.write(to: URL(fileURLWithPath: path))
+        assertDataError(try Checkpoint.restore(from: CheckpointReader(path: path), into: target),
+                        contains: "fails the CRC-32 check", path: path)
+        try written.write(to: URL(fileURLWithPath: path))
+        let cut = try CheckpointReader(path: path)
+        XCTAssertEqual(truncate(path, off_t(written.count / 2)), 0)
+        assertDataError(try Checkpoint.restore(from: cut, into: target), contains: "ended while it was being read",
+                        path: path)
+        assertDataError(try CheckpointReader(path: path), contains: "lies outside the file", path: path)
+        try Data([7, 0, 0]).write(to: URL(fileURLWithPath: path))
+        assertDataError(try CheckpointReader(path: path), contains: "only 3 bytes", path: path)
+        assertDataError(try CheckpointReader(path: directory), contains: "is not a regular file", path: directory)
+        let fifo = directory + "/fifo"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        assertDataError(try CheckpointReader(path: fifo), contains: "is not a regular file", path: fifo)
+        assertDataError(try CheckpointReader(path: directory + "/none"), contains: "no such file", path: directory + "/none")
+    }
+
     func testCorruptAndForeignFilesAreRejected() throws {
         let good = Checkpoint.encoded(trainer: makeTrainer(), dataset: DatasetFingerprint(count: 8, checksum: 1))
         XCTAssertThrowsError(try SafeTensors.decode(good.prefix(good.count - 100), path: "cut.safetensors")) { error in
@@ -89,8 +130,8 @@ final class CheckpointTests: XCTestCase {
         var file = try SafeTensors.decode(good, path: "good")
         let index = try XCTUnwrap(file.tensors.firstIndex { $0.name == "discriminator.dense.kernel" })
         file.tensors[index] = .init(name: "discriminator.dense.kernel", shape: [10, 1], values: [Float](repeating: 0, count: 10))
-        let foreign = try SafeTensors.decode(file.encoded(), path: "other.safetensors")
-        XCTAssertThrowsError(try Checkpoint.restore(foreign, path: "other.safetensors", into: makeTrainer())) { error in
+        let foreign = try CheckpointReader(bytes: [UInt8](file.encoded()), path: "other.safetensors")
+        XCTAssertThrowsError(try Checkpoint.restore(from: foreign, into: makeTrainer())) { error in
             XCTAssertEqual("\(error)", "other.safetensors: checkpoint of another model: discriminator.dense.kernel has shape [10, 1], expected [6272, 1]")
         }
         let plain = SafeTensors(metadata: [], tensors: [])

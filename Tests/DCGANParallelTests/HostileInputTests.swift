@@ -138,7 +138,8 @@ final class HostileInputTests: XCTestCase {
             let file = try checkpoint(metadata: ["step": step])
             let trainer = GANTrainer(configuration: try Checkpoint.configuration(of: file, path: "c"),
                                      executor: ShardedExecutor(threadCount: 1, pinsThreads: false))
-            assertDataError(try Checkpoint.restore(file, path: "c", into: trainer), contains: "step")
+            assertDataError(try Checkpoint.restore(from: CheckpointReader(bytes: [UInt8](file.encoded()), path: "c"), into: trainer),
+                            contains: "step")
         }
         for target in ["0", "-1", "x"] {
             assertDataError(try Checkpoint.runRecord(of: checkpoint(metadata: ["run_target_steps": target]), path: "c") as Any,

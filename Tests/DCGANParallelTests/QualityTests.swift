@@ -192,10 +192,10 @@ final class QualityTests: XCTestCase {
         XCTAssertNotEqual(averaged, one.generate(count: 4, noiseSeed: 1))
         // A checkpoint holds it; restored, the next step gives the uninterrupted run's bytes.
         let fingerprint = DatasetFingerprint(count: 48, checksum: 1)
-        let file = try SafeTensors.decode(Checkpoint.encoded(trainer: one, dataset: fingerprint), path: "checkpoint")
-        XCTAssertEqual(file.metadataValue("ema_decay"), "0.9")
+        let file = try CheckpointReader(bytes: [UInt8](Checkpoint.encoded(trainer: one, dataset: fingerprint)), path: "checkpoint")
+        XCTAssertEqual(file.metadata.metadataValue("ema_decay"), "0.9")
         let resumed = trainer(threads: 2)
-        try Checkpoint.restore(file, path: "checkpoint", into: resumed)
+        try Checkpoint.restore(from: file, into: resumed)
         images.withUnsafeBufferPointer { pointer in
             one.trainStep(realImages: pointer.baseAddress!)
             resumed.trainStep(realImages: pointer.baseAddress!)

@@ -84,50 +84,11 @@ public struct SafeTensors: Sendable {
 
     /// `decode` reading the file's bytes where they lie: the tensors are the only copy made.
     public static func decode(bytes: UnsafeRawBufferPointer, path: String) throws -> SafeTensors {
-        func corrupt(_ why: String) -> DataError { DataError(path: path, problem: "not a valid safetensors checkpoint (\(why))") }
-        guard bytes.count >= 8 else { throw corrupt("only \(bytes.count) bytes") }
-        let rawLength = UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
-        guard rawLength > 1, rawLength <= UInt64(bytes.count - 8), rawLength < 100_000_000 else {
-            throw corrupt("header length \(rawLength) does not fit the file")
-        }
-        let headerLength = Int(rawLength)
-        guard let json = try? JSONSerialization.jsonObject(with: Data(bytes: bytes.baseAddress! + 8, count: headerLength)),
-              let header = json as? [String: Any] else {
-            throw corrupt("header is not a JSON object")
-        }
-        let base = 8 + headerLength
-        let dataBytes = bytes.count - base
-        var metadata: [(key: String, value: String)] = []
-        if let entry = header["__metadata__"] {
-            guard let map = entry as? [String: String] else { throw corrupt("__metadata__ is not a map of strings") }
-            metadata = map.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
-        }
-        var entries: [(name: String, shape: [Int], start: Int, count: Int)] = []
-        for (name, entry) in header where name != "__metadata__" {
-            guard let info = entry as? [String: Any], let dtype = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
-            else { throw corrupt("tensor \(name) has a malformed entry") }
-            guard dtype == "F32" else { throw corrupt("tensor \(name) is \(dtype), expected F32") }
-            guard shape.allSatisfy({ $0 >= 0 }) else { throw corrupt("tensor \(name) has a negative dimension \(shape)") }
-            var count = 1
-            for dimension in shape {
-                let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
-                guard !overflow, product <= dataBytes / 4 else {
-                    throw corrupt("tensor \(name) of shape \(shape) is larger than the file")
-                }
-                count = product
-            }
-            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= dataBytes, offsets[1] - offsets[0] == count * 4
-            else { throw corrupt("tensor \(name) lies outside the file or does not match its shape (truncated?)") }
-            entries.append((name, shape, base + offsets[0], count))
-        }
-        if let stored = metadata.first(where: { $0.key == checksumKey })?.value {
-            let actual = Gzip.crc32(UnsafeRawBufferPointer(rebasing: bytes[base...]))
-            guard UInt32(stored) == actual else {
-                throw DataError(path: path, problem: "corrupt checkpoint: its tensor data fails the CRC-32 check (stored \(stored), computed \(actual)); the file was damaged or changed after pgan wrote it")
-            }
-        }
-        let tensors = entries.sorted { $0.name < $1.name }.map { entry in
+        let length = try SafeTensorsHeader.jsonLength(prefix: bytes, fileSize: bytes.count, path: path)
+        let header = try SafeTensorsHeader(json: UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + length)]),
+                                           fileSize: bytes.count, path: path)
+        try header.checkCRC(Gzip.crc32(UnsafeRawBufferPointer(rebasing: bytes[header.dataStart...])), path: path)
+        let tensors = header.entries.sorted { $0.name < $1.name }.map { entry in
             Tensor(name: entry.name, shape: entry.shape, values: [Float](unsafeUninitializedCapacity: entry.count) { values, initialized in
                 for i in 0..<entry.count {
                     let bits = bytes.loadUnaligned(fromByteOffset: entry.start + 4 * i, as: UInt32.self)
@@ -136,7 +97,7 @@ public struct SafeTensors: Sendable {
                 initialized = entry.count
             })
         }
-        return SafeTensors(metadata: metadata, tensors: tensors)
+        return SafeTensors(metadata: header.metadata, tensors: tensors)
     }
 
     /// Metadata key of the CRC-32 (decimal) of all the tensor data bytes, checked on every load.
@@ -144,6 +105,187 @@ public struct SafeTensors: Sendable {
 
     public static func read(path: String) throws -> SafeTensors {
         try decode(readFile(path: path, maximumBytes: MemoryBudget.dataBytes), path: path)
+    }
+}
+
+/// A safetensors file's header, every size in it checked (non-negative, no overflow, inside a file of the given size)
+/// before anything is allocated for it: the metadata, and where each tensor's bytes lie.
+struct SafeTensorsHeader {
+    struct Entry {
+        let name: String
+        let shape: [Int]
+        /// Byte offset in the file.
+        let start: Int
+        /// Floats.
+        let count: Int
+    }
+
+    let metadata: [(key: String, value: String)]
+    let entries: [Entry]
+    /// Byte offset of the tensor data: 8 + the JSON's length.
+    let dataStart: Int
+
+    static func corrupt(_ path: String, _ why: String) -> DataError {
+        DataError(path: path, problem: "not a valid safetensors checkpoint (\(why))")
+    }
+
+    /// The JSON's length from the file's first 8 bytes (`prefix` holds at least those it has).
+    static func jsonLength(prefix: UnsafeRawBufferPointer, fileSize: Int, path: String) throws -> Int {
+        guard fileSize >= 8, prefix.count >= 8 else { throw corrupt(path, "only \(fileSize) bytes") }
+        let rawLength = UInt64(littleEndian: prefix.loadUnaligned(as: UInt64.self))
+        guard rawLength > 1, rawLength <= UInt64(fileSize - 8), rawLength < 100_000_000 else {
+            throw corrupt(path, "header length \(rawLength) does not fit the file")
+        }
+        return Int(rawLength)
+    }
+
+    /// Parses the JSON (the file's bytes 8..<8 + json.count) of a file of `fileSize` bytes.
+    init(json: UnsafeRawBufferPointer, fileSize: Int, path: String) throws {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json)), let header = object as? [String: Any] else {
+            throw Self.corrupt(path, "header is not a JSON object")
+        }
+        let base = 8 + json.count
+        let dataBytes = fileSize - base
+        var metadata: [(key: String, value: String)] = []
+        if let entry = header["__metadata__"] {
+            guard let map = entry as? [String: String] else { throw Self.corrupt(path, "__metadata__ is not a map of strings") }
+            metadata = map.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
+        }
+        var entries: [Entry] = []
+        for (name, entry) in header where name != "__metadata__" {
+            guard let info = entry as? [String: Any], let dtype = info["dtype"] as? String,
+                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
+            else { throw Self.corrupt(path, "tensor \(name) has a malformed entry") }
+            guard dtype == "F32" else { throw Self.corrupt(path, "tensor \(name) is \(dtype), expected F32") }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw Self.corrupt(path, "tensor \(name) has a negative dimension \(shape)") }
+            var count = 1
+            for dimension in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+                guard !overflow, product <= dataBytes / 4 else {
+                    throw Self.corrupt(path, "tensor \(name) of shape \(shape) is larger than the file")
+                }
+                count = product
+            }
+            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= dataBytes, offsets[1] - offsets[0] == count * 4
+            else { throw Self.corrupt(path, "tensor \(name) lies outside the file or does not match its shape (truncated?)") }
+            entries.append(Entry(name: name, shape: shape, start: base + offsets[0], count: count))
+        }
+        self.metadata = metadata
+        self.entries = entries
+        dataStart = base
+    }
+
+    /// Throws unless `actual`, the CRC-32 of all the bytes from `dataStart` on, is the one the metadata records
+    /// (a file without one passes).
+    func checkCRC(_ actual: UInt32, path: String) throws {
+        guard let stored = metadata.first(where: { $0.key == SafeTensors.checksumKey })?.value else { return }
+        guard UInt32(stored) == actual else {
+            throw DataError(path: path, problem: "corrupt checkpoint: its tensor data fails the CRC-32 check (stored \(stored), computed \(actual)); the file was damaged or changed after pgan wrote it")
+        }
+    }
+}
+
+/// A checkpoint to resume from, read in two steps so that its tensors never sit in memory beside the trainer's:
+/// the header up front (the run's configuration, record and data fingerprint come from `metadata`), the tensors only
+/// by `Checkpoint.restore(from:into:)`, which streams the data once, in file order, straight into the trainer's
+/// buffers and checks the CRC-32 on the way. From a file it reads with `pread`, `chunkBytes` at a time; from bytes in
+/// memory (what an MPI rank receives from rank 0) it copies from them.
+public final class CheckpointReader {
+    public let path: String
+    /// The header's metadata, as a file of no tensors (for `Checkpoint.configuration` and `runRecord`).
+    public let metadata: SafeTensors
+    let header: SafeTensorsHeader
+    private let descriptor: Int32
+    private let size: Int
+    private let bytes: [UInt8]
+
+    /// The piece of the tensor data read from a file at a time.
+    public static let chunkBytes = 1 << 20
+
+    /// Opens the file and reads its header.
+    public init(path: String) throws {
+        self.path = path
+        // O_NONBLOCK: a FIFO planted at the path must not block the open; it is refused as not a regular file.
+        let opened = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard opened >= 0 else {
+            throw DataError(path: path, problem: errno == ENOENT ? "no such file" : "cannot be read (\(String(cString: strerror(errno))))")
+        }
+        var status = stat()
+        guard fstat(opened, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            close(opened)
+            throw DataError(path: path, problem: "is not a regular file")
+        }
+        let fileSize = Int(status.st_size)
+        do {
+            var prefix = [UInt8](repeating: 0, count: min(8, fileSize))
+            try Self.read(opened, into: &prefix, at: 0, path: path)
+            let length = try prefix.withUnsafeBytes { try SafeTensorsHeader.jsonLength(prefix: $0, fileSize: fileSize, path: path) }
+            var json = [UInt8](repeating: 0, count: length)
+            try Self.read(opened, into: &json, at: 8, path: path)
+            header = try json.withUnsafeBytes { try SafeTensorsHeader(json: $0, fileSize: fileSize, path: path) }
+        } catch {
+            close(opened)
+            throw error
+        }
+        descriptor = opened
+        size = fileSize
+        bytes = []
+        metadata = SafeTensors(metadata: header.metadata, tensors: [])
+    }
+
+    /// Reads the header of a file's bytes held in memory.
+    public init(bytes: [UInt8], path: String) throws {
+        self.path = path
+        descriptor = -1
+        size = bytes.count
+        self.bytes = bytes
+        header = try bytes.withUnsafeBytes { all in
+            let length = try SafeTensorsHeader.jsonLength(prefix: all, fileSize: all.count, path: path)
+            return try SafeTensorsHeader(json: UnsafeRawBufferPointer(rebasing: all[8..<(8 + length)]), fileSize: all.count,
+                                         path: path)
+        }
+        metadata = SafeTensors(metadata: header.metadata, tensors: [])
+    }
+
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
+    }
+
+    /// Fills `buffer` from byte `offset`; a file that ends first (cut while being read) is an error naming it.
+    private static func read(_ descriptor: Int32, into buffer: inout [UInt8], at offset: Int, path: String) throws {
+        try buffer.withUnsafeMutableBytes { try read(descriptor, into: $0, at: offset, path: path) }
+    }
+
+    private static func read(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int,
+                             path: String) throws {
+        var done = 0
+        while done < buffer.count {
+            let got = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else {
+                throw DataError(path: path, problem: got == 0 ? "ended while it was being read (truncated?)"
+                                    : "cannot be read (\(String(cString: strerror(errno))))")
+            }
+            done += got
+        }
+    }
+
+    /// Calls `body(offset, chunk)` for the tensor data in order, in pieces, `offset` being the piece's byte offset in
+    /// the file.
+    func forEachDataChunk(_ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
+        if descriptor < 0 {
+            try bytes.withUnsafeBytes { try body(header.dataStart, UnsafeRawBufferPointer(rebasing: $0[header.dataStart...])) }
+            return
+        }
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkBytes, alignment: 64)
+        defer { chunk.deallocate() }
+        var offset = header.dataStart
+        while offset < size {
+            let piece = UnsafeMutableRawBufferPointer(rebasing: chunk[0..<min(Self.chunkBytes, size - offset)])
+            try Self.read(descriptor, into: piece, at: offset, path: path)
+            try body(offset, UnsafeRawBufferPointer(piece))
+            offset += piece.count
+        }
     }
 }
 
@@ -205,28 +347,8 @@ public enum Checkpoint {
             ("discriminator_optimizer_iterations", String(trainer.discriminatorOptimizer.iterations)),
             ("data_images", String(dataset.count)), ("data_crc32", String(dataset.checksum)),
         ]
-        var sources: [(name: String, shape: [Int], bytes: UnsafeRawBufferPointer)] = []
-        func add(_ layout: ParameterLayout, _ buffer: AlignedBuffer, prefix: String = "", suffix: String = "") {
-            for slot in layout.slots {
-                sources.append((prefix + slot.name + suffix, slot.shape,
-                                UnsafeRawBufferPointer(start: buffer.pointer + slot.offset, count: slot.count * 4)))
-            }
-        }
-        add(trainer.generator.layout, trainer.generator.parameters)
-        add(trainer.generator.stateLayout, trainer.generator.state)
-        add(trainer.discriminator.layout, trainer.discriminator.parameters)
-        add(trainer.discriminator.stateLayout, trainer.discriminator.state)  // empty unless D has BatchNorms
-        for (optimizer, layout, owner) in [(trainer.generatorOptimizer, trainer.generator.layout, "generator"),
-                                           (trainer.discriminatorOptimizer, trainer.discriminator.layout, "discriminator")] {
-            for name in optimizer.slotNames {
-                add(layout, optimizer.stateBuffer(named: name)!, prefix: "optimizer.\(owner).", suffix: ".\(name)")
-            }
-        }
-        if let average = trainer.average {
-            metadata.append(("ema_decay", String(average.decay)))
-            add(trainer.generator.layout, average.parameters, prefix: "ema.")
-            add(trainer.generator.stateLayout, average.state, prefix: "ema.")
-        }
+        if let average = trainer.average { metadata.append(("ema_decay", String(average.decay))) }
+        let sources = tensorSlots(of: trainer).map { (name: $0.name, shape: $0.shape, bytes: UnsafeRawBufferPointer($0.values)) }
         metadata += run?.metadata ?? []
         // The tensors are the in-memory floats, which are safetensors' little-endian bytes only on a little-endian
         // CPU. The CRC-32 of those bytes goes into the metadata, which precedes them: computed over the buffers first.
@@ -280,29 +402,76 @@ public enum Checkpoint {
         return RunRecord(data: nonEmpty("run_data"), labels: nonEmpty("run_labels"), digit: digit, targetSteps: steps)
     }
 
+    /// Every tensor a checkpoint of `trainer` holds, in the file's order, with the trainer's floats it is: both models'
+    /// weights and running statistics, both optimizers' slots, and the moving average when the trainer keeps one.
+    static func tensorSlots(of trainer: GANTrainer) -> [(name: String, shape: [Int], values: UnsafeMutableBufferPointer<Float>)] {
+        var slots: [(name: String, shape: [Int], values: UnsafeMutableBufferPointer<Float>)] = []
+        func add(_ layout: ParameterLayout, _ buffer: AlignedBuffer, prefix: String = "", suffix: String = "") {
+            for slot in layout.slots {
+                slots.append((prefix + slot.name + suffix, slot.shape,
+                              UnsafeMutableBufferPointer(start: buffer.pointer + slot.offset, count: slot.count)))
+            }
+        }
+        add(trainer.generator.layout, trainer.generator.parameters)
+        add(trainer.generator.stateLayout, trainer.generator.state)
+        add(trainer.discriminator.layout, trainer.discriminator.parameters)
+        add(trainer.discriminator.stateLayout, trainer.discriminator.state)  // empty unless D has BatchNorms
+        for (optimizer, layout, owner) in [(trainer.generatorOptimizer, trainer.generator.layout, "generator"),
+                                           (trainer.discriminatorOptimizer, trainer.discriminator.layout, "discriminator")] {
+            for name in optimizer.slotNames {
+                add(layout, optimizer.stateBuffer(named: name)!, prefix: "optimizer.\(owner).", suffix: ".\(name)")
+            }
+        }
+        if let average = trainer.average {
+            add(trainer.generator.layout, average.parameters, prefix: "ema.")
+            add(trainer.generator.stateLayout, average.state, prefix: "ema.")
+        }
+        return slots
+    }
+
     /// Copies weights, running statistics, optimizer state and the step into `trainer`, whose configuration must be
-    /// the checkpoint's.
-    public static func restore(_ file: SafeTensors, path: String, into trainer: GANTrainer) throws {
+    /// the checkpoint's: the file's tensor data is read once, in order, each piece going straight to the trainer's
+    /// buffer it belongs to, its CRC-32 checked on the way. Every tensor is checked to be there with the trainer's
+    /// shape before anything is read, and to hold finite values after.
+    public static func restore(from reader: CheckpointReader, into trainer: GANTrainer) throws {
+        let path = reader.path, file = reader.metadata
         let counters = ["step", "generator_optimizer_iterations", "discriminator_optimizer_iterations"].map { key in
             file.metadataValue(key).flatMap(Int.init).flatMap { (0...maximumStep).contains($0) ? $0 : nil }
         }
         guard let step = counters[0], let gIterations = counters[1], let dIterations = counters[2] else {
             throw DataError(path: path, problem: "corrupt checkpoint metadata (step and optimizer iterations must be whole numbers 0–\(maximumStep))")
         }
-        try restoreGenerator(file, path: path, into: trainer.generator, preferringAverage: false)
-        try load(file, path: path, layout: trainer.discriminator.layout, into: trainer.discriminator.parameters)
-        try load(file, path: path, layout: trainer.discriminator.stateLayout, into: trainer.discriminator.state)
-        for (optimizer, layout, owner) in [(trainer.generatorOptimizer, trainer.generator.layout, "generator"),
-                                           (trainer.discriminatorOptimizer, trainer.discriminator.layout, "discriminator")] {
-            for name in optimizer.slotNames {
-                try load(file, path: path, layout: layout, into: optimizer.stateBuffer(named: name)!,
-                         prefix: "optimizer.\(owner).", suffix: ".\(name)")
+        guard file.metadataValue("format") == format else {
+            throw DataError(path: path, problem: "not a pgan checkpoint (no \(format) metadata)")
+        }
+        let entries = Dictionary(reader.header.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let targets = try tensorSlots(of: trainer).map { slot in
+            guard let entry = entries[slot.name] else {
+                throw DataError(path: path, problem: "checkpoint of another model: tensor \(slot.name) is missing")
+            }
+            guard entry.shape == slot.shape else {
+                throw DataError(path: path, problem: "checkpoint of another model: \(slot.name) has shape \(entry.shape), expected \(slot.shape)")
+            }
+            return (name: slot.name, start: entry.start, destination: UnsafeMutableRawBufferPointer(slot.values))
+        }
+        #if !_endian(little)
+        #error("tensors are copied as bytes, which are the in-memory floats of safetensors' little-endian only here")
+        #endif
+        var crc: UInt32 = 0
+        try reader.forEachDataChunk { offset, chunk in
+            crc = Gzip.crc32(chunk, initial: crc)
+            let end = offset + chunk.count
+            for target in targets where target.start < end && target.start + target.destination.count > offset {
+                let from = max(offset, target.start), to = min(end, target.start + target.destination.count)
+                UnsafeMutableRawBufferPointer(rebasing: target.destination[(from - target.start)..<(to - target.start)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: chunk[(from - offset)..<(to - offset)]))
             }
         }
-        if let average = trainer.average {
-            try load(file, path: path, layout: trainer.generator.layout, into: average.parameters, prefix: "ema.")
-            try load(file, path: path, layout: trainer.generator.stateLayout, into: average.state, prefix: "ema.")
+        try reader.header.checkCRC(crc, path: path)
+        for target in targets where !target.destination.bindMemory(to: Float.self).allSatisfy(\.isFinite) {
+            throw DataError(path: path, problem: "corrupt checkpoint: \(target.name) holds non-finite values")
         }
+        trainer.generator.packWeights()
         trainer.discriminator.packWeights()
         trainer.step = step
         trainer.generatorOptimizer.iterations = gIterations
