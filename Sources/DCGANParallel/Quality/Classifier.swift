@@ -92,7 +92,7 @@ public final class Classifier: @unchecked Sendable {
 
     /// A classifier from its file, checked to be one.
     public static func read(path: String) throws -> Classifier {
-        let file = try SafeTensors.read(path: path)
+        let reader = try CheckpointReader(path: path), file = reader.metadata
         guard file.metadataValue("format") == format, let model = file.metadataValue("model"),
               let classes = file.metadataValue("classes").flatMap(Int.init), (2...1000).contains(classes) else {
             throw DataError(path: path, problem: "not a pgan classifier (made by `pgan classifier train`)")
@@ -104,7 +104,10 @@ public final class Classifier: @unchecked Sendable {
         }
         let classifier = try Classifier(image: TensorShape(batch: 1, height: size[0], width: size[1], channels: size[2]),
                                         classes: classes)
-        try Checkpoint.load(file, path: path, layout: classifier.network.layout, into: classifier.network.parameters)
+        let network = classifier.network
+        try reader.readTensors(into: network.layout.slots.map { slot in
+            (slot.name, slot.shape, UnsafeMutableBufferPointer(start: network.parameters.pointer + slot.offset, count: slot.count))
+        })
         classifier.network.packWeights()
         classifier.testAccuracy = file.metadataValue("test_accuracy").flatMap(Double.init)
         return classifier

@@ -185,11 +185,11 @@ struct SafeTensorsHeader {
     }
 }
 
-/// A checkpoint to resume from, read in two steps so that its tensors never sit in memory beside the trainer's:
-/// the header up front (the run's configuration, record and data fingerprint come from `metadata`), the tensors only
-/// by `Checkpoint.restore(from:into:)`, which streams the data once, in file order, straight into the trainer's
-/// buffers and checks the CRC-32 on the way. From a file it reads with `pread`, `chunkBytes` at a time; from bytes in
-/// memory (what an MPI rank receives from rank 0) it copies from them.
+/// A safetensors file read in two steps so that its tensors never sit in memory beside the buffers they are meant
+/// for: the header up front (a run's configuration, record and data fingerprint come from `metadata`), the tensors
+/// only by `readTensors` (`Checkpoint.restore(from:into:)`, `Classifier.read`), which streams the data once, in file
+/// order, straight into those buffers and checks the CRC-32 on the way. From a file it reads with `pread`,
+/// `chunkBytes` at a time; from bytes in memory (what an MPI rank receives from rank 0) it copies from them.
 public final class CheckpointReader {
     public let path: String
     /// The header's metadata, as a file of no tensors (for `Checkpoint.configuration` and `runRecord`).
@@ -270,9 +270,41 @@ public final class CheckpointReader {
         }
     }
 
+    /// Reads the named tensors into `targets`' floats, checking first that each is there with that shape, then the
+    /// CRC-32 while the data streams by (once, in file order), then that every value read is finite.
+    public func readTensors(into targets: [(name: String, shape: [Int], values: UnsafeMutableBufferPointer<Float>)]) throws {
+        let entries = Dictionary(header.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let placed = try targets.map { target in
+            guard let entry = entries[target.name] else {
+                throw DataError(path: path, problem: "checkpoint of another model: tensor \(target.name) is missing")
+            }
+            guard entry.shape == target.shape else {
+                throw DataError(path: path, problem: "checkpoint of another model: \(target.name) has shape \(entry.shape), expected \(target.shape)")
+            }
+            return (name: target.name, start: entry.start, destination: UnsafeMutableRawBufferPointer(target.values))
+        }
+        #if !_endian(little)
+        #error("tensors are copied as bytes, which are the in-memory floats of safetensors' little-endian only here")
+        #endif
+        var crc: UInt32 = 0
+        try forEachDataChunk { offset, chunk in
+            crc = Gzip.crc32(chunk, initial: crc)
+            let end = offset + chunk.count
+            for target in placed where target.start < end && target.start + target.destination.count > offset {
+                let from = max(offset, target.start), to = min(end, target.start + target.destination.count)
+                UnsafeMutableRawBufferPointer(rebasing: target.destination[(from - target.start)..<(to - target.start)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: chunk[(from - offset)..<(to - offset)]))
+            }
+        }
+        try header.checkCRC(crc, path: path)
+        for target in targets where !target.values.allSatisfy(\.isFinite) {
+            throw DataError(path: path, problem: "corrupt checkpoint: \(target.name) holds non-finite values")
+        }
+    }
+
     /// Calls `body(offset, chunk)` for the tensor data in order, in pieces, `offset` being the piece's byte offset in
     /// the file.
-    func forEachDataChunk(_ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
+    private func forEachDataChunk(_ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
         if descriptor < 0 {
             try bytes.withUnsafeBytes { try body(header.dataStart, UnsafeRawBufferPointer(rebasing: $0[header.dataStart...])) }
             return
@@ -430,9 +462,7 @@ public enum Checkpoint {
     }
 
     /// Copies weights, running statistics, optimizer state and the step into `trainer`, whose configuration must be
-    /// the checkpoint's: the file's tensor data is read once, in order, each piece going straight to the trainer's
-    /// buffer it belongs to, its CRC-32 checked on the way. Every tensor is checked to be there with the trainer's
-    /// shape before anything is read, and to hold finite values after.
+    /// the checkpoint's, reading the tensors straight into its buffers (`CheckpointReader.readTensors`).
     public static func restore(from reader: CheckpointReader, into trainer: GANTrainer) throws {
         let path = reader.path, file = reader.metadata
         let counters = ["step", "generator_optimizer_iterations", "discriminator_optimizer_iterations"].map { key in
@@ -444,33 +474,7 @@ public enum Checkpoint {
         guard file.metadataValue("format") == format else {
             throw DataError(path: path, problem: "not a pgan checkpoint (no \(format) metadata)")
         }
-        let entries = Dictionary(reader.header.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        let targets = try tensorSlots(of: trainer).map { slot in
-            guard let entry = entries[slot.name] else {
-                throw DataError(path: path, problem: "checkpoint of another model: tensor \(slot.name) is missing")
-            }
-            guard entry.shape == slot.shape else {
-                throw DataError(path: path, problem: "checkpoint of another model: \(slot.name) has shape \(entry.shape), expected \(slot.shape)")
-            }
-            return (name: slot.name, start: entry.start, destination: UnsafeMutableRawBufferPointer(slot.values))
-        }
-        #if !_endian(little)
-        #error("tensors are copied as bytes, which are the in-memory floats of safetensors' little-endian only here")
-        #endif
-        var crc: UInt32 = 0
-        try reader.forEachDataChunk { offset, chunk in
-            crc = Gzip.crc32(chunk, initial: crc)
-            let end = offset + chunk.count
-            for target in targets where target.start < end && target.start + target.destination.count > offset {
-                let from = max(offset, target.start), to = min(end, target.start + target.destination.count)
-                UnsafeMutableRawBufferPointer(rebasing: target.destination[(from - target.start)..<(to - target.start)])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: chunk[(from - offset)..<(to - offset)]))
-            }
-        }
-        try reader.header.checkCRC(crc, path: path)
-        for target in targets where !target.destination.bindMemory(to: Float.self).allSatisfy(\.isFinite) {
-            throw DataError(path: path, problem: "corrupt checkpoint: \(target.name) holds non-finite values")
-        }
+        try reader.readTensors(into: tensorSlots(of: trainer))
         trainer.generator.packWeights()
         trainer.discriminator.packWeights()
         trainer.step = step
