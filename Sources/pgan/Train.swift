@@ -207,7 +207,7 @@ struct Train: ParsableCommand {
         // Only a run that could start replaces an earlier one: every check above comes first.
         if resume == nil && writer {
             if FileManager.default.fileExists(atPath: directory.checkpointPath) && !overwrite {
-                let step = (try? SafeTensors.read(path: directory.checkpointPath)).flatMap { $0.metadataValue("step") }
+                let step = (try? CheckpointReader(path: directory.checkpointPath))?.metadata.metadataValue("step")
                 throw ConfigurationError("\(directory.path) already holds a run\(step.map { " (checkpoint at step \($0))" } ?? ""); continue it with --resume \(shellQuoted(directory.path)), or start over with --overwrite")
             }
             directory.removeRunFiles()
