@@ -28,11 +28,11 @@ struct Eval: ParsableCommand {
 
     mutating func run() throws {
         let start = monotonicSeconds()
-        let file = try SafeTensors.read(path: checkpoint)
+        let reader = try CheckpointReader(path: checkpoint), file = reader.metadata
         let record = try Checkpoint.runRecord(of: file, path: checkpoint)
         let executor = ShardedExecutor(threadCount: threadOptions.count)
         defer { executor.restoreCallerBinding() }
-        let (trainer, averaged) = try Checkpoint.sampler(file, path: checkpoint, executor: executor)
+        let (trainer, averaged) = try Checkpoint.sampler(reader, executor: executor)
         let image = trainer.configuration.model.imageShape
         let source = DataSource(data: record?.data, labels: record?.labels, digit: record?.digit, imageSide: image.height)
         let probe = try QualityProbe(classifier: try loadClassifier(image: image), realImages: try source.load(),

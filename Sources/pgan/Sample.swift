@@ -53,10 +53,10 @@ struct Sample: ParsableCommand {
         guard stat(directory.isEmpty ? "." : directory, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else {
             throw DataError(path: output, problem: "directory \(directory) does not exist")
         }
-        let file = try SafeTensors.read(path: checkpoint)
+        let reader = try CheckpointReader(path: checkpoint)
         let executor = ShardedExecutor(threadCount: threadCount)
         defer { executor.restoreCallerBinding() }
-        let trainer = try Checkpoint.sampler(file, path: checkpoint, executor: executor).trainer
+        let trainer = try Checkpoint.sampler(reader, executor: executor).trainer
         let image = trainer.generator.outputShape
         switch format! {
         case .png:

@@ -104,10 +104,7 @@ public final class Classifier: @unchecked Sendable {
         }
         let classifier = try Classifier(image: TensorShape(batch: 1, height: size[0], width: size[1], channels: size[2]),
                                         classes: classes)
-        let network = classifier.network
-        try reader.readTensors(into: network.layout.slots.map { slot in
-            (slot.name, slot.shape, UnsafeMutableBufferPointer(start: network.parameters.pointer + slot.offset, count: slot.count))
-        })
+        try reader.readTensors(into: classifier.network.layout.checkpointTensors(in: classifier.network.parameters))
         classifier.network.packWeights()
         classifier.testAccuracy = file.metadataValue("test_accuracy").flatMap(Double.init)
         return classifier

@@ -187,9 +187,10 @@ struct SafeTensorsHeader {
 
 /// A safetensors file read in two steps so that its tensors never sit in memory beside the buffers they are meant
 /// for: the header up front (a run's configuration, record and data fingerprint come from `metadata`), the tensors
-/// only by `readTensors` (`Checkpoint.restore(from:into:)`, `Classifier.read`), which streams the data once, in file
-/// order, straight into those buffers and checks the CRC-32 on the way. From a file it reads with `pread`,
-/// `chunkBytes` at a time; from bytes in memory (what an MPI rank receives from rank 0) it copies from them.
+/// only by `readTensors` (`Checkpoint.restore(from:into:)`, `Checkpoint.sampler`, `Classifier.read`), which streams
+/// the data once, in file order, straight into those buffers and checks the CRC-32 on the way. From a file it reads
+/// with `pread`, `chunkBytes` at a time; from bytes in memory (what an MPI rank receives from rank 0) it copies from
+/// them.
 public final class CheckpointReader {
     public let path: String
     /// The header's metadata, as a file of no tensors (for `Checkpoint.configuration` and `runRecord`).
@@ -437,26 +438,20 @@ public enum Checkpoint {
     /// Every tensor a checkpoint of `trainer` holds, in the file's order, with the trainer's floats it is: both models'
     /// weights and running statistics, both optimizers' slots, and the moving average when the trainer keeps one.
     static func tensorSlots(of trainer: GANTrainer) -> [(name: String, shape: [Int], values: UnsafeMutableBufferPointer<Float>)] {
-        var slots: [(name: String, shape: [Int], values: UnsafeMutableBufferPointer<Float>)] = []
-        func add(_ layout: ParameterLayout, _ buffer: AlignedBuffer, prefix: String = "", suffix: String = "") {
-            for slot in layout.slots {
-                slots.append((prefix + slot.name + suffix, slot.shape,
-                              UnsafeMutableBufferPointer(start: buffer.pointer + slot.offset, count: slot.count)))
-            }
-        }
-        add(trainer.generator.layout, trainer.generator.parameters)
-        add(trainer.generator.stateLayout, trainer.generator.state)
-        add(trainer.discriminator.layout, trainer.discriminator.parameters)
-        add(trainer.discriminator.stateLayout, trainer.discriminator.state)  // empty unless D has BatchNorms
+        var slots = trainer.generator.layout.checkpointTensors(in: trainer.generator.parameters)
+            + trainer.generator.stateLayout.checkpointTensors(in: trainer.generator.state)
+            + trainer.discriminator.layout.checkpointTensors(in: trainer.discriminator.parameters)
+            + trainer.discriminator.stateLayout.checkpointTensors(in: trainer.discriminator.state)  // empty unless D has BatchNorms
         for (optimizer, layout, owner) in [(trainer.generatorOptimizer, trainer.generator.layout, "generator"),
                                            (trainer.discriminatorOptimizer, trainer.discriminator.layout, "discriminator")] {
             for name in optimizer.slotNames {
-                add(layout, optimizer.stateBuffer(named: name)!, prefix: "optimizer.\(owner).", suffix: ".\(name)")
+                slots += layout.checkpointTensors(in: optimizer.stateBuffer(named: name)!, prefix: "optimizer.\(owner).",
+                                                  suffix: ".\(name)")
             }
         }
         if let average = trainer.average {
-            add(trainer.generator.layout, average.parameters, prefix: "ema.")
-            add(trainer.generator.stateLayout, average.state, prefix: "ema.")
+            slots += trainer.generator.layout.checkpointTensors(in: average.parameters, prefix: "ema.")
+                + trainer.generator.stateLayout.checkpointTensors(in: average.state, prefix: "ema.")
         }
         return slots
     }
@@ -484,44 +479,37 @@ public enum Checkpoint {
 
     /// A trainer of the checkpoint's model holding only its generator, for drawing samples: the moving average's
     /// weights when the run kept one (then `averaged`), its trained weights otherwise.
-    public static func sampler(_ file: SafeTensors, path: String, executor: ShardedExecutor) throws
+    public static func sampler(_ reader: CheckpointReader, executor: ShardedExecutor) throws
         -> (trainer: GANTrainer, averaged: Bool) {
-        var configuration = try configuration(of: file, path: path)
+        var configuration = try configuration(of: reader.metadata, path: reader.path)
         // The average is loaded as the generator itself: the trainer keeps none of its own.
         configuration.averageDecay = nil
         let trainer = GANTrainer(configuration: configuration, executor: executor)
-        return (trainer, try restoreGenerator(file, path: path, into: trainer.generator))
+        return (trainer, try restoreGenerator(from: reader, into: trainer.generator))
     }
 
     /// Loads only the generator (weights and running statistics), for sampling: its moving average when the run kept
-    /// one (`--ema`) and `preferringAverage`, which is then what the returned value says.
-    @discardableResult
-    public static func restoreGenerator(_ file: SafeTensors, path: String, into generator: Network,
-                                        preferringAverage: Bool = true) throws -> Bool {
+    /// one (`--ema`), which is then what the returned value says.
+    static func restoreGenerator(from reader: CheckpointReader, into generator: Network) throws -> Bool {
+        let file = reader.metadata
         guard file.metadataValue("format") == format else {
-            throw DataError(path: path, problem: "not a pgan checkpoint (no \(format) metadata)")
+            throw DataError(path: reader.path, problem: "not a pgan checkpoint (no \(format) metadata)")
         }
-        let averaged = preferringAverage && file.metadataValue("ema_decay") != nil
-        try load(file, path: path, layout: generator.layout, into: generator.parameters, prefix: averaged ? "ema." : "")
-        try load(file, path: path, layout: generator.stateLayout, into: generator.state, prefix: averaged ? "ema." : "")
+        let averaged = file.metadataValue("ema_decay") != nil, prefix = averaged ? "ema." : ""
+        try reader.readTensors(into: generator.layout.checkpointTensors(in: generator.parameters, prefix: prefix)
+                                   + generator.stateLayout.checkpointTensors(in: generator.state, prefix: prefix))
         generator.packWeights()
         return averaged
     }
+}
 
-    static func load(_ file: SafeTensors, path: String, layout: ParameterLayout, into buffer: AlignedBuffer,
-                     prefix: String = "", suffix: String = "") throws {
-        for slot in layout.slots {
-            let name = prefix + slot.name + suffix
-            guard let tensor = file.tensor(name) else {
-                throw DataError(path: path, problem: "checkpoint of another model: tensor \(name) is missing")
-            }
-            guard tensor.shape == slot.shape else {
-                throw DataError(path: path, problem: "checkpoint of another model: \(name) has shape \(tensor.shape), expected \(slot.shape)")
-            }
-            guard tensor.values.allSatisfy(\.isFinite) else {
-                throw DataError(path: path, problem: "corrupt checkpoint: \(name) holds non-finite values")
-            }
-            tensor.values.withUnsafeBufferPointer { (buffer.pointer + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
+extension ParameterLayout {
+    /// Each slot as a checkpoint tensor: its name (between `prefix` and `suffix`), its shape and its floats in
+    /// `buffer`, which this layout describes.
+    func checkpointTensors(in buffer: AlignedBuffer, prefix: String = "", suffix: String = "")
+        -> [(name: String, shape: [Int], values: UnsafeMutableBufferPointer<Float>)] {
+        slots.map { slot in
+            (prefix + slot.name + suffix, slot.shape, UnsafeMutableBufferPointer(start: buffer.pointer + slot.offset, count: slot.count))
         }
     }
 }
