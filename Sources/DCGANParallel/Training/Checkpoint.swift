@@ -84,9 +84,7 @@ public struct SafeTensors: Sendable {
 
     /// `decode` reading the file's bytes where they lie: the tensors are the only copy made.
     public static func decode(bytes: UnsafeRawBufferPointer, path: String) throws -> SafeTensors {
-        let length = try SafeTensorsHeader.jsonLength(prefix: bytes, fileSize: bytes.count, path: path)
-        let header = try SafeTensorsHeader(json: UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + length)]),
-                                           fileSize: bytes.count, path: path)
+        let header = try SafeTensorsHeader(file: bytes, path: path)
         try header.checkCRC(Gzip.crc32(UnsafeRawBufferPointer(rebasing: bytes[header.dataStart...])), path: path)
         let tensors = header.entries.sorted { $0.name < $1.name }.map { entry in
             Tensor(name: entry.name, shape: entry.shape, values: [Float](unsafeUninitializedCapacity: entry.count) { values, initialized in
@@ -137,6 +135,12 @@ struct SafeTensorsHeader {
             throw corrupt(path, "header length \(rawLength) does not fit the file")
         }
         return Int(rawLength)
+    }
+
+    /// The header of a whole file held in memory.
+    init(file bytes: UnsafeRawBufferPointer, path: String) throws {
+        let length = try Self.jsonLength(prefix: bytes, fileSize: bytes.count, path: path)
+        try self.init(json: UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + length)]), fileSize: bytes.count, path: path)
     }
 
     /// Parses the JSON (the file's bytes 8..<8 + json.count) of a file of `fileSize` bytes.
@@ -240,11 +244,7 @@ public final class CheckpointReader {
         descriptor = -1
         size = bytes.count
         self.bytes = bytes
-        header = try bytes.withUnsafeBytes { all in
-            let length = try SafeTensorsHeader.jsonLength(prefix: all, fileSize: all.count, path: path)
-            return try SafeTensorsHeader(json: UnsafeRawBufferPointer(rebasing: all[8..<(8 + length)]), fileSize: all.count,
-                                         path: path)
-        }
+        header = try bytes.withUnsafeBytes { try SafeTensorsHeader(file: $0, path: path) }
         metadata = SafeTensors(metadata: header.metadata, tensors: [])
     }
 
@@ -395,10 +395,15 @@ public enum Checkpoint {
     }
 
     /// Reads the run facts a trainer must be built with to resume this checkpoint.
-    public static func configuration(of file: SafeTensors, path: String) throws -> TrainingConfiguration {
+    /// Throws unless `file`'s metadata names this format (a safetensors file pgan did not write).
+    static func requireFormat(_ file: SafeTensors, path: String) throws {
         guard file.metadataValue("format") == format else {
             throw DataError(path: path, problem: "not a pgan checkpoint (no \(format) metadata)")
         }
+    }
+
+    public static func configuration(of file: SafeTensors, path: String) throws -> TrainingConfiguration {
+        try requireFormat(file, path: path)
         guard let model = file.metadataValue("model").flatMap(GANModel.named) else {
             throw DataError(path: path, problem: "checkpoint of another model (\(file.metadataValue("model") ?? "unknown"))")
         }
@@ -466,9 +471,7 @@ public enum Checkpoint {
         guard let step = counters[0], let gIterations = counters[1], let dIterations = counters[2] else {
             throw DataError(path: path, problem: "corrupt checkpoint metadata (step and optimizer iterations must be whole numbers 0–\(maximumStep))")
         }
-        guard file.metadataValue("format") == format else {
-            throw DataError(path: path, problem: "not a pgan checkpoint (no \(format) metadata)")
-        }
+        try requireFormat(file, path: path)
         try reader.readTensors(into: tensorSlots(of: trainer))
         trainer.generator.packWeights()
         trainer.discriminator.packWeights()
@@ -489,13 +492,9 @@ public enum Checkpoint {
     }
 
     /// Loads only the generator (weights and running statistics), for sampling: its moving average when the run kept
-    /// one (`--ema`), which is then what the returned value says.
+    /// one (`--ema`), which is then what the returned value says. `sampler`, its caller, has checked the format.
     static func restoreGenerator(from reader: CheckpointReader, into generator: Network) throws -> Bool {
-        let file = reader.metadata
-        guard file.metadataValue("format") == format else {
-            throw DataError(path: reader.path, problem: "not a pgan checkpoint (no \(format) metadata)")
-        }
-        let averaged = file.metadataValue("ema_decay") != nil, prefix = averaged ? "ema." : ""
+        let averaged = reader.metadata.metadataValue("ema_decay") != nil, prefix = averaged ? "ema." : ""
         try reader.readTensors(into: generator.layout.checkpointTensors(in: generator.parameters, prefix: prefix)
                                    + generator.stateLayout.checkpointTensors(in: generator.state, prefix: prefix))
         generator.packWeights()
