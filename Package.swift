@@ -59,6 +59,8 @@ let package = Package(
         ),
         .target(name: "CPUFeatures"),
         .target(name: "CSignals"),
+        // The built-in data set and classifier, assembled into the binary (Sources/CBuiltInData/built_in_data.S).
+        .target(name: "CBuiltInData", exclude: ["data"], cSettings: [.headerSearchPath("data")]),
         // Only the AVX-512 micro-kernel is built for AVX-512 CPUs; ParallelTensor calls it after checking the CPU.
         .target(
             name: "ParallelTensorAVX512",
@@ -72,8 +74,7 @@ let package = Package(
         ),
         .target(
             name: "DCGANParallel",
-            dependencies: ["ParallelTensor", "CZlib", "CPNG", "CTurboJPEG"],
-            resources: [.copy("Resources/mnist-train-zeros.idx3-ubyte.gz"), .copy("Resources/mnist-classifier.safetensors")],
+            dependencies: ["ParallelTensor", "CBuiltInData", "CZlib", "CPNG", "CTurboJPEG"],
             swiftSettings: fastSIMD
         ),
         .executableTarget(

@@ -4,7 +4,7 @@
     python3 scripts/make-default-data.py [MNIST_DIR] [OUTPUT]
 
 MNIST_DIR defaults to ../shared/data/mnist (train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz);
-OUTPUT to Sources/DCGANParallel/Resources/mnist-train-zeros.idx3-ubyte.gz. The gzip stream carries no name or
+OUTPUT to Sources/CBuiltInData/data/mnist-train-zeros.idx3-ubyte.gz. The gzip stream carries no name or
 time stamp, so the output is byte-for-byte reproducible.
 MNIST: Y. LeCun, C. Cortes, C. J. C. Burges, licensed CC BY-SA 3.0.
 """
@@ -12,7 +12,7 @@ import gzip, os, struct, sys
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 mnist = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "..", "shared", "data", "mnist")
-output = sys.argv[2] if len(sys.argv) > 2 else os.path.join(root, "Sources", "DCGANParallel", "Resources",
+output = sys.argv[2] if len(sys.argv) > 2 else os.path.join(root, "Sources", "CBuiltInData", "data",
                                                             "mnist-train-zeros.idx3-ubyte.gz")
 with gzip.open(os.path.join(mnist, "train-images-idx3-ubyte.gz")) as f:
     magic, count, rows, columns = struct.unpack(">IIII", f.read(16))

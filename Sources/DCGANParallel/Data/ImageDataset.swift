@@ -1,3 +1,4 @@
+import CBuiltInData
 import Foundation
 import ParallelTensor
 
@@ -154,12 +155,13 @@ public struct ImageDataset: Sendable {
                             source: "\(imagesPath) (digit \(digit))")
     }
 
-    /// The data set shipped with pgan: the 5 923 MNIST training images of digit 0.
+    /// The data set shipped with pgan inside its binary (Sources/CBuiltInData): the 5 923 MNIST training images of
+    /// digit 0.
     public static func defaultZeros() throws -> ImageDataset {
-        guard let url = Bundle.module.url(forResource: "mnist-train-zeros.idx3-ubyte", withExtension: "gz") else {
-            throw DataError(path: "mnist-train-zeros.idx3-ubyte.gz", problem: "the built-in data set is missing from the installation")
-        }
-        let images = try IDXFile.read(path: url.path)
+        let file = pgan_built_in_zeros()
+        // The bytes are the binary's own read-only data: parsed where they lie, never copied or freed.
+        let data = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: file.bytes), count: file.count, deallocator: .none)
+        let images = try IDXFile.parse(data, path: "built-in mnist-train-zeros.idx3-ubyte.gz")
         return ImageDataset(rawImages: images.bytes, count: images.dimensions[0], height: images.dimensions[1],
                             width: images.dimensions[2], source: "built-in MNIST training zeros")
     }

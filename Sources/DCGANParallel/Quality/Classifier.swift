@@ -1,3 +1,4 @@
+import CBuiltInData
 import Foundation
 import ParallelTensor
 
@@ -92,7 +93,11 @@ public final class Classifier: @unchecked Sendable {
 
     /// A classifier from its file, checked to be one.
     public static func read(path: String) throws -> Classifier {
-        let reader = try CheckpointReader(path: path), file = reader.metadata
+        try read(try CheckpointReader(path: path), path: path)
+    }
+
+    private static func read(_ reader: CheckpointReader, path: String) throws -> Classifier {
+        let file = reader.metadata
         guard file.metadataValue("format") == format, let model = file.metadataValue("model"),
               let classes = file.metadataValue("classes").flatMap(Int.init), (2...1000).contains(classes) else {
             throw DataError(path: path, problem: "not a pgan classifier (made by `pgan classifier train`)")
@@ -116,12 +121,12 @@ public final class Classifier: @unchecked Sendable {
         return image == TensorShape(batch: 1, height: 28, width: 28, channels: 1) ? try builtInMNIST() : nil
     }
 
-    /// The MNIST classifier pgan ships (scripts/make-mnist-classifier.sh), for 28×28 grey images.
+    /// The MNIST classifier pgan ships inside its binary (Sources/CBuiltInData; scripts/make-mnist-classifier.sh
+    /// makes it), for 28×28 grey images.
     public static func builtInMNIST() throws -> Classifier {
-        guard let url = Bundle.module.url(forResource: "mnist-classifier", withExtension: "safetensors") else {
-            throw DataError(path: "mnist-classifier.safetensors", problem: "the built-in classifier is missing from the installation")
-        }
-        return try read(path: url.path)
+        let file = pgan_built_in_classifier(), path = "built-in mnist-classifier.safetensors"
+        return try read(try CheckpointReader(bytes: Array(UnsafeBufferPointer(start: file.bytes, count: file.count)),
+                                             path: path), path: path)
     }
 
     /// The class with the largest of `classes` logits (the first of equal ones).
