@@ -1,6 +1,11 @@
 import ArgumentParser
 import DCGANParallel
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 struct Bench: ParsableCommand {
@@ -110,7 +115,8 @@ struct Bench: ParsableCommand {
         let peakPerCore = FMAPeak.measureOneThread(seconds: 0.3)
         for line in MachineDescription.current(topology: topology).lines { log(line) }
         log("model: \(benchmark.model.identifier), optimizer \(benchmark.model.kind.defaultOptimizer.rawValue)")
-        log(String(format: "FMA peak: %.1f GFLOP/s on one core (measured, %@ FMA loop; GEMM kernel %@); each point's peak is measured with its own thread count before each repetition, and its %% of peak is the median of the repetitions' ratios", peakPerCore, GEMM.kernel == .avx512 ? "SIMD16" : "SIMD8", GEMM.kernel.rawValue))
+        log(String(printf: "FMA peak: %.1f GFLOP/s on one core", peakPerCore)
+            + " (measured, \(GEMM.kernel == .avx512 ? "SIMD16" : "SIMD8") FMA loop; GEMM kernel \(GEMM.kernel.rawValue)); each point's peak is measured with its own thread count before each repetition, and its % of peak is the median of the repetitions' ratios")
         let maximumThreads = threadCounts.max()!
         log("pinning map for \(maximumThreads) threads (worker → PU): "
             + topology.pinningMap(threads: maximumThreads).enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "))

@@ -1,6 +1,11 @@
 import ArgumentParser
 import DCGANParallel
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// `pgan classifier train`: the feature network `pgan eval` and `--eval-every` measure samples with.
@@ -85,12 +90,12 @@ struct TrainClassifier: ParsableCommand {
                 accuracy += result.accuracy
             }
             let seconds = monotonicSeconds() - start
-            var line = String(format: "epoch %3d  loss %.4f  train accuracy %.4f  %.0f img/s", epoch + 1,
+            var line = String(printf: "epoch %3d  loss %.4f  train accuracy %.4f  %.0f img/s", epoch + 1,
                               loss / Double(batches.count), accuracy / Double(batches.count),
                               Double(batches.count * batchSize) / seconds)
             if let test {
                 classifier.testAccuracy = trainer.accuracy(on: test)
-                line += String(format: "  test accuracy %.4f", classifier.testAccuracy!)
+                line += String(printf: "  test accuracy %.4f", classifier.testAccuracy!)
             }
             print(line)
             fflush(nil)

@@ -1,5 +1,10 @@
 import DCGANParallel
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// The processes this pgan belongs to: one, or — when `mpirun` started it and pgan was built with `--traits MPI` —
@@ -58,7 +63,11 @@ enum Cluster {
         #if MPI
         if let group = joined as? MPIProcessGroup, group.size > 1 { group.abort(status: status) }
         #endif
-        Foundation.exit(status)
+        #if canImport(Glibc)
+        Glibc.exit(status)
+        #else
+        Darwin.exit(status)
+        #endif
     }
 
     /// "rank r: " in a job of several processes, "" otherwise: the prefix of every error line.

@@ -1,6 +1,11 @@
 import ArgumentParser
 import DCGANParallel
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 struct Eval: ParsableCommand {
@@ -40,12 +45,12 @@ struct Eval: ParsableCommand {
                                      executor: executor)
         let quality = probe.measure(trainer)
         print("pgan eval: \(checkpoint) (step \(file.metadataValue("step") ?? "?")\(averaged ? ", EMA generator" : "")), \(count) generated images against \(probe.floorImages) real ones from \(source), classifier \(probe.classifier.identifier)")
-        print(String(format: "Fréchet distance   %.3f   (real against real: %.3f)", quality.frechetDistance, probe.realFloor))
+        print(String(printf: "Fréchet distance   %.3f   (real against real: %.3f)", quality.frechetDistance, probe.realFloor))
         if let rate = quality.classRate {
-            print(String(format: "class rate         %.3f   (classified as class %d)", rate, probe.targetClass!))
+            print(String(printf: "class rate         %.3f   (classified as class %d)", rate, probe.targetClass!))
         }
-        print(String(format: "diversity          %.3f   (mean feature distance over real images')", quality.diversity))
-        print(String(format: "took %.1f s", monotonicSeconds() - start))
+        print(String(printf: "diversity          %.3f   (mean feature distance over real images')", quality.diversity))
+        print(String(printf: "took %.1f s", monotonicSeconds() - start))
     }
 
     func loadClassifier(image: TensorShape) throws -> Classifier {

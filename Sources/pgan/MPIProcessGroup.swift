@@ -1,7 +1,12 @@
 #if MPI
 import CMPI
 import DCGANParallel
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// The ranks of an MPI job (Open MPI) as pgan's `ProcessGroup`: MPI_Allgatherv in place and non-blocking

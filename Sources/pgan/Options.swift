@@ -22,7 +22,7 @@ struct ThreadOptions: ParsableArguments {
 /// A comma-separated list of positive integers, as `pgan bench` takes thread counts and batch sizes.
 func positiveIntegers(_ text: String, flag: String) throws -> [Int] {
     let values = text.split(separator: ",", omittingEmptySubsequences: false)
-        .map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        .map { Int($0.trimmed()) }
     guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
         throw ValidationError("--\(flag) must be a comma-separated list of positive integers (got '\(text)')")
     }
@@ -32,5 +32,5 @@ func positiveIntegers(_ text: String, flag: String) throws -> [Int] {
 /// Quotes a path for a shell command line when it needs it.
 func shellQuoted(_ text: String) -> String {
     let plain = text.allSatisfy { $0.isLetter || $0.isNumber || "-_./+=:@%".contains($0) }
-    return plain && !text.isEmpty ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    return plain && !text.isEmpty ? text : "'" + text.map { $0 == "'" ? "'\\''" : String($0) }.joined() + "'"
 }

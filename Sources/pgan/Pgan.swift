@@ -1,6 +1,11 @@
 import ArgumentParser
 import DCGANParallel
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// pgan's entry point: parse, run, and map failures to one line on stderr and an exit status — 2 for usage errors

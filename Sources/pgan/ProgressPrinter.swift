@@ -1,5 +1,10 @@
 import DCGANParallel
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// Shows training progress: on a terminal a live bar per epoch (step, images/s, ETA, running losses and
@@ -29,10 +34,12 @@ final class ProgressPrinter: TrainingObserver {
         let width = 24
         let filled = Int(Double(width) * Double(stepInEpoch) / Double(max(stepsInEpoch, 1)))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        let line = String(format: "epoch %3d %@ %4d/%d  %6.0f img/s  ETA %@  D %.3f G %.3f  acc real %.2f fake %.2f fool %.2f",
-                          epoch, bar, stepInEpoch, stepsInEpoch, imagesPerSecond, formatDuration(secondsLeft),
-                          running.discriminatorLoss, running.generatorLoss, running.discriminatorAccuracyReal,
-                          running.discriminatorAccuracyFake, running.generatorFoolingRate)
+        let line = String(printf: "epoch %3d ", epoch) + bar
+            + String(printf: " %4d/%d  %6.0f img/s  ETA ", stepInEpoch, stepsInEpoch, imagesPerSecond)
+            + formatDuration(secondsLeft)
+            + String(printf: "  D %.3f G %.3f  acc real %.2f fake %.2f fool %.2f", running.discriminatorLoss,
+                     running.generatorLoss, running.discriminatorAccuracyReal, running.discriminatorAccuracyFake,
+                     running.generatorFoolingRate)
         print("\r\u{1B}[2K" + line, terminator: "")
         fflush(nil)
     }
@@ -42,9 +49,9 @@ final class ProgressPrinter: TrainingObserver {
         if interactive { print("\r\u{1B}[2K", terminator: "") }
         let m = s.metrics
         let quality = s.quality.map { q in
-            String(format: "  FD %.2f", q.frechetDistance) + (q.classRate.map { String(format: " class %.2f", $0) } ?? "")
+            String(printf: "  FD %.2f", q.frechetDistance) + (q.classRate.map { String(printf: " class %.2f", $0) } ?? "")
         } ?? ""
-        print(String(format: "epoch %3d  step %6d  D loss %.4f  G loss %.4f  D acc real %.3f  D acc fake %.3f  G fooling %.3f  %.0f img/s  %.1fs",
+        print(String(printf: "epoch %3d  step %6d  D loss %.4f  G loss %.4f  D acc real %.3f  D acc fake %.3f  G fooling %.3f  %.0f img/s  %.1fs",
                      s.epoch, s.lastStep, m.discriminatorLoss, m.generatorLoss, m.discriminatorAccuracyReal,
                      m.discriminatorAccuracyFake, m.generatorFoolingRate, s.imagesPerSecond, s.seconds) + quality)
         fflush(nil)
@@ -66,6 +73,6 @@ final class ProgressPrinter: TrainingObserver {
 func formatDuration(_ seconds: Double) -> String {
     guard seconds.isFinite, seconds >= 0 else { return "--:--" }
     let total = Int(seconds.rounded())
-    return total >= 3600 ? String(format: "%d:%02d:%02d", total / 3600, total / 60 % 60, total % 60)
-        : String(format: "%02d:%02d", total / 60, total % 60)
+    return total >= 3600 ? String(printf: "%d:%02d:%02d", total / 3600, total / 60 % 60, total % 60)
+        : String(printf: "%02d:%02d", total / 60, total % 60)
 }

@@ -1,6 +1,11 @@
 import ArgumentParser
 import DCGANParallel
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 struct Sample: ParsableCommand {

@@ -1,7 +1,12 @@
 import ArgumentParser
 import CSignals
 import DCGANParallel
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 struct Train: ParsableCommand {
@@ -136,10 +141,9 @@ struct Train: ParsableCommand {
         var checkpoint: CheckpointReader?
         if let resume {
             // A mistyped --resume must not leave an empty run directory behind: it has to hold a run already.
-            var isDirectory: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: resume, isDirectory: &isDirectory)
-            if writer && !(exists && isDirectory.boolValue) {
-                throw DataError(path: resume, problem: "no run directory to resume (\(exists ? "not a directory" : "no such directory"))")
+            let kind = isDirectory(resume)
+            if writer && kind != true {
+                throw DataError(path: resume, problem: "no run directory to resume (\(kind == false ? "not a directory" : "no such directory"))")
             }
             directory = writer ? try RunDirectory(path: resume) : RunDirectory(readingFrom: resume)
             if writer && !FileManager.default.fileExists(atPath: directory.checkpointPath) {
@@ -240,7 +244,7 @@ struct Train: ParsableCommand {
             "memory: about \(formatBytes(bufferBytes)) of model and training buffers, \(formatBytes(dataset.bytes.count)) of images",
             "threads \(threadCount) (\(executor.scheduling.rawValue)), shards \(configuration.shards), pinning (worker → PU): " + executor.pinningMap.enumerated().map { "\($0.offset)→\($0.element)" }.joined(separator: " "),
             group.size > 1 ? "MPI: \(group.size) processes; rank r trains shards " + trainer.reducer.ownedShards.enumerated().map { "\($0.offset): \($0.element.lowerBound)–\($0.element.upperBound - 1)" }.joined(separator: ", ") + " (rank 0 writes the files; `pgan topology` under mpirun shows every rank's cores)" : nil,
-            probe.map { "measuring samples every \(session.evaluationInterval) epoch\(session.evaluationInterval == 1 ? "" : "s"): \($0.count) images against real ones with \($0.classifier.identifier) (real against real: FD \(String(format: "%.3f", $0.realFloor)))" },
+            probe.map { "measuring samples every \(session.evaluationInterval) epoch\(session.evaluationInterval == 1 ? "" : "s"): \($0.count) images against real ones with \($0.classifier.identifier) (real against real: FD \(String(printf: "%.3f", $0.realFloor)))" },
             configuration.averageDecay.map { "moving average of the generator: decay \($0) (samples and measurements use it)" },
             trainer.step > 0 ? "resuming at step \(trainer.step) of \(totalSteps) (epoch \(trainer.step / stepsPerEpoch + 1)) in \(directory.path)" : "writing to \(directory.path)/",
         ])

@@ -73,6 +73,30 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(decoded.pixels.count, width * height, file: file, line: line)
     }
 
+    /// The binary carries its default data and classifier (Sources/CBuiltInData): a copy of it alone in another
+    /// directory trains on the built-in zeros and measures with the built-in classifier. It names no full Foundation
+    /// library to load (FoundationEssentials only: ~6.5 MB less resident memory).
+    func testBinaryRunsAloneWithItsBuiltInDataAndWithoutFoundation() throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: Self.binary))
+        XCTAssertNil(bytes.range(of: Data("libFoundation.so\0".utf8)), "pgan links the full Foundation")
+        XCTAssertNotNil(bytes.range(of: Data("libFoundationEssentials.so\0".utf8)), "the check above looks at the wrong bytes")
+        let alone = "\(directory!)/alone/pgan"
+        try FileManager.default.createDirectory(atPath: "\(directory!)/alone", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Self.binary, toPath: alone)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: alone)
+        process.arguments = ["train", "--steps", "2", "--batch-size", "16", "--threads", "2", "--out", "\(directory!)/run"]
+        process.environment = ["CI": "true"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("built-in MNIST training zeros") && text.contains("  FD "), text)
+    }
+
     func testTrainThenSample() throws {
         let run = "\(directory!)/run"
         let train = try pgan(["train", "--data", tinyData, "--steps", "3", "--batch-size", "16", "--shards", "4",

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// CIFAR-10 and CIFAR-100 in their binary form (https://www.cs.toronto.edu/~kriz/cifar.html): records of a label byte
@@ -20,12 +25,13 @@ public enum CIFAR {
 
     /// The files and kind at `path`, nil when it is not CIFAR (another format may read it).
     static func files(at path: String) throws -> (kind: Kind, files: [String])? {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return nil }
-        if isDirectory.boolValue {
+        guard let isDirectory = isDirectory(path) else { return nil }
+        if isDirectory {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+            // By batch number (data_batch_2 before data_batch_10), then by name.
+            func number(_ name: String) -> Int { Int(name.dropFirst("data_batch_".count).dropLast(".bin".count)) ?? .max }
             let batches = names.filter { $0.hasPrefix("data_batch_") && $0.hasSuffix(".bin") }
-                .sorted { $0.localizedStandardCompare($1) == .orderedAscending }
+                .sorted { (number($0), $0) < (number($1), $1) }
             if !batches.isEmpty { return (.cifar10, batches.map { "\(path)/\($0)" }) }
             if names.contains("train.bin") { return (.cifar100, ["\(path)/train.bin"]) }
             throw DataError(path: path, problem: "is a directory without CIFAR training batches (data_batch_*.bin or train.bin) or PNG/JPEG images")

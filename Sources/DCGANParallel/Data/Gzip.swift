@@ -1,5 +1,10 @@
 import CZlib
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// gzip and zlib through the system zlib.
 public enum Gzip {

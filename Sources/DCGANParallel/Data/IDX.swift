@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// Reads a whole file, refusing one larger than `maximumBytes` before reading it, with one-line reasons.
@@ -17,6 +22,13 @@ public func readFile(path: String, maximumBytes: Int) throws -> Data {
         throw DataError(path: path, problem: "cannot be read (\(String(cString: strerror(errno))))")
     }
     return data
+}
+
+/// Whether `path` (symbolic links followed) is a directory; nil when nothing is there.
+public func isDirectory(_ path: String) -> Bool? {
+    var status = stat()
+    guard stat(path, &status) == 0 else { return nil }
+    return (status.st_mode & S_IFMT) == S_IFDIR
 }
 
 /// How much memory inputs may take: half the machine's physical memory for a data set or a checkpoint file, so
@@ -78,11 +90,11 @@ public struct IDXFile: Sendable {
             throw DataError(path: path, problem: "not an IDX file (truncated header: \(head.count) bytes)")
         }
         guard head[0] == 0, head[1] == 0 else {
-            let magic = head.map { String(format: "%02x", $0) }.joined()
+            let magic = head.map { String(printf: "%02x", $0) }.joined()
             throw DataError(path: path, problem: "not an IDX file (magic 0x\(magic))")
         }
         guard head[2] == unsignedByteType else {
-            throw DataError(path: path, problem: String(format: "unsupported IDX element type 0x%02x (only unsigned bytes, 0x08)", head[2]))
+            throw DataError(path: path, problem: String(printf: "unsupported IDX element type 0x%02x (only unsigned bytes, 0x08)", head[2]))
         }
         let rank = Int(head[3])
         guard rank >= 1 else { throw DataError(path: path, problem: "IDX file with no dimensions") }

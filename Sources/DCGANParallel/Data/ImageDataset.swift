@@ -1,5 +1,11 @@
 import CBuiltInData
+import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// Training images, grey or RGB, one after another, each row-major with its channels interleaved (height × width ×
@@ -162,6 +168,7 @@ public struct ImageDataset: Sendable {
         // The bytes are the binary's own read-only data: parsed where they lie, never copied or freed.
         let data = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: file.bytes), count: file.count, deallocator: .none)
         let images = try IDXFile.parse(data, path: "built-in mnist-train-zeros.idx3-ubyte.gz")
+        pgan_built_in_release(file)
         return ImageDataset(rawImages: images.bytes, count: images.dimensions[0], height: images.dimensions[1],
                             width: images.dimensions[2], source: "built-in MNIST training zeros")
     }

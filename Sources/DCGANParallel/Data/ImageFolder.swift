@@ -1,7 +1,12 @@
 import CPNG
 import CTurboJPEG
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// A directory of PNG and JPEG images, as torchvision's `ImageFolder` lays them out: class sub-folders
@@ -27,9 +32,7 @@ public enum ImageFolder {
     /// The visible sub-folders of `path`.
     static func subfolders(of path: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { name in
-            var isDirectory: ObjCBool = false
-            return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: "\(path)/\(name)", isDirectory: &isDirectory)
-                && isDirectory.boolValue
+            !name.hasPrefix(".") && isDirectory("\(path)/\(name)") == true
         }
     }
 
@@ -43,9 +46,7 @@ public enum ImageFolder {
     /// True when `path` is a directory of images or of class folders of images, and not CIFAR's batches (which a
     /// CIFAR directory may sit beside images with). Lists at most until the first folder with an image.
     public static func isImageFolder(_ path: String) -> Bool {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue,
-              CIFAR.kind(at: path) == nil else { return false }
+        guard isDirectory(path) == true, CIFAR.kind(at: path) == nil else { return false }
         return !images(in: path).isEmpty || subfolders(of: path).contains { !images(in: "\(path)/\($0)").isEmpty }
     }
 

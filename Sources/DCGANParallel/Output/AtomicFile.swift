@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// A file written so that readers see either the old contents or the new, never a half-written file: the bytes go to
 /// a new temporary file in the same directory, which is flushed to disk and renamed over the target, and the

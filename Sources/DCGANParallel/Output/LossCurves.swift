@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// curves.svg: the discriminator and generator losses (left axis) and the three accuracies (right axis, 0–1) against
 /// training steps, with epoch boundaries, axes, labels and a legend. Per-step values are smoothed over a window of
@@ -43,7 +48,7 @@ public enum LossCurves {
         func y(_ value: Double, _ rightAxis: Bool) -> Double {
             top + plotHeight * (1 - value / (rightAxis ? 1 : maxLoss))
         }
-        func f(_ v: Double) -> String { String(format: "%.1f", v) }
+        func f(_ v: Double) -> String { String(printf: "%.1f", v) }
         var svg = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
@@ -55,8 +60,8 @@ public enum LossCurves {
             let fraction = Double(tick) / 5
             let gy = top + plotHeight * (1 - fraction)
             svg += "<line x1=\"\(f(left))\" y1=\"\(f(gy))\" x2=\"\(f(left + plotWidth))\" y2=\"\(f(gy))\" stroke=\"#e5e5e5\"/>\n"
-            svg += "<text x=\"\(f(left - 8))\" y=\"\(f(gy + 4))\" text-anchor=\"end\">\(String(format: "%.2f", maxLoss * fraction))</text>\n"
-            svg += "<text x=\"\(f(left + plotWidth + 8))\" y=\"\(f(gy + 4))\">\(String(format: "%.1f", fraction))</text>\n"
+            svg += "<text x=\"\(f(left - 8))\" y=\"\(f(gy + 4))\" text-anchor=\"end\">\(String(printf: "%.2f", maxLoss * fraction))</text>\n"
+            svg += "<text x=\"\(f(left + plotWidth + 8))\" y=\"\(f(gy + 4))\">\(String(printf: "%.1f", fraction))</text>\n"
         }
         for summary in epochs {
             let ex = x(Double(summary.lastStep))
@@ -84,7 +89,7 @@ public enum LossCurves {
             svg += "<rect x=\"\(f(left))\" y=\"\(f(panelTop))\" width=\"\(f(plotWidth))\" height=\"\(f(panelHeight))\" fill=\"none\" stroke=\"black\"/>\n"
             for tick in 0...2 {
                 let value = largest * Double(tick) / 2
-                svg += "<text x=\"\(f(left - 8))\" y=\"\(f(py(value) + 4))\" text-anchor=\"end\">\(String(format: "%.2f", value))</text>\n"
+                svg += "<text x=\"\(f(left - 8))\" y=\"\(f(py(value) + 4))\" text-anchor=\"end\">\(String(printf: "%.2f", value))</text>\n"
             }
             let points = measured.map { "\(f(x(Double($0.0)))),\(f(py($0.1)))" }
             svg += "<polyline fill=\"none\" stroke=\"#8c564b\" stroke-width=\"1.5\" points=\"\(points.joined(separator: " "))\"/>\n"

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// The machine as benchmarks and `pgan topology` print it: CPU model, SIMD features and hwloc's view.
@@ -13,7 +18,7 @@ public struct MachineDescription: Sendable {
         if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
             for line in text.split(separator: "\n") {
                 if line.hasPrefix("model name"), let value = line.split(separator: ":", maxSplits: 1).last {
-                    model = value.trimmingCharacters(in: .whitespaces)
+                    model = value.trimmed()
                 }
                 if line.hasPrefix("flags"), flags.isEmpty, let value = line.split(separator: ":", maxSplits: 1).last {
                     flags = Set(value.split(separator: " "))

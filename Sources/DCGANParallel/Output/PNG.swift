@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// An 8-bit grey-scale or RGB image (channels interleaved) and its PNG encoding (signature, IHDR, one
 /// zlib-compressed IDAT, IEND; CRC-32 and deflate from the system zlib).

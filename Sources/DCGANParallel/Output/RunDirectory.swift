@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// A training run's directory, held by one process at a time.
 ///
@@ -38,8 +43,7 @@ public final class RunDirectory {
             let count = read(descriptor, &holder, holder.count)
             close(descriptor)
             if code == EWOULDBLOCK {
-                let pid = String(decoding: holder.prefix(max(count, 0)), as: UTF8.self)
-                    .trimmingCharacters(in: .whitespacesAndNewlines)
+                let pid = String(decoding: holder.prefix(max(count, 0)), as: UTF8.self).trimmed()
                 throw DataError(path: path, problem: "is in use by another pgan run (PID \(pid.isEmpty ? "unknown" : pid)); wait for it to finish or stop it")
             }
             throw DataError(path: lockPath, problem: "cannot be locked (\(String(cString: strerror(code))))")
@@ -95,7 +99,7 @@ public final class RunDirectory {
         }.sorted()
     }
 
-    public func samplePath(epoch: Int) -> String { "\(samplesPath)/epoch-\(String(format: "%04d", epoch)).png" }
+    public func samplePath(epoch: Int) -> String { "\(samplesPath)/epoch-\(String(printf: "%04d", epoch)).png" }
 
     /// Removes every file a run writes (for a fresh start in a used directory); other files are left alone.
     public func removeRunFiles() {

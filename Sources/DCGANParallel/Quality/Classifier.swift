@@ -1,5 +1,10 @@
 import CBuiltInData
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// Images with a class label each: what the classifier trains and is tested on.
@@ -125,8 +130,9 @@ public final class Classifier: @unchecked Sendable {
     /// makes it), for 28×28 grey images.
     public static func builtInMNIST() throws -> Classifier {
         let file = pgan_built_in_classifier(), path = "built-in mnist-classifier.safetensors"
-        return try read(try CheckpointReader(bytes: Array(UnsafeBufferPointer(start: file.bytes, count: file.count)),
-                                             path: path), path: path)
+        let bytes = Array(UnsafeBufferPointer(start: file.bytes, count: file.count))
+        pgan_built_in_release(file)
+        return try read(try CheckpointReader(bytes: bytes, path: path), path: path)
     }
 
     /// The class with the largest of `classes` logits (the first of equal ones).

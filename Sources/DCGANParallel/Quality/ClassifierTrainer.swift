@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// Trains a `Classifier` data-parallel over shards, as the GAN trains (docs/ARCHITECTURE.md §2): shard s owns samples

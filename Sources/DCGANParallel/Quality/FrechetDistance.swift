@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// The Fréchet distance between two Gaussians fitted to feature sets (Heusel et al. 2017, the "FID" when the features
 /// are Inception's; here they are `Classifier`'s):

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// A safetensors file (https://github.com/huggingface/safetensors): an 8-byte little-endian header length, a JSON
@@ -108,6 +113,46 @@ public struct SafeTensors: Sendable {
 
 /// A safetensors file's header, every size in it checked (non-negative, no overflow, inside a file of the given size)
 /// before anything is allocated for it: the metadata, and where each tensor's bytes lie.
+/// Any JSON value, as `JSONDecoder` reads it: what a safetensors header may hold, checked after decoding so that each
+/// malformed part gets its own message.
+enum JSONValue: Decodable {
+    case string(String), integer(Int), number(Double), bool(Bool), null
+    case array([JSONValue]), object([String: JSONValue])
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Int.self) { self = .integer(value) }
+        else if let value = try? container.decode(Double.self) { self = .number(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    /// The integers of an array of integers, else nil.
+    var integers: [Int]? {
+        guard case .array(let values) = self else { return nil }
+        var integers: [Int] = []
+        for value in values {
+            guard case .integer(let n) = value else { return nil }
+            integers.append(n)
+        }
+        return integers
+    }
+
+    /// The map of an object whose values are all strings, else nil.
+    var stringMap: [String: String]? {
+        guard case .object(let values) = self else { return nil }
+        var map: [String: String] = [:]
+        for (key, value) in values {
+            guard case .string(let text) = value else { return nil }
+            map[key] = text
+        }
+        return map
+    }
+}
+
 struct SafeTensorsHeader {
     struct Entry {
         let name: String
@@ -145,20 +190,20 @@ struct SafeTensorsHeader {
 
     /// Parses the JSON (the file's bytes 8..<8 + json.count) of a file of `fileSize` bytes.
     init(json: UnsafeRawBufferPointer, fileSize: Int, path: String) throws {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json)), let header = object as? [String: Any] else {
+        guard let header = try? JSONDecoder().decode([String: JSONValue].self, from: Data(json)) else {
             throw Self.corrupt(path, "header is not a JSON object")
         }
         let base = 8 + json.count
         let dataBytes = fileSize - base
         var metadata: [(key: String, value: String)] = []
         if let entry = header["__metadata__"] {
-            guard let map = entry as? [String: String] else { throw Self.corrupt(path, "__metadata__ is not a map of strings") }
+            guard let map = entry.stringMap else { throw Self.corrupt(path, "__metadata__ is not a map of strings") }
             metadata = map.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
         }
         var entries: [Entry] = []
         for (name, entry) in header where name != "__metadata__" {
-            guard let info = entry as? [String: Any], let dtype = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
+            guard case .object(let info) = entry, case .string(let dtype) = info["dtype"],
+                  let shape = info["shape"]?.integers, let offsets = info["data_offsets"]?.integers, offsets.count == 2
             else { throw Self.corrupt(path, "tensor \(name) has a malformed entry") }
             guard dtype == "F32" else { throw Self.corrupt(path, "tensor \(name) is \(dtype), expected F32") }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw Self.corrupt(path, "tensor \(name) has a negative dimension \(shape)") }
@@ -330,7 +375,7 @@ func jsonString(_ text: String) -> String {
         case "\\": out += "\\\\"
         case "\n": out += "\\n"
         case "\t": out += "\\t"
-        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+        case _ where scalar.value < 0x20: out += String(printf: "\\u%04x", scalar.value)
         default: out.unicodeScalars.append(scalar)
         }
     }

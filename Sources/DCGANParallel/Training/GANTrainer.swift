@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// What a training run is: everything the numbers depend on. The thread count is deliberately not here — it only

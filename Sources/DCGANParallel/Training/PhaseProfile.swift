@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// Where a training step's time goes, phase by phase, from a `PhaseTrace` of `steps` steps; and the speedup that the
@@ -46,40 +51,40 @@ public struct PhaseProfile: Sendable {
         for phase in phases {
             let label = phase.isSerial ? "(serial) " + phase.label : phase.label
             let items = phase.isSerial ? "–" : String(phase.items / max(phase.occurrences, 1))
-            let rate = gflops(phase).map { String(format: "  %8.1f  %8.1f%%", $0, 100 * $0 / peakGflops) }
+            let rate = gflops(phase).map { String(printf: "  %8.1f  %8.1f%%", $0, 100 * $0 / peakGflops) }
                 ?? "         –          –"
             lines.append(label.leftAligned(labelWidth) + "  " + items.rightAligned(5)
-                         + String(format: "  %8.3f  %8.3f  %10.3f  %8.1f%%", phase.busySeconds * perStep,
+                         + String(printf: "  %8.3f  %8.3f  %10.3f  %8.1f%%", phase.busySeconds * perStep,
                                   phase.wallSeconds * perStep, phase.longestItemSeconds * 1e3,
                                   100 * phase.wallSeconds / wallSeconds) + rate)
         }
         lines.append("(between phases: waking, barriers)".leftAligned(labelWidth) + "      –         –"
-                     + String(format: "  %8.3f           –  %8.1f%%", unaccountedSeconds * perStep,
+                     + String(printf: "  %8.3f           –  %8.1f%%", unaccountedSeconds * perStep,
                               100 * unaccountedSeconds / wallSeconds))
         let busy = phases.reduce(0) { $0 + $1.busySeconds }
         lines.append("step".leftAligned(labelWidth) + "      –"
-                     + String(format: "  %8.3f  %8.3f           –     100.0%%", busy * perStep, wallSeconds * perStep))
+                     + String(printf: "  %8.3f  %8.3f           –     100.0%%", busy * perStep, wallSeconds * perStep))
         lines.append("projected speedup over 1 thread with these item times (a ceiling: shared caches, memory bandwidth, "
                      + "clock drop and barrier latency not modelled): "
-                     + projectedSpeedups.map { String(format: "%d → %.2f×", $0.threads, $0.speedup) }.joined(separator: ", "))
+                     + projectedSpeedups.map { String(printf: "%d → %.2f×", $0.threads, $0.speedup) }.joined(separator: ", "))
         return lines.joined(separator: "\n")
     }
 
     public var json: String {
         let perStep = 1e3 / Double(steps)
         func escaped(_ text: String) -> String {
-            text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            text.map { $0 == "\\" || $0 == "\"" ? "\\\($0)" : String($0) }.joined()
         }
         let entries = phases.map { phase in
             "{\"label\":\"\(escaped(phase.label))\",\"serial\":\(phase.isSerial),"
                 + "\"items\":\(phase.items / max(phase.occurrences, 1)),"
-                + String(format: "\"busy_ms\":%.4f,\"wall_ms\":%.4f,\"longest_item_ms\":%.4f,",
+                + String(printf: "\"busy_ms\":%.4f,\"wall_ms\":%.4f,\"longest_item_ms\":%.4f,",
                          phase.busySeconds * perStep, phase.wallSeconds * perStep, phase.longestItemSeconds * 1e3)
-                + "\"gflops\":" + (gflops(phase).map { String(format: "%.3f", $0) } ?? "null") + "}"
+                + "\"gflops\":" + (gflops(phase).map { String(printf: "%.3f", $0) } ?? "null") + "}"
         }
-        let projections = projectedSpeedups.map { String(format: "\"%d\":%.4f", $0.threads, $0.speedup) }
+        let projections = projectedSpeedups.map { String(printf: "\"%d\":%.4f", $0.threads, $0.speedup) }
         return "{\"steps\":\(steps),\"threads\":\(threads),"
-            + String(format: "\"wall_ms_per_step\":%.4f,\"unaccounted_ms_per_step\":%.4f,", wallSeconds * perStep,
+            + String(printf: "\"wall_ms_per_step\":%.4f,\"unaccounted_ms_per_step\":%.4f,", wallSeconds * perStep,
                      unaccountedSeconds * perStep)
             + "\"per_step\":[\(entries.joined(separator: ","))],"
             + "\"projected_speedup\":{\(projections.joined(separator: ","))}}"

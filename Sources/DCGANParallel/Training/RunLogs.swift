@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 
 /// The step and epoch logs of a run directory: `history.csv` (one row per step) and `metrics.csv` (one row per
 /// epoch). Both are rewritten whole at every epoch end, and read back on `--resume`. Reading is strict: a row that

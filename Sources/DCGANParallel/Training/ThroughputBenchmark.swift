@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// One point of the scaling benchmark.
@@ -48,12 +53,12 @@ public struct BenchmarkPoint: Sendable {
     /// Under mpirun, a second table line: the speedup over one process and the exchange's share of a step.
     public var clusterRow: String? {
         guard let cluster else { return nil }
-        return String(format: "  %d processes × %d threads: %.1f images/s; one process alone %.1f → %.2f× (%.0f%% of %d×); per step %.2f ms of %.2f ms in MPI on rank 0 (%.1f%%); MB sent per step by rank 0, 1, …: %@",
+        return String(printf: "  %d processes × %d threads: %.1f images/s; one process alone %.1f → %.2f× (%.0f%% of %d×); per step %.2f ms of %.2f ms in MPI on rank 0 (%.1f%%); MB sent per step by rank 0, 1, …: ",
                       cluster.ranks, threads, imagesPerSecond, cluster.oneProcessImagesPerSecond, speedupOverOneProcess ?? 0,
                       100 * (speedupOverOneProcess ?? 0) / Double(cluster.ranks), cluster.ranks,
                       1000 * cluster.mpiSecondsPerStep, 1000 * cluster.secondsPerStep,
-                      100 * cluster.mpiSecondsPerStep / cluster.secondsPerStep,
-                      cluster.bytesSentPerStepByRank.map { String(format: "%.2f", $0 / 1e6) }.joined(separator: ", "))
+                      100 * cluster.mpiSecondsPerStep / cluster.secondsPerStep)
+            + cluster.bytesSentPerStepByRank.map { String(printf: "%.2f", $0 / 1e6) }.joined(separator: ", ")
     }
 
     public static let tableHeader = "scheduler  threads  batch  shards    images/s  speedup  efficiency   GFLOP/s  peak GFLOP/s  % of peak  note\n"
@@ -61,33 +66,33 @@ public struct BenchmarkPoint: Sendable {
 
     public var tableRow: String {
         scheduler.rightAligned(9)
-            + String(format: "  %7d  %5d  %6d  %10.1f  ", threads, batchSize, shards, imagesPerSecond)
-            + (speedup.map { String(format: "%.2f×", $0) } ?? "–").rightAligned(7) + "  "
-            + (efficiency.map { String(format: "%.0f%%", $0 * 100) } ?? "–").rightAligned(10)
-            + String(format: "  %8.1f  %12.1f  %8.1f%%  ", gflops, peakGflops, peakFraction * 100)
+            + String(printf: "  %7d  %5d  %6d  %10.1f  ", threads, batchSize, shards, imagesPerSecond)
+            + (speedup.map { String(printf: "%.2f×", $0) } ?? "–").rightAligned(7) + "  "
+            + (efficiency.map { String(printf: "%.0f%%", $0 * 100) } ?? "–").rightAligned(10)
+            + String(printf: "  %8.1f  %12.1f  %8.1f%%  ", gflops, peakGflops, peakFraction * 100)
             + (oversubscribed ? "oversubscribed" : "")
     }
 
     public static let csvHeader = "scheduler,threads,batch_size,shards,images_per_second,speedup,efficiency,gflops,peak_gflops,peak_fraction,oversubscribed,ranks,one_process_images_per_second,mpi_ms_per_step,ms_per_step,bytes_sent_per_step"
 
     public var csvRow: String {
-        "\(scheduler),\(threads),\(batchSize),\(shards),\(String(format: "%.2f", imagesPerSecond)),"
-            + "\(speedup.map { String(format: "%.4f", $0) } ?? ""),\(efficiency.map { String(format: "%.4f", $0) } ?? ""),"
-            + "\(String(format: "%.3f", gflops)),\(String(format: "%.1f", peakGflops)),\(String(format: "%.4f", peakFraction)),\(oversubscribed),"
-            + (cluster.map { String(format: "%d,%.2f,%.4f,%.4f,%.0f", $0.ranks, $0.oneProcessImagesPerSecond,
+        "\(scheduler),\(threads),\(batchSize),\(shards),\(String(printf: "%.2f", imagesPerSecond)),"
+            + "\(speedup.map { String(printf: "%.4f", $0) } ?? ""),\(efficiency.map { String(printf: "%.4f", $0) } ?? ""),"
+            + "\(String(printf: "%.3f", gflops)),\(String(printf: "%.1f", peakGflops)),\(String(printf: "%.4f", peakFraction)),\(oversubscribed),"
+            + (cluster.map { String(printf: "%d,%.2f,%.4f,%.4f,%.0f", $0.ranks, $0.oneProcessImagesPerSecond,
                                     1000 * $0.mpiSecondsPerStep, 1000 * $0.secondsPerStep, $0.bytesSentPerStep) } ?? "1,,,,")
     }
 
     public var json: String {
-        func number(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "null" }
+        func number(_ v: Double?) -> String { v.map { String(printf: "%.4f", $0) } ?? "null" }
         return "{\"scheduler\":\"\(scheduler)\",\"threads\":\(threads),\"batch_size\":\(batchSize),\"shards\":\(shards),"
-            + "\"images_per_second\":\(String(format: "%.2f", imagesPerSecond)),\"speedup\":\(number(speedup)),"
-            + "\"efficiency\":\(number(efficiency)),\"gflops\":\(String(format: "%.3f", gflops)),"
-            + "\"peak_gflops\":\(String(format: "%.1f", peakGflops)),"
-            + "\"peak_fraction\":\(String(format: "%.4f", peakFraction)),\"oversubscribed\":\(oversubscribed),"
-            + "\"repetitions_images_per_second\":[\(repetitions.map { String(format: "%.2f", $0) }.joined(separator: ","))]"
+            + "\"images_per_second\":\(String(printf: "%.2f", imagesPerSecond)),\"speedup\":\(number(speedup)),"
+            + "\"efficiency\":\(number(efficiency)),\"gflops\":\(String(printf: "%.3f", gflops)),"
+            + "\"peak_gflops\":\(String(printf: "%.1f", peakGflops)),"
+            + "\"peak_fraction\":\(String(printf: "%.4f", peakFraction)),\"oversubscribed\":\(oversubscribed),"
+            + "\"repetitions_images_per_second\":[\(repetitions.map { String(printf: "%.2f", $0) }.joined(separator: ","))]"
             + (phaseProfile.map { ",\"phases\":" + $0.json } ?? "")
-            + (cluster.map { String(format: ",\"ranks\":%d,\"one_process_images_per_second\":%.2f,\"mpi_ms_per_step\":%.4f,\"ms_per_step\":%.4f,\"bytes_sent_per_step\":%.0f", $0.ranks, $0.oneProcessImagesPerSecond, 1000 * $0.mpiSecondsPerStep, 1000 * $0.secondsPerStep, $0.bytesSentPerStep) } ?? "") + "}"
+            + (cluster.map { String(printf: ",\"ranks\":%d,\"one_process_images_per_second\":%.2f,\"mpi_ms_per_step\":%.4f,\"ms_per_step\":%.4f,\"bytes_sent_per_step\":%.0f", $0.ranks, $0.oneProcessImagesPerSecond, 1000 * $0.mpiSecondsPerStep, 1000 * $0.secondsPerStep, $0.bytesSentPerStep) } ?? "") + "}"
     }
 }
 

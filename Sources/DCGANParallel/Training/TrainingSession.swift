@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+import Glibc
+#else
 import Foundation
+#endif
 import ParallelTensor
 
 /// One epoch's summary: the mean of every step metric over the epoch's steps, and its speed.
@@ -17,11 +22,11 @@ public struct EpochSummary: Sendable, Equatable {
     static let unmeasuredCSVHeader = "epoch,step,steps,d_loss,g_loss,d_acc_real,d_acc_fake,g_fooling_rate,images_per_second,seconds"
 
     public var csvRow: String {
-        func f(_ v: Double) -> String { String(format: "%.6f", v) }
+        func f(_ v: Double) -> String { String(printf: "%.6f", v) }
         let measured = quality.map { "\(f($0.frechetDistance)),\($0.classRate.map(f) ?? ""),\(f($0.diversity))" } ?? ",,"
         return "\(epoch),\(lastStep),\(steps),\(f(metrics.discriminatorLoss)),\(f(metrics.generatorLoss)),"
             + "\(f(metrics.discriminatorAccuracyReal)),\(f(metrics.discriminatorAccuracyFake)),"
-            + "\(f(metrics.generatorFoolingRate)),\(String(format: "%.1f", imagesPerSecond)),\(String(format: "%.3f", seconds)),"
+            + "\(f(metrics.generatorFoolingRate)),\(String(printf: "%.1f", imagesPerSecond)),\(String(printf: "%.3f", seconds)),"
             + measured
     }
 
