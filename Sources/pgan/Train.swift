@@ -219,6 +219,8 @@ struct Train: ParsableCommand {
 
         let executor = ShardedExecutor(threadCount: threadCount, scheduling: scheduler)
         defer { executor.restoreCallerBinding() }
+        // Before the trainer: the real images' features are computed in memory freed before the step's is allocated.
+        let probe = try qualityProbe(dataset: dataset, source: source, model: configuration.model, executor: executor)
         let trainer = GANTrainer(configuration: configuration, executor: executor, group: group)
         let run = RunRecord(data: source.data, labels: source.labels, digit: source.digit, targetSteps: totalSteps)
         let session = try TrainingSession(trainer: trainer, dataset: dataset, directory: directory, run: run)
@@ -233,7 +235,6 @@ struct Train: ParsableCommand {
         }
         // An MPI rank's copy of the file would otherwise stay in memory for the whole run.
         checkpoint = nil
-        let probe = try qualityProbe(dataset: dataset, source: source, model: configuration.model, executor: executor)
         session.qualityProbe = probe
         session.evaluationInterval = evalEvery ?? 1
         let printer = ProgressPrinter(quiet: quiet || !writer)

@@ -154,6 +154,40 @@ final class QualityTests: XCTestCase {
         XCTAssertGreaterThan(allAtOnce.frechetDistance, whole.realFloor)
     }
 
+    /// Measuring a trainer's samples borrows its idle discriminator arenas and kernel workspaces (`WorkerMemory`):
+    /// what they hold (NaN here) does not reach the figures, each pass gets distinct buffers, and the trainer's next
+    /// step is the same as without a measurement before it.
+    func testMeasuringInATrainersIdleMemory() throws {
+        let classifier = try Classifier.builtInMNIST()
+        let zeros = try ImageDataset.defaultZeros().prefix(300)
+        let executor = ShardedExecutor(threadCount: 2, pinsThreads: false)
+        func makeTrainer() -> GANTrainer {
+            GANTrainer(configuration: TrainingConfiguration(batchSize: 8, shards: 4, seed: 4), executor: executor)
+        }
+        let measured = makeTrainer(), unmeasured = makeTrainer()
+        let probe = try QualityProbe(classifier: classifier, realImages: zeros, targetClass: 0, count: 60, executor: executor)
+        let images = zeros.prefix(16).pixels
+        images.withUnsafeBufferPointer { pointer in
+            for trainer in [measured, unmeasured] { trainer.trainStep(realImages: pointer.baseAddress!) }
+        }
+        let memory = measured.idleWorkerMemory
+        XCTAssertEqual(memory.buffers.count, 2)
+        let plan = ActivationPlan(network: classifier.network, mode: .inference, firstLayer: 0, inputNeedsGradient: false)
+        let arena = ActivationArena(plans: [plan], capacity: 2, borrowing: memory.buffers[0])
+        let donors = Set(memory.buffers[0].map(ObjectIdentifier.init)), used = arena.buffers.map(ObjectIdentifier.init)
+        XCTAssertEqual(Set(used).count, used.count, "one donor buffer lent twice")
+        XCTAssertTrue(used.allSatisfy(donors.contains), "the seed's discriminator arena holds the classifier's")
+        for buffer in memory.buffers.joined() { buffer.fill(with: .nan) }
+        let quality = probe.measure(measured)
+        XCTAssertEqual(quality, probe.measure(images: measured.generate(count: 60, noiseSeed: QualityProbe.noiseSeed),
+                                              executor: executor))
+        images.withUnsafeBufferPointer { pointer in
+            for trainer in [measured, unmeasured] { trainer.trainStep(realImages: pointer.baseAddress! + 8 * 784) }
+        }
+        XCTAssertEqual(measured.generator.parameters.array, unmeasured.generator.parameters.array)
+        XCTAssertEqual(measured.discriminator.parameters.array, unmeasured.discriminator.parameters.array)
+    }
+
     /// The moving average is decay·average + (1 − decay)·weights after each G update, element by element, the same at
     /// any thread count, and a run resumed from a checkpoint keeps it bit for bit.
     func testMovingAverageOfTheGenerator() throws {

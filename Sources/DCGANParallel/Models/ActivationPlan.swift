@@ -203,6 +203,30 @@ final class ActivationArena: @unchecked Sendable {
         masks = sizes.masks.map { AlignedBuffer(count: capacity * $0) }
     }
 
+    /// An arena for a pass that runs while `donor`'s owner is idle (`WorkerMemory`): each buffer is the smallest of
+    /// `donor`'s that holds it, or a new one where none does. Borrowed buffers hold whatever was last written there.
+    init(plans: [ActivationPlan], capacity: Int, borrowing donor: [AlignedBuffer]) {
+        self.capacity = capacity
+        let sizes = Self.sizes(plans: plans, minimumScratch0: 0)
+        var free = donor.sorted { $0.count < $1.count }
+        func take(_ count: Int) -> AlignedBuffer {
+            guard let index = free.firstIndex(where: { $0.count >= count }) else { return AlignedBuffer(count: count) }
+            return free.remove(at: index)
+        }
+        // Largest first, so a large need is not left without the one donor buffer that holds it.
+        let needs = (sizes.stored.map { (0, $0) } + sizes.scratch.map { (1, $0) } + sizes.masks.map { (2, $0) })
+            .enumerated().sorted { $0.element.1 > $1.element.1 }
+        var taken: [Int: AlignedBuffer] = [:]
+        for (position, need) in needs { taken[position] = take(capacity * need.1) }
+        let ordered = (0..<needs.count).map { taken[$0]! }
+        stored = Array(ordered[0..<sizes.stored.count])
+        scratch = Array(ordered[sizes.stored.count..<(sizes.stored.count + sizes.scratch.count)])
+        masks = Array(ordered[(sizes.stored.count + sizes.scratch.count)...])
+    }
+
+    /// Every buffer of the arena.
+    var buffers: [AlignedBuffer] { stored + scratch + masks }
+
     static func sizes(plans: [ActivationPlan], minimumScratch0: Int) -> (stored: [Int], scratch: [Int], masks: [Int]) {
         func widest(_ lists: [[Int]]) -> [Int] {
             (0..<(lists.map(\.count).max() ?? 0)).map { k in lists.map { k < $0.count ? $0[k] : 0 }.max()! }
@@ -217,6 +241,16 @@ final class ActivationArena: @unchecked Sendable {
         let sizes = sizes(plans: plans, minimumScratch0: minimumScratch0)
         return sizes.stored.reduce(0, +) + sizes.scratch.reduce(0, +) + sizes.masks.reduce(0, +)
     }
+}
+
+/// Per worker, memory another pass may use while its owner is idle: a trainer's kernel workspaces and the buffers of
+/// its discriminator's activation arenas, which only its steps use, lent to the classifier that measures samples
+/// between steps (so measuring adds no 16 × 0.4 MB of arenas and workspaces on 16 threads).
+struct WorkerMemory {
+    /// One per worker of the executor.
+    let workspaces: [KernelWorkspace]
+    /// Per worker (possibly fewer than the workers: the rest allocate), buffers no other worker uses.
+    let buffers: [[AlignedBuffer]]
 }
 
 /// One pass's view of an arena: tensor and gradient pointers, and the forward and backward passes over a range of

@@ -72,10 +72,11 @@ public final class Classifier: @unchecked Sendable {
     /// Test accuracy recorded when it was trained (nil when never tested).
     public var testAccuracy: Double?
 
-    public init(image: TensorShape, classes: Int) throws {
+    /// `inferenceOnly`: for measuring only, never trained (`Network`'s option: no transposed weight packs).
+    public init(image: TensorShape, classes: Int, inferenceOnly: Bool = false) throws {
         self.classes = classes
         network = try Network(ClassifierModel.description(image: image, classes: classes), inputNeedsGradient: false,
-                              kernelSubstream: 20, dropoutSubstream: 0)
+                              kernelSubstream: 20, dropoutSubstream: 0, inferenceOnly: inferenceOnly)
     }
 
     public var imageShape: TensorShape { network.inputShape }
@@ -96,7 +97,7 @@ public final class Classifier: @unchecked Sendable {
         return SafeTensors(metadata: metadata, tensors: tensors).encoded()
     }
 
-    /// A classifier from its file, checked to be one.
+    /// A classifier from its file, checked to be one, for measuring (built `inferenceOnly`).
     public static func read(path: String) throws -> Classifier {
         try read(try CheckpointReader(path: path), path: path)
     }
@@ -113,7 +114,7 @@ public final class Classifier: @unchecked Sendable {
             throw DataError(path: path, problem: "corrupt classifier metadata: model \(model)")
         }
         let classifier = try Classifier(image: TensorShape(batch: 1, height: size[0], width: size[1], channels: size[2]),
-                                        classes: classes)
+                                        classes: classes, inferenceOnly: true)
         try reader.readTensors(into: classifier.network.layout.checkpointTensors(in: classifier.network.parameters))
         classifier.network.packWeights()
         classifier.testAccuracy = file.metadataValue("test_accuracy").flatMap(Double.init)
@@ -143,15 +144,22 @@ public final class Classifier: @unchecked Sendable {
     }
 
     /// Per image of `images` (count × the classifier's image elements, in [−1, 1]): its `featureCount` penultimate
-    /// features and its predicted class, in parallel over chunks of images on `executor`.
+    /// features and its predicted class, in parallel over chunks of images on `executor`; in `memory` when given
+    /// (an idle trainer's), else in memory of its own.
     public func evaluate(images: UnsafePointer<Float>, count: Int, executor: ShardedExecutor)
+        -> (features: [Float], predictions: [Int]) {
+        evaluate(images: images, count: count, executor: executor, memory: nil)
+    }
+
+    func evaluate(images: UnsafePointer<Float>, count: Int, executor: ShardedExecutor, memory: WorkerMemory?)
         -> (features: [Float], predictions: [Int]) {
         let plan = ActivationPlan(network: network, mode: .inference, firstLayer: 0, inputNeedsGradient: false)
         let chunk = 2, chunks = (count + chunk - 1) / chunk
-        let arenas = (0..<executor.threadCount).map { _ in
-            ActivationArena(plans: [plan], capacity: chunk, minimumScratch0: 0)
+        let arenas = (0..<executor.threadCount).map { worker in
+            ActivationArena(plans: [plan], capacity: chunk,
+                            borrowing: memory.map { worker < $0.buffers.count ? $0.buffers[worker] : [] } ?? [])
         }
-        let workspaces = (0..<executor.threadCount).map { _ in KernelWorkspace() }
+        let workspaces = memory?.workspaces ?? (0..<executor.threadCount).map { _ in KernelWorkspace() }
         let last = network.layers.count, inputSize = network.inputElements, classes = self.classes
         let featureSize = plan.shapes[last - 1].elementsPerImage
         let features = AlignedBuffer(count: count * featureSize), predictions = UnsafeMutableBufferPointer<Int>.allocate(capacity: count)

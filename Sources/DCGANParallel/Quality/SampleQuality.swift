@@ -87,7 +87,7 @@ public final class QualityProbe: @unchecked Sendable {
     /// a time.
     public func measure(_ trainer: GANTrainer) -> SampleQuality {
         let (features, predictions) = Self.classify(classifier, count: count, imagesPerPass: imagesPerPass,
-                                                    executor: trainer.executor) { range, pixels in
+                                                    executor: trainer.executor, memory: trainer.idleWorkerMemory) { range, pixels in
             let images = trainer.generate(count: range.count, noiseSeed: Self.noiseSeed, firstIndex: range.lowerBound)
             images.withUnsafeBufferPointer { pixels.update(from: $0.baseAddress!, count: $0.count) }
         }
@@ -97,6 +97,7 @@ public final class QualityProbe: @unchecked Sendable {
     /// The classifier's features and classes of `count` images, `imagesPerPass` at a time: `fill(range, pixels)`
     /// writes images `range` (of 0..<count) to `pixels`.
     static func classify(_ classifier: Classifier, count: Int, imagesPerPass: Int, executor: ShardedExecutor,
+                         memory: WorkerMemory? = nil,
                          fill: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) -> (features: [Float], predictions: [Int]) {
         let pixels = AlignedBuffer(count: min(count, imagesPerPass) * classifier.network.inputElements)
         var features: [Float] = [], predictions: [Int] = []
@@ -106,7 +107,7 @@ public final class QualityProbe: @unchecked Sendable {
         while start < count {
             let range = start..<min(start + imagesPerPass, count)
             fill(range, pixels.pointer)
-            let part = classifier.evaluate(images: pixels.pointer, count: range.count, executor: executor)
+            let part = classifier.evaluate(images: pixels.pointer, count: range.count, executor: executor, memory: memory)
             features += part.features
             predictions += part.predictions
             start = range.upperBound

@@ -347,6 +347,13 @@ public final class GANTrainer: @unchecked Sendable {
         return try body()
     }
 
+    /// Per worker, memory only a step uses (its kernel workspaces; the discriminator's activation arenas, per worker
+    /// in the Keras step, per shard in the PyTorch one), for a pass between steps.
+    var idleWorkerMemory: WorkerMemory {
+        let arenas = plan.discriminatorArenas.isEmpty ? plan.discriminatorShardArenas : plan.discriminatorArenas
+        return WorkerMemory(workspaces: plan.workspaces, buffers: arenas.map(\.buffers))
+    }
+
     public func generate(count: Int, noiseSeed: UInt64, firstIndex: Int = 0) -> [Float] {
         generator.prepareInference(norms: plan.inferenceNorms)
         let imageSize = generator.outputElements, codings = generator.inputElements
