@@ -135,7 +135,6 @@ extension GANStepPlan {
             clearUnwritten(generatorUnwritten, of: generatorShardPointers, shard: shard)
             pass.forward(finalForward)
             let images = pass.tensor(last), imageGradients = pass.gradient(last)!
-            (generatorPhaseFakes.pointer + range.lowerBound * image).update(from: images, count: range.count * image)
             for chunk in chunks(of: range) {
                 let offset = (chunk.lowerBound - range.lowerBound) * image
                 discriminatorPass(input: images + offset, samples: chunk, label: labels.generatorTarget,

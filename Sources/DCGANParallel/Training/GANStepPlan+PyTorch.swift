@@ -37,7 +37,6 @@ extension GANStepPlan {
             let range = shardRanges[shard]
             let fakes = generatorPass(shard: shard, worker: worker, step: step).tensor(generatorLayers)
             (discriminatorPhaseFakes.pointer + range.lowerBound * image).update(from: fakes, count: range.count * image)
-            (generatorPhaseFakes.pointer + range.lowerBound * image).update(from: fakes, count: range.count * image)
         }
 
         // D on the reals and on the fakes in one pass of 2n samples per shard (reals first, as the example runs them):

@@ -78,8 +78,9 @@ final class GANStepPlan: @unchecked Sendable {
     let realBatch: AlignedBuffer
     /// Per-sample results of the last step, indexed by sample (fakes 0..<B, reals B..<2B for the D phase).
     let discriminatorLogits, discriminatorLosses, generatorLogits, generatorLosses: AlignedBuffer
-    /// The fakes of the last step's two phases (B × image elements each), in sample order.
-    let discriminatorPhaseFakes, generatorPhaseFakes: AlignedBuffer
+    /// The fakes of the D phase (B × image elements), in sample order: D's input there. The G phase's stay in the
+    /// generator's shard arenas (`generatorPhaseFakes()`).
+    let discriminatorPhaseFakes: AlignedBuffer
     /// Per owned shard, with a batch-wide first layer: where its G-phase outputs go and where backward leaves their
     /// gradient.
     private(set) var firstLayerOutputs: [UnsafeMutablePointer<Float>] = []
@@ -181,7 +182,6 @@ final class GANStepPlan: @unchecked Sendable {
         generatorLogits = AlignedBuffer(count: batch)
         generatorLosses = AlignedBuffer(count: batch)
         discriminatorPhaseFakes = AlignedBuffer(count: batch * image)
-        generatorPhaseFakes = AlignedBuffer(count: batch * image)
         discriminatorNorms = Array(repeating: nil, count: discriminator.layers.count)
         if generator.batchWideFirstLayer {
             firstLayerOutputs = owned.map { generatorPass(shard: $0, worker: 0, step: 0).tensor(1) }
@@ -239,7 +239,7 @@ final class GANStepPlan: @unchecked Sendable {
                                               + generator.inputElements)
             + (pytorchStep ? 0 : discriminatorChunk * judgingPerSample)
             + workspaceAllowance
-        let perSample = 2 * generator.inputElements + 3 * discriminator.inputElements + 6
+        let perSample = 2 * generator.inputElements + 2 * discriminator.inputElements + 6
         let total = shards.multipliedReportingOverflow(by: perShard).partialValue
             .addingReportingOverflow(threadCount.multipliedReportingOverflow(by: perWorker).partialValue).partialValue
         return total.addingReportingOverflow(batch.multipliedReportingOverflow(by: perSample).partialValue).partialValue
@@ -289,6 +289,21 @@ final class GANStepPlan: @unchecked Sendable {
                                                                           worker: worker), n: n)
         pass.forward(plan.firstLayer..<plan.layers.count)
         return pass.tensor(plan.layers.count)
+    }
+
+    /// The last step's G-phase fakes (B × image elements, in sample order; this process's shards, zeros elsewhere),
+    /// for tests: the generator's outputs, still in its shard arenas after the step (the PyTorch step's G phase judges
+    /// the D phase's fakes again).
+    func generatorPhaseFakes() -> [Float] {
+        if generator.model.conventions == .pytorch { return discriminatorPhaseFakes.array }
+        let image = discriminator.inputElements
+        var fakes = [Float](repeating: 0, count: batch * image)
+        for shard in owned {
+            let range = shardRanges[shard]
+            let images = generatorPass(shard: shard, worker: 0, step: 0).tensor(generatorTraining.layers.count)
+            for i in 0..<(range.count * image) { fakes[range.lowerBound * image + i] = images[i] }
+        }
+        return fakes
     }
 
     /// A shard's generator pass in training mode.

@@ -230,7 +230,7 @@ public final class GANTrainer: @unchecked Sendable {
         let discriminatorLogits: UnsafePointer<Float>
         let generatorLogits: UnsafePointer<Float>
         let discriminatorPhaseFakes: UnsafePointer<Float>
-        let generatorPhaseFakes: UnsafePointer<Float>
+        let generatorPhaseFakes: [Float]
         let discriminatorGradients: UnsafePointer<Float>
         let generatorGradients: UnsafePointer<Float>
     }
@@ -238,7 +238,7 @@ public final class GANTrainer: @unchecked Sendable {
     var lastStep: StepOutputs {
         StepOutputs(discriminatorLogits: plan.discriminatorLogits.pointer, generatorLogits: plan.generatorLogits.pointer,
                     discriminatorPhaseFakes: plan.discriminatorPhaseFakes.pointer,
-                    generatorPhaseFakes: plan.generatorPhaseFakes.pointer,
+                    generatorPhaseFakes: plan.generatorPhaseFakes(),
                     discriminatorGradients: plan.discriminatorShardPointers[0],
                     generatorGradients: plan.generatorShardPointers[0])
     }
