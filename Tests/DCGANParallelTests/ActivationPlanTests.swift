@@ -17,18 +17,27 @@ final class ActivationPlanTests: XCTestCase {
         XCTAssertEqual(plan.homes[2], .stored(0), "the reshape is a view")
         XCTAssertEqual(plan.homes[5], plan.homes[4], "SELU works in place")
         XCTAssertEqual(plan.homes[8], plan.homes[7], "tanh works in place")
-        // Both BatchNorm outputs feed a convolution: recomputed, each in the scratch buffer that convolution's
-        // backward pass then fills with its input gradient.
+        // Both BatchNorm outputs feed a convolution: recomputed, each where that convolution's backward pass then
+        // writes its input gradient. The second convolution's input is rebuilt in scratch 1 (rule 4); the first's,
+        // in backward, in the SELU output's buffer, which BatchNorm 1 and the SELU have read for the last time by then
+        // (rule 5), and in forward in scratch 1, since the convolution is writing that buffer.
         XCTAssertEqual(plan.recomputedBy, [3: 2, 6: 5])
-        XCTAssertEqual(plan.homes[3], .scratch(0))
         XCTAssertEqual(plan.homes[6], .scratch(1))
-        XCTAssertEqual(plan.gradientHomes[8], 0, "∂image arrives in scratch 0")
-        XCTAssertEqual(plan.gradientHomes[6], 1)
-        XCTAssertEqual(plan.gradientHomes[3], 0)
-        XCTAssertEqual(plan.gradientHomes[1], 0, "∂(dense output) for the batch-wide dense gradient")
-        XCTAssertEqual(plan.scratchSizes, [6272, 12544])
-        // 38 416 floats a sample (150 KiB); the hand-written plan before it kept 39 300.
-        XCTAssertEqual(ActivationArena.elementsPerSample(plans: [plan], minimumScratch0: 6272), 38_416)
+        XCTAssertEqual(plan.backwardHomes[6], nil)
+        XCTAssertEqual(plan.homes[3], .scratch(1))
+        XCTAssertEqual(plan.backwardHomes[3], .stored(1))
+        XCTAssertEqual(plan.gradientHomes[8], .scratch(0), "∂image arrives in scratch 0")
+        XCTAssertEqual(plan.gradientHomes[6], .scratch(1))
+        XCTAssertEqual(plan.gradientHomes[3], .stored(1))
+        XCTAssertEqual(plan.gradientHomes[1], .stored(1), "∂(dense output) for the batch-wide dense gradient")
+        XCTAssertEqual(plan.scratchSizes, [784, 12544])
+        // 32 928 floats a sample (129 KiB): 38 416 before rule 5; the hand-written plan before both kept 39 300.
+        XCTAssertEqual(ActivationArena.elementsPerSample(plans: [plan], minimumScratch0: 0), 32_928)
+        // The D phase's first-layer outputs wait in the smallest stored buffer besides the dense output's that holds
+        // 6 272 floats, the SELU output's, idle until the G phase's forward pass.
+        let plans = GANStepPlan.Plans(generator: generator, discriminator: discriminator)
+        XCTAssertEqual(plans.firstLayerParking, .stored(1))
+        XCTAssertEqual(plans.minimumScratch0, 0)
     }
 
     func testTheSeedDiscriminatorStoresWhatLeakyReLUReadsAndDropsInPlace() {
@@ -41,7 +50,8 @@ final class ActivationPlanTests: XCTestCase {
         XCTAssertEqual(plan.homes[6], plan.homes[4])
         XCTAssertEqual(plan.homes[7], plan.homes[6], "flatten is a view")
         XCTAssertEqual(plan.maskSizes, [12544, 6272])
-        XCTAssertEqual(plan.gradientHomes[0], -1, "∂image goes to the caller")
+        XCTAssertEqual(plan.gradientHomes[0], .external, "∂image goes to the caller")
+        XCTAssertEqual(plan.backwardHomes, [:], "no stored buffer is free before the first convolution's backward pass")
         XCTAssertEqual(plan.scratchSizes, [12544, 6272])
     }
 

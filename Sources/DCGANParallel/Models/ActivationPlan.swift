@@ -20,6 +20,9 @@ enum TensorHome: Equatable {
 ///    needs it. That weighted layer writes its input gradient over it (weights' gradient first, input's second).
 /// 4. Gradients flow through two scratch buffers: element-wise layers work in place, a weighted layer writes its
 ///    input gradient into the other one.
+/// 5. ... unless a stored buffer is free by then (every backward reader of its tensors has run, and it is not the
+///    network's output): the weighted layer then rebuilds its recomputed input there and writes its input gradient
+///    over it, and forward rebuilds that input in scratch buffer 1 (the stored buffer is being written meanwhile).
 /// Inference (no backward) keeps nothing: every tensor lives in one of two scratch buffers, element-wise layers in
 /// place. Sizes are per sample, in floats; an `ActivationArena` allocates them for a number of samples.
 struct ActivationPlan {
@@ -34,10 +37,12 @@ struct ActivationPlan {
     let inputNeedsGradient: Bool
     /// Per tensor index `firstLayer...layers.count`.
     private(set) var homes: [TensorHome]
-    /// Per tensor index: the scratch buffer holding ∂loss/∂tensor in backward (-1: the caller's).
-    private(set) var gradientHomes: [Int]
+    /// Per tensor index: the buffer holding ∂loss/∂tensor in backward (`external`: the caller's).
+    private(set) var gradientHomes: [TensorHome]
     /// Tensor index → the BatchNorm layer whose output it is, for tensors recomputed in backward (rule 3).
     private(set) var recomputedBy: [Int: Int] = [:]
+    /// Recomputed tensors that backward rebuilds elsewhere than forward wrote them: in a free stored buffer (rule 5).
+    private(set) var backwardHomes: [Int: TensorHome] = [:]
     private(set) var storedSizes: [Int] = []
     private(set) var scratchSizes = [0, 0]
     /// Layer index → dropout mask buffer.
@@ -52,7 +57,7 @@ struct ActivationPlan {
         self.inputNeedsGradient = inputNeedsGradient
         let count = layers.count
         homes = Array(repeating: .external, count: count + 1)
-        gradientHomes = Array(repeating: 0, count: count + 1)
+        gradientHomes = Array(repeating: .scratch(0), count: count + 1)
         if mode == .inference {
             planInference()
         } else {
@@ -121,28 +126,57 @@ struct ActivationPlan {
         // The network's output is always stored: the caller reads it after the pass (a recomputed or external
         // output cannot happen: rule 3 excludes the last layer, and a view of the input is not a network).
         // Backward walk (rule 4): where each gradient lives, and where each recomputed tensor is rebuilt.
-        var current = 0
-        gradientHomes[last] = 0
+        // Backward walk (rules 4 and 5): where each gradient lives, and where each recomputed tensor is rebuilt.
+        let lastReaders = storedLastReaders(), output = homes[last]
+        var current = TensorHome.scratch(0)
+        gradientHomes[last] = current
         scratchSizes[0] = max(scratchSizes[0], elements(last))
         for i in (firstLayer..<last).reversed() {
             let needsGradient = needsInputGradient(i)
             if layers[i].isWeighted {
-                let other = 1 - current
+                let free = storedSizes.indices.filter {
+                    lastReaders[$0] > i && storedSizes[$0] >= elements(i) && .stored($0) != output && .stored($0) != current
+                }
+                let next: TensorHome = free.min { storedSizes[$0] < storedSizes[$1] }.map { .stored($0) }
+                    ?? .scratch(current == .scratch(0) ? 1 : 0)
                 if recomputedBy[i] != nil {
                     var tensor = i
                     while let _ = recomputedBy[tensor] {
-                        homes[tensor] = .scratch(other)
+                        if case .stored = next {
+                            homes[tensor] = .scratch(1)
+                            backwardHomes[tensor] = next
+                        } else {
+                            homes[tensor] = next
+                        }
                         tensor -= 1
                     }
-                    scratchSizes[other] = max(scratchSizes[other], elements(i))
+                    if case .scratch(let k) = homes[i] { scratchSizes[k] = max(scratchSizes[k], elements(i)) }
                 }
-                current = other
+                current = next
             }
             if needsGradient {
-                gradientHomes[i] = (i == 0 && inputNeedsGradient) ? -1 : current
-                if gradientHomes[i] >= 0 { scratchSizes[current] = max(scratchSizes[current], elements(i)) }
+                gradientHomes[i] = (i == 0 && inputNeedsGradient) ? .external : current
+                if case .scratch(let k) = gradientHomes[i] { scratchSizes[k] = max(scratchSizes[k], elements(i)) }
             }
         }
+    }
+
+    /// Per stored buffer: the lowest layer index whose backward pass reads it (a layer's input or output, as its
+    /// `backwardRead` says; a BatchNorm's input, which a weighted layer's recomputation reads), Int.max for none.
+    private func storedLastReaders() -> [Int] {
+        var lowest = Array(repeating: Int.max, count: storedSizes.count)
+        func read(_ tensor: Int, at layer: Int) {
+            if case .stored(let k) = homes[tensor] { lowest[k] = min(lowest[k], layer) }
+        }
+        for j in firstLayer..<layers.count {
+            switch layers[j].backwardRead {
+            case .input: read(j, at: j)
+            case .output, .outputSign: read(j + 1, at: j)
+            case .nothing: break
+            }
+            if layers[j].isWeighted, let source = recomputedBy[j] { read(source, at: j) }
+        }
+        return lowest
     }
 
     /// Whether backward must produce ∂loss/∂(input of layer i): when a layer before it has parameters, or the
@@ -222,6 +256,15 @@ final class ActivationArena: @unchecked Sendable {
         stored = Array(ordered[0..<sizes.stored.count])
         scratch = Array(ordered[sizes.stored.count..<(sizes.stored.count + sizes.scratch.count)])
         masks = Array(ordered[(sizes.stored.count + sizes.scratch.count)...])
+    }
+
+    /// The buffer a home names (not `external`, the caller's).
+    func pointer(_ home: TensorHome) -> UnsafeMutablePointer<Float> {
+        switch home {
+        case .external: preconditionFailure("an external tensor is the caller's, not the arena's")
+        case .stored(let k): stored[k].pointer
+        case .scratch(let k): scratch[k].pointer
+        }
     }
 
     /// Every buffer of the arena.
@@ -305,17 +348,20 @@ struct ActivationPass {
         }
     }
 
-    func tensor(_ index: Int) -> UnsafeMutablePointer<Float> {
-        switch plan.homes[index] {
-        case .external: input!
-        case .stored(let k): arena.stored[k].pointer
-        case .scratch(let k): arena.scratch[k].pointer
-        }
+    private func pointer(_ home: TensorHome, external: UnsafeMutablePointer<Float>?) -> UnsafeMutablePointer<Float>? {
+        home == .external ? external : arena.pointer(home)
+    }
+
+    /// Tensor `index` as forward writes it (and as a caller reads the output).
+    func tensor(_ index: Int) -> UnsafeMutablePointer<Float> { pointer(plan.homes[index], external: input)! }
+
+    /// Tensor `index` as backward reads it: where a recomputed tensor is rebuilt (rule 5), else `tensor`.
+    private func backwardTensor(_ index: Int) -> UnsafeMutablePointer<Float> {
+        pointer(plan.backwardHomes[index] ?? plan.homes[index], external: input)!
     }
 
     func gradient(_ index: Int) -> UnsafeMutablePointer<Float>? {
-        let home = plan.gradientHomes[index]
-        return home < 0 ? inputGradient : arena.scratch[home].pointer
+        pointer(plan.gradientHomes[index], external: inputGradient)
     }
 
     func mask(_ layer: Int) -> UnsafeMutablePointer<Float>? { plan.maskSlots[layer].map { arena.masks[$0].pointer } }
@@ -329,8 +375,10 @@ struct ActivationPass {
     }
 
     /// Layer i forward: over all rows, or group by group for a BatchNorm (each with its own statistics) and dropout
-    /// (masks addressed by each group's samples).
-    private func forward(layer i: Int) {
+    /// (masks addressed by each group's samples). `rebuilding`: a recomputation in backward, into the tensors'
+    /// backward homes.
+    private func forward(layer i: Int, rebuilding: Bool = false) {
+        let tensor = rebuilding ? backwardTensor : self.tensor
         let layer = plan.layers[i]
         let grouped: Bool
         switch layer {
@@ -375,10 +423,10 @@ struct ActivationPass {
             }
             if let source = plan.recomputedBy[i] {
                 // Rule 3: the BatchNorm output this layer read in forward, computed again from its stored input.
-                forward(layer: source)
+                forward(layer: source, rebuilding: true)
             }
             let needsGradient = plan.needsInputGradient(i)
-            layer.backward(n: n, input: tensor(i), output: tensor(i + 1), outputGradient: gradient(i + 1)!,
+            layer.backward(n: n, input: backwardTensor(i), output: backwardTensor(i + 1), outputGradient: gradient(i + 1)!,
                            inputGradient: needsGradient ? gradient(i) : nil, inputShape: plan.shapes[i],
                            mask: mask(i), context: context)
         }

@@ -27,13 +27,13 @@ extension GANStepPlan {
         }
         if let firstLayer {
             // The G weights do not change before the G optimizer at the end of the step, so both phases' first
-            // layer runs here. The D phase's outputs go to the shards' scratch buffer 0, which the G phase only
-            // writes after the D phase.
+            // layer runs here. The D phase's outputs go to a buffer of the shards' arenas that the G phase only
+            // writes after the D phase (`firstLayerParking`).
             let slices = (firstLayer.outputSize + Self.firstLayerForwardColumns - 1) / Self.firstLayerForwardColumns
             work.parallel("G first layer forward, both phases, by column slices", iterations: slices,
                           multiplyAdds: 2 * ownedSamples.count * firstLayerWork) { [self] slice, worker in
                 firstLayerForwardSlice(slice, layer: firstLayer, noise: discriminatorNoise.pointer,
-                                       workspace: workspaces[worker]) { generatorArenas[$0 - owned.lowerBound].scratch[0].pointer }
+                                       workspace: workspaces[worker]) { generatorArenas[$0 - owned.lowerBound].pointer(firstLayerParking) }
                 firstLayerForwardSlice(slice, layer: firstLayer, noise: generatorNoise.pointer,
                                        workspace: workspaces[worker]) { firstLayerOutputs[$0 - owned.lowerBound] }
             }
@@ -52,7 +52,7 @@ extension GANStepPlan {
             let own = shardRanges[shard], gradients = discriminatorShardPointers[index]
             clearUnwritten(discriminatorUnwritten, of: discriminatorShardPointers, shard: shard)
             let inputRow = firstLayer != nil ? generator.shapes[1].elementsPerImage : codings
-            let inputs = firstLayer != nil ? generatorArenas[index].scratch[0].pointer
+            let inputs = firstLayer != nil ? generatorArenas[index].pointer(firstLayerParking)
                 : discriminatorNoise.pointer + own.lowerBound * codings
             for chunk in chunks(of: own) {
                 let images = generatorInferencePass(plan: generatorInference,

@@ -49,8 +49,10 @@ final class GANStepPlan: @unchecked Sendable {
 
     let generatorTraining, generatorInference, generatorSampling, discriminatorTraining: ActivationPlan
     /// Per owned shard: the generator's training activations, alive from its forward pass to its backward pass. In the D
-    /// phase, scratch buffer 0 holds the shard's inference fakes' first-layer outputs (the G phase writes it later).
+    /// phase, the buffer `firstLayerParking` names holds the shard's inference fakes' first-layer outputs (the G phase
+    /// writes it later).
     let generatorArenas: [ActivationArena]
+    let firstLayerParking: TensorHome
     /// Per worker, `discriminatorChunk` samples: the generator in inference (the D phase's fakes, `generate`) and the
     /// discriminator. Per worker, not per shard, so they do not grow with the batch (sized by the shard, the inference
     /// arenas cost 18 MB at batch 256 on 16 threads); separate, because sharing one arena between the two measured 7%
@@ -121,9 +123,10 @@ final class GANStepPlan: @unchecked Sendable {
         (generatorTraining, generatorInference, generatorSampling, discriminatorTraining) =
             (plans.generatorTraining, plans.generatorInference, plans.generatorSampling, plans.discriminatorTraining)
         let capacity = Self.shardCapacity(batch: batch, shards: shards)
-        let firstLayerOutput = plans.firstLayerOutput
+        let minimumScratch0 = plans.minimumScratch0
+        firstLayerParking = plans.firstLayerParking
         generatorArenas = owned.map { [generatorTraining] _ in
-            ActivationArena(plans: [generatorTraining], capacity: capacity, minimumScratch0: firstLayerOutput)
+            ActivationArena(plans: [generatorTraining], capacity: capacity, minimumScratch0: minimumScratch0)
         }
         inferenceArenas = (0..<threadCount).map { [generatorInference, generatorSampling] _ in
             ActivationArena(plans: [generatorInference, generatorSampling], capacity: Self.discriminatorChunk,
@@ -197,8 +200,11 @@ final class GANStepPlan: @unchecked Sendable {
     /// from what is allocated.
     struct Plans {
         let generatorTraining, generatorInference, generatorSampling, discriminatorTraining: ActivationPlan
-        /// Floats per sample a shard's scratch buffer 0 must hold: the D phase's batch-wide first-layer outputs.
-        let firstLayerOutput: Int
+        /// Where a shard's arena keeps the D phase's batch-wide first-layer outputs while the G phase's own (tensor
+        /// 1, computed at the same time) wait: the smallest other stored buffer that holds them, idle until the G
+        /// phase's forward pass, else scratch buffer 0, grown to hold them (`minimumScratch0` floats a sample).
+        let firstLayerParking: TensorHome
+        let minimumScratch0: Int
 
         init(generator: Network, discriminator: Network) {
             let first = generator.batchWideFirstLayer ? 1 : 0
@@ -211,7 +217,12 @@ final class GANStepPlan: @unchecked Sendable {
                                                inputNeedsGradient: false)
             discriminatorTraining = ActivationPlan(network: discriminator, mode: .training, firstLayer: 0,
                                                    inputNeedsGradient: true)
-            firstLayerOutput = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
+            let output = generator.batchWideFirstLayer ? generator.shapes[1].elementsPerImage : 0
+            let sizes = generatorTraining.storedSizes, outputHome = generatorTraining.homes[first]
+            let parking = sizes.indices.filter { .stored($0) != outputHome && sizes[$0] >= output }
+                .min { sizes[$0] < sizes[$1] }
+            firstLayerParking = parking.map { .stored($0) } ?? .scratch(0)
+            minimumScratch0 = parking == nil ? output : 0
         }
     }
 
@@ -228,7 +239,7 @@ final class GANStepPlan: @unchecked Sendable {
         let inference = [plans.generatorInference, plans.generatorSampling], judging = plans.discriminatorTraining
         let capacity = shardCapacity(batch: batch, shards: shards)
         let perShardGeneratorFloats = capacity * ActivationArena.elementsPerSample(plans: [plans.generatorTraining],
-                                                                    minimumScratch0: plans.firstLayerOutput)
+                                                                    minimumScratch0: plans.minimumScratch0)
             + max(discriminator.parameters.count, generator.shardedGradientCount)
         let judgingPerSample = ActivationArena.elementsPerSample(plans: [judging], minimumScratch0: 0)
         // The Keras step judges two samples at a time in a worker's memory, the PyTorch step whole shards.
