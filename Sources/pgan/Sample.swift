@@ -54,8 +54,7 @@ struct Sample: ParsableCommand {
         }
         let threadCount = threadOptions.count
         let directory = URL(fileURLWithPath: output).deletingLastPathComponent().path
-        var status = stat()
-        guard stat(directory.isEmpty ? "." : directory, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else {
+        guard isDirectory(directory.isEmpty ? "." : directory) == true else {
             throw DataError(path: output, problem: "directory \(directory) does not exist")
         }
         let reader = try CheckpointReader(path: checkpoint)

@@ -248,11 +248,10 @@ final class ActivationArena: @unchecked Sendable {
             return free.remove(at: index)
         }
         // Largest first, so a large need is not left without the one donor buffer that holds it.
-        let needs = (sizes.stored.map { (0, $0) } + sizes.scratch.map { (1, $0) } + sizes.masks.map { (2, $0) })
-            .enumerated().sorted { $0.element.1 > $1.element.1 }
-        var taken: [Int: AlignedBuffer] = [:]
-        for (position, need) in needs { taken[position] = take(capacity * need.1) }
-        let ordered = (0..<needs.count).map { taken[$0]! }
+        let needs = sizes.stored + sizes.scratch + sizes.masks
+        var taken = [AlignedBuffer?](repeating: nil, count: needs.count)
+        for position in needs.indices.sorted(by: { needs[$0] > needs[$1] }) { taken[position] = take(capacity * needs[position]) }
+        let ordered = taken.map { $0! }
         stored = Array(ordered[0..<sizes.stored.count])
         scratch = Array(ordered[sizes.stored.count..<(sizes.stored.count + sizes.scratch.count)])
         masks = Array(ordered[(sizes.stored.count + sizes.scratch.count)...])

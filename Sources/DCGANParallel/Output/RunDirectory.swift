@@ -67,11 +67,8 @@ public final class RunDirectory {
 
     /// `mkdir -p` with a one-line reason on failure.
     static func makeDirectories(_ path: String) throws {
-        var status = stat()
-        if stat(path, &status) == 0 {
-            guard (status.st_mode & S_IFMT) == S_IFDIR else {
-                throw DataError(path: path, problem: "exists and is not a directory")
-            }
+        if let isDirectory = isDirectory(path) {
+            guard isDirectory else { throw DataError(path: path, problem: "exists and is not a directory") }
             return
         }
         let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
