@@ -163,6 +163,31 @@ for (name, inputSide, inputChannels) in [("dcgan D conv0 64×64×3→32×32×64"
 shardSequence("conv2 fwd+dW+dX, 1 shard of 2", shards: 1)
 shardSequence("conv2 fwd+dW+dX, 16 shards of 2", shards: 16)
 
+/// The generator's first-layer weight gradient as the step computes it (16 shards of 2 samples at batch 32, of 16 at
+/// batch 256): each shard's noiseᵀ · ∂output summed over the shards in the tree, by slices of 256 of the 6 272 output
+/// columns, with the bias. The phase of the step furthest from the peak (README "Where a step's time goes").
+@MainActor func firstLayerGradient(_ name: String, shards: Int, samplesPerShard: Int) {
+    let inputs = 100, outputs = 6272, sliceWidth = 256
+    let noise = (0..<shards).map { randomBuffer(samplesPerShard * inputs, seed: UInt64(30 + $0)) }
+    let outputGradients = (0..<shards).map { randomBuffer(samplesPerShard * outputs, seed: UInt64(60 + $0)) }
+    let kernel = AlignedBuffer(count: inputs * outputs), bias = AlignedBuffer(count: outputs)
+    let pieces = (0..<shards).map {
+        ShardTreeGradient.Shard(input: noise[$0].pointer, outputGradient: outputGradients[$0].pointer,
+                                samples: samplesPerShard)
+    }
+    measurements.append(Measurement(name: name, multiplyAdds: shards * samplesPerShard * inputs * outputs) {
+        withExtendedLifetime((noise, outputGradients)) {}
+        for first in stride(from: 0, to: outputs, by: sliceWidth) {
+            ShardTreeGradient.denseGradients(shards: pieces, inputs: inputs, outputStride: outputs,
+                                             columns: first..<min(first + sliceWidth, outputs),
+                                             kernel: kernel.pointer + first, kernelStride: outputs,
+                                             bias: bias.pointer + first)
+        }
+    })
+}
+firstLayerGradient("G first layer dW, 16 shards of 2", shards: 16, samplesPerShard: 2)
+firstLayerGradient("G first layer dW, 16 shards of 16", shards: 16, samplesPerShard: 16)
+
 let peak = FMAPeak.measureOneThread(seconds: 0.5)
 print("FMA peak, one core: \(String(format: "%.1f", peak)) GFLOP/s")
 print("kernel".padding(toLength: 56, withPad: " ", startingAt: 0) + "   GFLOP/s   % of peak")
