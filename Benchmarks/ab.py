@@ -8,7 +8,8 @@
 Each round runs every build once, in a rotated order (so no build always runs first or last), as
 `pgan bench --format csv` over the given thread counts and batch sizes; images/s per (threads, batch) is the median
 over rounds, and each build's ratio to the first is also given as the median of the per-round ratios (each round's
-runs are adjacent in time, so the ratio of a round cancels most of the drift) with their range. This VM drifts by
+runs are adjacent in time, so the ratio of a round cancels most of the drift) with their range. With more than one
+thread count, each build's speedup over the fewest threads is given the same way, per round. This VM drifts by
 10-25% over minutes, so only interleaved rounds compare builds: two builds of one commit differ by up to 5% in 3
 rounds here, so use 5 or more. With --rss, each build also trains --rss-steps steps at
 batch 32 on 2 threads under /usr/bin/time and reports the peak resident memory (median over rounds).
@@ -28,6 +29,10 @@ def bench(binary, args):
     header = lines[0].split(",")
     rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
     return {(int(r["threads"]), int(r["batch_size"])): float(r["images_per_second"]) for r in rows}
+
+
+def spread(ratios):
+    return f"{statistics.median(ratios):.3f} [{min(ratios):.3f}, {max(ratios):.3f}]"
 
 
 def peak_rss_mib(binary, steps):
@@ -72,17 +77,30 @@ def main():
     baseline = builds[0][0]
     print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; medians of {args.pairs} interleaved rounds "
           f"(bench --steps {args.steps} --repeats {args.repeats})\n")
-    print("| threads | batch | " + " | ".join(f"{name} img/s" for name, _ in builds) + " | "
-          + " | ".join(f"{name}/{baseline} (medians) | {name}/{baseline} per round: median [min, max]"
-                       for name, _ in builds[1:]) + " |")
-    print("|" + " --- |" * (2 + len(builds) + 2 * (len(builds) - 1)))
+    columns = ["threads", "batch"] + [f"{name} img/s" for name, _ in builds]
+    for name, _ in builds[1:]:
+        columns += [f"{name}/{baseline} (medians)", f"{name}/{baseline} per round: median [min, max]"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
     for key in sorted(results[baseline]):
         medians = [statistics.median(results[name][key]) for name, _ in builds]
-        cells = []
+        cells = [str(key[0]), str(key[1])] + [f"{m:.1f}" for m in medians]
         for (name, _), median in zip(builds[1:], medians[1:]):
-            paired = [b / a for a, b in zip(results[baseline][key], results[name][key])]
-            cells.append(f"{median / medians[0]:.3f} | {statistics.median(paired):.3f} [{min(paired):.3f}, {max(paired):.3f}]")
-        print(f"| {key[0]} | {key[1]} | " + " | ".join(f"{m:.1f}" for m in medians) + " | " + " | ".join(cells) + " |")
+            cells += [f"{median / medians[0]:.3f}", spread([b / a for a, b in zip(results[baseline][key], results[name][key])])]
+        print("| " + " | ".join(cells) + " |")
+    # Thread scaling as each round measured it: a round's runs at every thread count come from one bench call, seconds
+    # apart, so their ratio cancels the drift that the medians above keep.
+    thread_counts = sorted({key[0] for key in results[baseline]})
+    if len(thread_counts) > 1:
+        fewest = thread_counts[0]
+        print(f"\nspeedup over {fewest} thread{'s' if fewest > 1 else ''}, per round: median [min, max]\n")
+        print("| build | threads | " + " | ".join(f"batch {b}" for b in sorted({key[1] for key in results[baseline]})) + " |")
+        print("|" + " --- |" * (2 + len({key[1] for key in results[baseline]})))
+        for name, _ in builds:
+            for threads in thread_counts[1:]:
+                cells = [spread([b / a for a, b in zip(results[name][(fewest, batch)], results[name][(threads, batch)])])
+                         for batch in sorted({key[1] for key in results[baseline]})]
+                print(f"| {name} | {threads} | " + " | ".join(cells) + " |")
     if args.rss:
         print("\npeak RSS, train --steps %d --threads 2 --batch-size 32 (MiB): " % args.rss_steps
               + ", ".join(f"{name} {statistics.median(values):.1f}" for name, values in rss.items()))
