@@ -111,8 +111,6 @@ public struct SafeTensors: Sendable {
     }
 }
 
-/// A safetensors file's header, every size in it checked (non-negative, no overflow, inside a file of the given size)
-/// before anything is allocated for it: the metadata, and where each tensor's bytes lie.
 /// Any JSON value, as `JSONDecoder` reads it: what a safetensors header may hold, checked after decoding so that each
 /// malformed part gets its own message.
 enum JSONValue: Decodable {
@@ -153,6 +151,8 @@ enum JSONValue: Decodable {
     }
 }
 
+/// A safetensors file's header, every size in it checked (non-negative, no overflow, inside a file of the given size)
+/// before anything is allocated for it: the metadata, and where each tensor's bytes lie.
 struct SafeTensorsHeader {
     struct Entry {
         let name: String
