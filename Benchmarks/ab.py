@@ -91,15 +91,16 @@ def main():
     # Thread scaling as each round measured it: a round's runs at every thread count come from one bench call, seconds
     # apart, so their ratio cancels the drift that the medians above keep.
     thread_counts = sorted({key[0] for key in results[baseline]})
+    batches = sorted({key[1] for key in results[baseline]})
     if len(thread_counts) > 1:
         fewest = thread_counts[0]
         print(f"\nspeedup over {fewest} thread{'s' if fewest > 1 else ''}, per round: median [min, max]\n")
-        print("| build | threads | " + " | ".join(f"batch {b}" for b in sorted({key[1] for key in results[baseline]})) + " |")
-        print("|" + " --- |" * (2 + len({key[1] for key in results[baseline]})))
+        print("| build | threads | " + " | ".join(f"batch {b}" for b in batches) + " |")
+        print("|" + " --- |" * (2 + len(batches)))
         for name, _ in builds:
             for threads in thread_counts[1:]:
                 cells = [spread([b / a for a, b in zip(results[name][(fewest, batch)], results[name][(threads, batch)])])
-                         for batch in sorted({key[1] for key in results[baseline]})]
+                         for batch in batches]
                 print(f"| {name} | {threads} | " + " | ".join(cells) + " |")
     if args.rss:
         print("\npeak RSS, train --steps %d --threads 2 --batch-size 32 (MiB): " % args.rss_steps

@@ -74,26 +74,30 @@ var measurements: [Measurement] = []
     })
 }
 
+/// A convolution's weights packed as training packs them once per step: for the forward pass (patch × Cout) and,
+/// transposed, for the input gradient (Cout × patch).
+func packedWeights(_ g: ConvolutionGeometry, _ weights: AlignedBuffer) -> (forward: PackedMatrix, transposed: PackedMatrix) {
+    let forward = PackedMatrix(depth: g.patchSize, columns: g.outputChannels)
+    forward.pack(.rowMajor(weights.pointer, columns: g.outputChannels))
+    let transposed = PackedMatrix(depth: g.outputChannels, columns: g.patchSize)
+    transposed.pack(.transposed(weights.pointer, columns: g.outputChannels))
+    return (forward, transposed)
+}
+
 /// `prepacked`: the weights packed once beforehand, as training packs them once per step for every shard.
 @MainActor func convolution(_ name: String, _ g: ConvolutionGeometry, batch: Int, prepacked: Bool = false) {
     let input = randomBuffer(batch * g.inputElementsPerImage, seed: 3), weights = randomBuffer(g.weightCount, seed: 4)
     let output = randomBuffer(batch * g.outputElementsPerImage, seed: 5)
     let dInput = AlignedBuffer(count: input.count), dWeights = AlignedBuffer(count: weights.count)
     let macs = batch * g.multiplyAddsPerImage
-    var packed: PackedMatrix?, packedTranspose: PackedMatrix?
-    if prepacked {
-        packed = PackedMatrix(depth: g.patchSize, columns: g.outputChannels)
-        packed!.pack(.rowMajor(weights.pointer, columns: g.outputChannels))
-        packedTranspose = PackedMatrix(depth: g.outputChannels, columns: g.patchSize)
-        packedTranspose!.pack(.transposed(weights.pointer, columns: g.outputChannels))
-    }
+    let packed = prepacked ? packedWeights(g, weights) : nil
     measurements.append(Measurement(name: "\(name) forward, batch \(batch)", multiplyAdds: macs) {
         Convolution.forward(g, batch: batch, input: input.pointer, weights: weights.pointer, output: output.pointer,
-                            workspace: workspace, packedWeights: packed)
+                            workspace: workspace, packedWeights: packed?.forward)
     })
     measurements.append(Measurement(name: "\(name) backward data, batch \(batch)", multiplyAdds: macs) {
         Convolution.backwardData(g, batch: batch, outputGradient: output.pointer, weights: weights.pointer,
-                                 inputGradient: dInput.pointer, workspace: workspace, packedWeights: packedTranspose)
+                                 inputGradient: dInput.pointer, workspace: workspace, packedWeights: packed?.transposed)
     })
     measurements.append(Measurement(name: "\(name) backward weights, batch \(batch)", multiplyAdds: macs) {
         Convolution.backwardWeights(g, batch: batch, input: input.pointer, outputGradient: output.pointer,
@@ -140,10 +144,7 @@ for (name, inputSide, inputChannels) in [("dcgan D conv0 64×64×3→32×32×64"
 @MainActor func shardSequence(_ name: String, shards: Int) {
     let g = conv2, batch = 2
     let weights = randomBuffer(g.weightCount, seed: 4)
-    let packed = PackedMatrix(depth: g.patchSize, columns: g.outputChannels)
-    packed.pack(.rowMajor(weights.pointer, columns: g.outputChannels))
-    let packedTranspose = PackedMatrix(depth: g.outputChannels, columns: g.patchSize)
-    packedTranspose.pack(.transposed(weights.pointer, columns: g.outputChannels))
+    let packed = packedWeights(g, weights)
     let inputs = (0..<shards).map { randomBuffer(batch * g.inputElementsPerImage, seed: UInt64(10 + $0)) }
     let outputs = (0..<shards).map { _ in AlignedBuffer(count: batch * g.outputElementsPerImage) }
     let dInputs = (0..<shards).map { _ in AlignedBuffer(count: batch * g.inputElementsPerImage) }
@@ -151,12 +152,12 @@ for (name, inputSide, inputChannels) in [("dcgan D conv0 64×64×3→32×32×64"
     measurements.append(Measurement(name: name, multiplyAdds: 3 * shards * batch * g.multiplyAddsPerImage) {
         for s in 0..<shards {
             Convolution.forward(g, batch: batch, input: inputs[s].pointer, weights: weights.pointer,
-                                output: outputs[s].pointer, workspace: workspace, packedWeights: packed)
+                                output: outputs[s].pointer, workspace: workspace, packedWeights: packed.forward)
             Convolution.backwardWeights(g, batch: batch, input: inputs[s].pointer, outputGradient: outputs[s].pointer,
                                         weightGradient: dWeights[s].pointer, accumulate: false, workspace: workspace)
             Convolution.backwardData(g, batch: batch, outputGradient: outputs[s].pointer, weights: weights.pointer,
                                      inputGradient: dInputs[s].pointer, workspace: workspace,
-                                     packedWeights: packedTranspose)
+                                     packedWeights: packed.transposed)
         }
     })
 }
